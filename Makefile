@@ -1,0 +1,32 @@
+# The two commands of the README: `make up` (or `go run ./cmd/mlcd up`) and `make test`.
+# LDFLAGS must equal localcluster.LDFlags (a unit test checks it): without the
+# version the API server reports v0.0.0 and kubectl and Helm refuse it.
+LDFLAGS := -X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean
+GO ?= go
+
+.PHONY: build up test vet controlplane clean
+
+build: bin/mlcd controlplane
+
+bin/mlcd: FORCE
+	$(GO) build -o bin/mlcd ./cmd/mlcd
+
+controlplane:
+	cd controlplane && $(GO) build -ldflags "$(LDFLAGS)" -o ../bin/mlcd-controlplane .
+
+up:
+	$(GO) run ./cmd/mlcd up
+
+vet:
+	$(GO) vet ./...
+	cd controlplane && $(GO) vet ./...
+
+# The control plane is built first so no test binary waits for it under its
+# own timeout; tests then use it through MLCD_CONTROLPLANE.
+test: controlplane vet
+	MLCD_CONTROLPLANE=$(CURDIR)/bin/mlcd-controlplane $(GO) test -timeout 30m -count=1 ./...
+
+clean:
+	rm -rf bin
+
+FORCE:

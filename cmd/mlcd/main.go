@@ -1,0 +1,17 @@
+// Command mlcd is GitOps continuous delivery for machine-learning models on
+// Kubernetes. This file only wires flags to internal/cli.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/mlcd-dev/mlcd/internal/cli"
+)
+
+func main() {
+	if err := cli.NewRoot().Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "error: %s\n", err)
+		os.Exit(1)
+	}
+}
