@@ -14,6 +14,6 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCmd())
+	root.AddCommand(newUpCmd(), newRegistryCmd(), newModelCmd())
 	return root
 }

@@ -206,8 +206,7 @@ func (c *Client) attempt(ctx context.Context, method, u string, body []byte, out
 		return false, 0, nil
 	}
 	apiErr := &Error{Status: resp.StatusCode}
-	if json.Unmarshal(data, apiErr) != nil || apiErr.Code == "" {
-		apiErr.Code = ""
+	if decodeError(data, apiErr) != nil {
 		apiErr.Message = strings.TrimSpace(string(data))
 		if len(apiErr.Message) > 200 {
 			apiErr.Message = apiErr.Message[:200] + "…"
@@ -241,4 +240,13 @@ func redact(u string) string {
 		return u[:i]
 	}
 	return u
+}
+
+// decodeError reads MLflow's {"error_code": …, "message": …} body.
+func decodeError(data []byte, e *Error) error {
+	if err := json.Unmarshal(data, e); err != nil || e.Code == "" {
+		e.Code = ""
+		return errors.New("not an MLflow error body")
+	}
+	return nil
 }
