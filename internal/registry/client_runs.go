@@ -119,4 +119,3 @@ func (c *Client) VersionMetrics(ctx context.Context, v *ModelVersion) (map[strin
 	}
 	return out, nil
 }
-

@@ -12,7 +12,7 @@ import (
 type filterTarget struct {
 	// table alias of the row being filtered and its tag table
 	alias, tagTable, tagJoin string
-	allowRunID              bool
+	allowRunID               bool
 }
 
 var (
