@@ -188,4 +188,3 @@ func startNodes(ctx context.Context, cfg *rest.Config, kubeconfig string, o opti
 		}
 	}
 }
-

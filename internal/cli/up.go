@@ -1,17 +1,22 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
-	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/mlcd-dev/mlcd/internal/controller"
 
 	"github.com/mlcd-dev/mlcd/internal/localcluster"
 )
@@ -21,6 +26,11 @@ type upOptions struct {
 	port           int
 	podReadyDelay  time.Duration
 	registryListen string
+	repo           string
+	revision       string
+	path           string
+	noSync         bool
+	controller     controllerFlags
 }
 
 func newUpCmd() *cobra.Command {
@@ -41,6 +51,11 @@ No containers run: simulated nodes mark scheduled pods Running and Ready.`,
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", ".mlcd", "directory for cluster data, certificates, logs and the kubeconfig")
 	cmd.Flags().IntVar(&o.port, "port", 0, "API server port on 127.0.0.1 (0: the last one used, else a free one)")
 	cmd.Flags().DurationVar(&o.podReadyDelay, "pod-ready-delay", time.Second, "delay before a scheduled pod is marked Running and Ready")
+	cmd.Flags().StringVar(&o.repo, "repo", "", "Git repository (URL or local path) to sync (default: the bundled example, as a local repo in the state dir)")
+	cmd.Flags().StringVar(&o.revision, "revision", "HEAD", "revision of --repo to read the root manifests from")
+	cmd.Flags().StringVar(&o.path, "path", "argocd", "directory in --repo whose manifests (Applications, AppProjects, app-of-apps) are applied, recursively")
+	cmd.Flags().BoolVar(&o.noSync, "no-sync", false, "start only the control plane and the registry")
+	o.controller.add(cmd, false)
 	cmd.Flags().StringVar(&o.registryListen, "registry-listen", "127.0.0.1:5000", "address of the embedded model registry (a free port is used if this one is taken)")
 	return cmd
 }
@@ -86,12 +101,23 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 	go func() { regErr <- serveUntil(ctx, regSrv, regLn) }()
 	fmt.Fprintf(out, "model registry (MLflow API): http://%s (db %s)\n", regLn.Addr(), regOpts.db)
 	fmt.Fprintf(out, "  export MLFLOW_TRACKING_URI=http://%s\n", regLn.Addr())
+
+	ctrlErr := make(chan error, 1)
+	if !o.noSync {
+		if err := startSync(ctx, out, cluster, o, ctrlErr); err != nil {
+			_ = cluster.Stop()
+			return err
+		}
+	}
 	fmt.Fprintln(out, "press Ctrl-C to stop")
 
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(out, "stopping ...")
 		return cluster.Stop()
+	case err := <-ctrlErr:
+		_ = cluster.Stop()
+		return fmt.Errorf("controller stopped: %w", err)
 	case err := <-regErr:
 		_ = cluster.Stop()
 		return fmt.Errorf("model registry stopped: %w", err)
@@ -101,4 +127,46 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 		}
 		return fmt.Errorf("control plane stopped")
 	}
+}
+
+// startSync runs the controller against the local cluster and applies the
+// root manifests of the repository.
+func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster, o upOptions, errc chan<- error) error {
+	cfg, err := cluster.RESTConfig()
+	if err != nil {
+		return err
+	}
+	repoURL := ""
+	if o.repo == "" {
+		if repoURL, err = exampleRepo(o.stateDir); err != nil {
+			return fmt.Errorf("create example repository: %w", err)
+		}
+		fmt.Fprintf(out, "example repository: %s\n", repoURL)
+	} else if repoURL, err = repoURLOf(o.repo); err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(filepath.Join(o.stateDir, "controller.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	ctrllog.SetLogger(logr.FromSlogHandler(newLogHandler(logFile)))
+	c, err := controller.New(ctx, cfg, o.controller.options(filepath.Join(o.stateDir, "cache")))
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := c.Start(ctx); err != nil && ctx.Err() == nil {
+			errc <- err
+		}
+	}()
+	if !c.Manager.GetCache().WaitForCacheSync(ctx) {
+		return fmt.Errorf("controller cache did not sync")
+	}
+	n, err := applyRoot(ctx, c, repoURL, o.revision, o.path)
+	if err != nil {
+		return fmt.Errorf("apply %s from %s: %w", o.path, repoURL, err)
+	}
+	fmt.Fprintf(out, "controller syncing: applied %d manifests from %s (path %s); logs in %s\n", n, repoURL, o.path, logFile.Name())
+	fmt.Fprintln(out, "  kubectl get applications -A")
+	return nil
 }

@@ -264,4 +264,3 @@ func TestCorruptDataDirIsAClearError(t *testing.T) {
 		t.Fatalf("got %v, want a one-line etcd data error", err)
 	}
 }
-

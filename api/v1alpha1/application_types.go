@@ -1,0 +1,269 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Application is Argo CD's Application: a source in Git rendered and synced
+// to a destination.
+type Application struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              ApplicationSpec   `json:"spec"`
+	Status            ApplicationStatus `json:"status,omitempty"`
+}
+
+// ApplicationList is a list of Applications.
+type ApplicationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Application `json:"items"`
+}
+
+// ApplicationSpec is the desired state.
+type ApplicationSpec struct {
+	Source               *ApplicationSource          `json:"source,omitempty"`
+	Sources              []ApplicationSource         `json:"sources,omitempty"`
+	Destination          ApplicationDestination      `json:"destination"`
+	Project              string                      `json:"project"`
+	SyncPolicy           *SyncPolicy                 `json:"syncPolicy,omitempty"`
+	IgnoreDifferences    []ResourceIgnoreDifferences `json:"ignoreDifferences,omitempty"`
+	RevisionHistoryLimit *int64                      `json:"revisionHistoryLimit,omitempty"`
+}
+
+// ApplicationSource is where manifests come from.
+type ApplicationSource struct {
+	RepoURL        string                      `json:"repoURL"`
+	Path           string                      `json:"path,omitempty"`
+	TargetRevision string                      `json:"targetRevision,omitempty"`
+	Chart          string                      `json:"chart,omitempty"`
+	Helm           *ApplicationSourceHelm      `json:"helm,omitempty"`
+	Kustomize      *ApplicationSourceKustomize `json:"kustomize,omitempty"`
+	Directory      *ApplicationSourceDirectory `json:"directory,omitempty"`
+}
+
+// ApplicationSourceHelm holds Helm options.
+type ApplicationSourceHelm struct {
+	ValueFiles              []string              `json:"valueFiles,omitempty"`
+	IgnoreMissingValueFiles bool                  `json:"ignoreMissingValueFiles,omitempty"`
+	Parameters              []HelmParameter       `json:"parameters,omitempty"`
+	Values                  string                `json:"values,omitempty"`
+	ValuesObject            *runtime.RawExtension `json:"valuesObject,omitempty"`
+	ReleaseName             string                `json:"releaseName,omitempty"`
+}
+
+// HelmParameter overrides one value like `helm --set` (`--set-string`
+// with ForceString).
+type HelmParameter struct {
+	Name        string `json:"name,omitempty"`
+	Value       string `json:"value,omitempty"`
+	ForceString bool   `json:"forceString,omitempty"`
+}
+
+// ApplicationSourceKustomize holds Kustomize options.
+type ApplicationSourceKustomize struct {
+	NamePrefix   string            `json:"namePrefix,omitempty"`
+	NameSuffix   string            `json:"nameSuffix,omitempty"`
+	Images       []string          `json:"images,omitempty"`
+	CommonLabels map[string]string `json:"commonLabels,omitempty"`
+	Namespace    string            `json:"namespace,omitempty"`
+}
+
+// ApplicationSourceDirectory holds options for plain YAML directories.
+type ApplicationSourceDirectory struct {
+	Recurse bool   `json:"recurse,omitempty"`
+	Include string `json:"include,omitempty"`
+	Exclude string `json:"exclude,omitempty"`
+}
+
+// ApplicationDestination is the target cluster and namespace.
+type ApplicationDestination struct {
+	Server    string `json:"server,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+}
+
+// SyncPolicy controls automated sync.
+type SyncPolicy struct {
+	Automated   *SyncPolicyAutomated `json:"automated,omitempty"`
+	SyncOptions []string             `json:"syncOptions,omitempty"`
+	Retry       *RetryStrategy       `json:"retry,omitempty"`
+}
+
+// SyncPolicyAutomated enables automated sync.
+type SyncPolicyAutomated struct {
+	Prune      bool `json:"prune,omitempty"`
+	SelfHeal   bool `json:"selfHeal,omitempty"`
+	AllowEmpty bool `json:"allowEmpty,omitempty"`
+}
+
+// RetryStrategy retries failed syncs with backoff.
+type RetryStrategy struct {
+	Limit   int64    `json:"limit,omitempty"`
+	Backoff *Backoff `json:"backoff,omitempty"`
+}
+
+// Backoff is the retry backoff: Duration × Factor^n, capped at MaxDuration.
+type Backoff struct {
+	Duration    string `json:"duration,omitempty"`
+	Factor      *int64 `json:"factor,omitempty"`
+	MaxDuration string `json:"maxDuration,omitempty"`
+}
+
+// ResourceIgnoreDifferences ignores fields when comparing.
+type ResourceIgnoreDifferences struct {
+	Group                 string   `json:"group,omitempty"`
+	Kind                  string   `json:"kind"`
+	Name                  string   `json:"name,omitempty"`
+	Namespace             string   `json:"namespace,omitempty"`
+	JSONPointers          []string `json:"jsonPointers,omitempty"`
+	JQPathExpressions     []string `json:"jqPathExpressions,omitempty"`
+	ManagedFieldsManagers []string `json:"managedFieldsManagers,omitempty"`
+}
+
+// Sync statuses.
+const (
+	SyncStatusSynced    = "Synced"
+	SyncStatusOutOfSync = "OutOfSync"
+	SyncStatusUnknown   = "Unknown"
+)
+
+// Health statuses, as Argo CD names them.
+const (
+	HealthHealthy     = "Healthy"
+	HealthProgressing = "Progressing"
+	HealthDegraded    = "Degraded"
+	HealthSuspended   = "Suspended"
+	HealthMissing     = "Missing"
+	HealthUnknown     = "Unknown"
+)
+
+// Condition types.
+const (
+	ConditionComparisonError  = "ComparisonError"
+	ConditionSyncError        = "SyncError"
+	ConditionInvalidSpecError = "InvalidSpecError"
+	ConditionOrphaned         = "OrphanedResourceWarning"
+)
+
+// ApplicationStatus is the observed state.
+type ApplicationStatus struct {
+	Resources      []ResourceStatus       `json:"resources,omitempty"`
+	Sync           SyncStatus             `json:"sync,omitempty"`
+	Health         HealthStatus           `json:"health,omitempty"`
+	History        []RevisionHistory      `json:"history,omitempty"`
+	Conditions     []ApplicationCondition `json:"conditions,omitempty"`
+	ReconciledAt   *metav1.Time           `json:"reconciledAt,omitempty"`
+	OperationState *OperationState        `json:"operationState,omitempty"`
+	SourceType     string                 `json:"sourceType,omitempty"`
+}
+
+// ResourceStatus is one managed object; the list is the app's inventory,
+// the only objects mlcd ever prunes.
+type ResourceStatus struct {
+	Group     string        `json:"group,omitempty"`
+	Version   string        `json:"version,omitempty"`
+	Kind      string        `json:"kind,omitempty"`
+	Namespace string        `json:"namespace,omitempty"`
+	Name      string        `json:"name,omitempty"`
+	Status    string        `json:"status,omitempty"`
+	Health    *HealthStatus `json:"health,omitempty"`
+}
+
+// SyncStatus says whether live state equals Git at Revision.
+type SyncStatus struct {
+	Status     string     `json:"status"`
+	Revision   string     `json:"revision,omitempty"`
+	ComparedTo ComparedTo `json:"comparedTo,omitempty"`
+}
+
+// ComparedTo is what the status was computed against.
+type ComparedTo struct {
+	Source      ApplicationSource      `json:"source,omitempty"`
+	Destination ApplicationDestination `json:"destination,omitempty"`
+}
+
+// HealthStatus is a health and why.
+type HealthStatus struct {
+	Status  string `json:"status,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// RevisionHistory is one successful sync.
+type RevisionHistory struct {
+	ID              int64             `json:"id"`
+	Revision        string            `json:"revision,omitempty"`
+	DeployedAt      metav1.Time       `json:"deployedAt"`
+	DeployStartedAt *metav1.Time      `json:"deployStartedAt,omitempty"`
+	Source          ApplicationSource `json:"source,omitempty"`
+}
+
+// ApplicationCondition reports an error or warning.
+type ApplicationCondition struct {
+	Type               string       `json:"type"`
+	Message            string       `json:"message"`
+	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
+}
+
+// OperationState is the last sync operation.
+type OperationState struct {
+	Phase      string               `json:"phase"`
+	Message    string               `json:"message,omitempty"`
+	SyncResult *SyncOperationResult `json:"syncResult,omitempty"`
+	StartedAt  metav1.Time          `json:"startedAt"`
+	FinishedAt *metav1.Time         `json:"finishedAt,omitempty"`
+	RetryCount int64                `json:"retryCount,omitempty"`
+}
+
+// Operation phases.
+const (
+	PhaseRunning   = "Running"
+	PhaseFailed    = "Failed"
+	PhaseError     = "Error"
+	PhaseSucceeded = "Succeeded"
+)
+
+// SyncOperationResult lists what a sync did to each object.
+type SyncOperationResult struct {
+	Resources []ResourceResult `json:"resources,omitempty"`
+	Revision  string           `json:"revision"`
+}
+
+// ResourceResult is one object's outcome: created, configured, unchanged,
+// pruned, skipped.
+type ResourceResult struct {
+	Group     string `json:"group,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Status    string `json:"status,omitempty"`
+	Message   string `json:"message,omitempty"`
+}
+
+// SourceOf returns the app's single source (Sources[0] for multi-source
+// apps, which mlcd does not support beyond the first).
+func (a *Application) SourceOf() *ApplicationSource {
+	if a.Spec.Source != nil {
+		return a.Spec.Source
+	}
+	if len(a.Spec.Sources) > 0 {
+		return &a.Spec.Sources[0]
+	}
+	return nil
+}
+
+// HasSyncOption reports whether syncOptions contains opt (e.g.
+// "CreateNamespace=true").
+func (a *Application) HasSyncOption(opt string) bool {
+	if a.Spec.SyncPolicy == nil {
+		return false
+	}
+	for _, o := range a.Spec.SyncPolicy.SyncOptions {
+		if o == opt {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,184 @@
+// Package apply syncs objects to a cluster with server-side apply through
+// fluxcd/pkg/ssa: dry-run diff, staged apply (CRDs and Namespaces first),
+// CreateNamespace, and pruning from an inventory. It reports per-object
+// outcomes in the words the CLI and UI share (created, configured,
+// unchanged, pruned, skipped); it decides no policy.
+package apply
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/pkg/ssa"
+	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// FieldManager is mlcd's server-side apply field manager.
+const FieldManager = "mlcd"
+
+// Applier applies and prunes objects.
+type Applier struct {
+	rm     *ssa.ResourceManager
+	client client.Client
+}
+
+// New returns an Applier on c.
+func New(c client.Client) *Applier {
+	poller := polling.NewStatusPoller(c, c.RESTMapper(), polling.Options{})
+	rm := ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: "mlcd.io"})
+	rm.SetConcurrency(8)
+	return &Applier{rm: rm, client: c}
+}
+
+// Result is one object's outcome.
+type Result struct {
+	Object  *unstructured.Unstructured
+	Action  string
+	Message string
+}
+
+// Normalize sets the destination namespace on namespaced objects that have
+// none and refuses kinds the API server does not know (a missing CRD).
+func (a *Applier) Normalize(objs []*unstructured.Unstructured, namespace string) error {
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		m, err := a.client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			if meta.IsNoMatchError(err) {
+				return fmt.Errorf("%s %s: unknown kind %s (is its CRD installed?)", gvk.Kind, o.GetName(), gvk.GroupVersion().WithKind(gvk.Kind))
+			}
+			return fmt.Errorf("%s %s: %w", gvk.Kind, o.GetName(), err)
+		}
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			if o.GetNamespace() == "" {
+				o.SetNamespace(namespace)
+			}
+		} else {
+			o.SetNamespace("")
+		}
+	}
+	return nil
+}
+
+// IsNamespaced reports the scope of an object's kind.
+func (a *Applier) IsNamespaced(o *unstructured.Unstructured) bool {
+	gvk := o.GroupVersionKind()
+	m, err := a.client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	return err == nil && m.Scope.Name() == meta.RESTScopeNameNamespace
+}
+
+// Diff dry-runs every object and returns those that would change, with the
+// action ("created" or "configured"). Defaulted fields make no noise: the
+// comparison is between the live object and the server's dry-run result.
+func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, error) {
+	var out []Result
+	missingNS := map[string]bool{}
+	for _, o := range objs {
+		if ns := o.GetNamespace(); ns != "" {
+			missing, seen := missingNS[ns]
+			if !seen {
+				var n corev1.Namespace
+				err := a.client.Get(ctx, client.ObjectKey{Name: ns}, &n)
+				missing = apierrors.IsNotFound(err)
+				missingNS[ns] = missing
+			}
+			if missing { // nothing exists there yet: a dry run cannot be made
+				out = append(out, Result{Object: o, Action: string(ssa.CreatedAction)})
+				continue
+			}
+		}
+		entry, _, _, err := a.rm.Diff(ctx, o, ssa.DiffOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("diff %s: %s", describe(o), oneLine(err))
+		}
+		if entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction {
+			out = append(out, Result{Object: o, Action: string(entry.Action)})
+		}
+	}
+	return out, nil
+}
+
+// Apply applies the objects (Namespaces and CRDs first) and returns each
+// object's outcome.
+func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, error) {
+	opts := ssa.DefaultApplyOptions()
+	opts.Force = false
+	cs, err := a.rm.ApplyAllStaged(ctx, objs, opts)
+	var out []Result
+	if cs != nil {
+		byKey := map[string]*unstructured.Unstructured{}
+		for _, o := range objs {
+			byKey[describe(o)] = o
+		}
+		for _, e := range cs.Entries {
+			out = append(out, Result{Object: byKey[e.Subject], Action: string(e.Action)})
+		}
+	}
+	if err != nil {
+		return out, fmt.Errorf("apply: %s", oneLine(err))
+	}
+	return out, nil
+}
+
+// EnsureNamespace creates the namespace when missing (CreateNamespace=true).
+func (a *Applier) EnsureNamespace(ctx context.Context, name string) error {
+	ns := &unstructured.Unstructured{}
+	ns.SetAPIVersion("v1")
+	ns.SetKind("Namespace")
+	ns.SetName(name)
+	var existing corev1.Namespace
+	if err := a.client.Get(ctx, client.ObjectKey{Name: name}, &existing); err == nil {
+		return nil
+	}
+	if err := a.client.Patch(ctx, ns, client.Apply, client.FieldOwner(FieldManager)); err != nil {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// Prune deletes the objects (which the caller took from its inventory).
+func (a *Applier) Prune(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, error) {
+	if len(objs) == 0 {
+		return nil, nil
+	}
+	cs, err := a.rm.DeleteAll(ctx, objs, ssa.DefaultDeleteOptions())
+	var out []Result
+	if cs != nil {
+		for _, e := range cs.Entries {
+			action := string(e.Action)
+			if e.Action == ssa.DeletedAction {
+				action = "pruned"
+			}
+			out = append(out, Result{Action: action, Message: e.Subject})
+		}
+	}
+	if err != nil {
+		return out, fmt.Errorf("prune: %s", oneLine(err))
+	}
+	return out, nil
+}
+
+// Get returns the live object, nil when it does not exist.
+func (a *Applier) Get(ctx context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(o.GroupVersionKind())
+	err := a.client.Get(ctx, client.ObjectKeyFromObject(o), live)
+	if client.IgnoreNotFound(err) != nil {
+		return nil, err
+	}
+	if err != nil {
+		return nil, nil
+	}
+	return live, nil
+}
+
+func describe(o *unstructured.Unstructured) string { return ssautils.FmtUnstructured(o) }
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

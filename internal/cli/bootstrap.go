@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/examples"
+	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/render"
+	"github.com/mlcd-dev/mlcd/internal/source"
+)
+
+// exampleRepo turns the bundled example into a local Git repository in the
+// state dir (once) and returns its URL.
+func exampleRepo(stateDir string) (string, error) {
+	dir, err := filepath.Abs(filepath.Join(stateDir, "repos", "ml-deployments"))
+	if err != nil {
+		return "", err
+	}
+	return source.InitFromFS(dir, examples.MLDeployments, "ml-deployments", map[string]string{
+		examples.MLDeploymentsRepoURL: "file://" + dir,
+	})
+}
+
+// repoURLOf accepts a URL or a local path to a repository.
+func repoURLOf(repo string) (string, error) {
+	if strings.Contains(repo, "://") || strings.HasPrefix(repo, "git@") {
+		return repo, nil
+	}
+	abs, err := filepath.Abs(repo)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return "", fmt.Errorf("repository %s: %w", repo, err)
+	}
+	return "file://" + abs, nil
+}
+
+// applyRoot applies every manifest found under path at revision of the
+// repository — Applications, AppProjects, the root of an app-of-apps —
+// creating the namespaces they name. The controller takes over from there.
+func applyRoot(ctx context.Context, c *controller.Controller, repoURL, revision, path string) (int, error) {
+	r := c.Reconciler
+	sha, err := r.Sources.Resolve(ctx, repoURL, revision, source.Credentials{}, true)
+	if err != nil {
+		return 0, err
+	}
+	root, err := r.Sources.Checkout(ctx, repoURL, sha)
+	if err != nil {
+		return 0, err
+	}
+	res, err := r.Renderer.Render(render.Input{
+		Root: root, Revision: sha,
+		Source: v1alpha1.ApplicationSource{RepoURL: repoURL, Path: path, Directory: &v1alpha1.ApplicationSourceDirectory{Recurse: true}},
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := r.Applier.Normalize(res.Objects, "argocd"); err != nil {
+		return 0, err
+	}
+	seen := map[string]bool{}
+	for _, o := range res.Objects {
+		if ns := o.GetNamespace(); ns != "" && !seen[ns] {
+			seen[ns] = true
+			if err := r.Applier.EnsureNamespace(ctx, ns); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if _, err := r.Applier.Apply(ctx, res.Objects); err != nil {
+		return 0, err
+	}
+	return len(res.Objects), nil
+}

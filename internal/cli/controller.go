@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/mlcd-dev/mlcd/internal/controller"
+)
+
+type controllerFlags struct {
+	kubeconfig    string
+	appNamespaces string
+	pollInterval  time.Duration
+	cacheDir      string
+	namespace     string
+}
+
+func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
+	if withKubeconfig {
+		cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default $KUBECONFIG, ~/.kube/config or in-cluster)")
+		cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "Git cache directory (default the user cache dir)")
+	}
+	cmd.Flags().StringVar(&f.appNamespaces, "app-namespaces", "", "comma-separated namespaces to read Applications from (default all)")
+	cmd.Flags().DurationVar(&f.pollInterval, "poll-interval", 3*time.Minute, "how often repositories are fetched without a refresh request")
+	cmd.Flags().StringVar(&f.namespace, "namespace", "argocd", "the controller's own namespace (also searched for projects and repository Secrets)")
+}
+
+func (f *controllerFlags) options(cacheDir string) controller.ManagerOptions {
+	var nss []string
+	for _, ns := range strings.Split(f.appNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			nss = append(nss, ns)
+		}
+	}
+	return controller.ManagerOptions{
+		Options:  controller.Options{PollInterval: f.pollInterval, AppNamespaces: nss, ControllerNamespace: f.namespace},
+		CacheDir: cacheDir,
+	}
+}
+
+func newControllerCmd() *cobra.Command {
+	var f controllerFlags
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the Application controller against a cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cfg, err := restConfig(f.kubeconfig)
+			if err != nil {
+				return err
+			}
+			cacheDir := f.cacheDir
+			if cacheDir == "" {
+				base, err := os.UserCacheDir()
+				if err != nil {
+					base = os.TempDir()
+				}
+				cacheDir = filepath.Join(base, "mlcd", "controller")
+			}
+			ctrllog.SetLogger(logr.FromSlogHandler(newLogHandler(cmd.ErrOrStderr())))
+			c, err := controller.New(ctx, cfg, f.options(cacheDir))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "controller running against %s\n", cfg.Host)
+			return c.Start(ctx)
+		},
+	}
+	f.add(cmd, true)
+	return cmd
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	return cfg, nil
+}

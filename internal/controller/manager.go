@@ -1,0 +1,80 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/apply"
+	"github.com/mlcd-dev/mlcd/internal/render"
+	"github.com/mlcd-dev/mlcd/internal/source"
+)
+
+// Scheme knows the built-in kinds, CRDs and mlcd's kinds.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = apiextensionsv1.AddToScheme(s)
+	_ = v1alpha1.AddToScheme(s)
+	return s
+}
+
+// ManagerOptions configure Run.
+type ManagerOptions struct {
+	Options
+	// CacheDir holds Git repositories and checkouts.
+	CacheDir string
+}
+
+// Controller is a configured, not yet started, Application controller.
+type Controller struct {
+	Manager    ctrl.Manager
+	Reconciler *ApplicationReconciler
+}
+
+// New builds the manager and reconciler for the cluster at cfg and
+// installs mlcd's CRDs.
+func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, error) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  Scheme(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Client:  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, err
+	}
+	if err := InstallCRDs(ctx, direct); err != nil {
+		return nil, err
+	}
+	// The mapper caches discovery: reset it so the new CRDs are known.
+	if r, ok := mgr.GetRESTMapper().(interface{ Reset() }); ok {
+		r.Reset()
+	}
+	rec := &ApplicationReconciler{
+		Client:   mgr.GetClient(),
+		Applier:  apply.New(mgr.GetClient()),
+		Sources:  source.NewCache(source.Options{Dir: filepath.Join(o.CacheDir, "git"), MaxAge: o.PollInterval}),
+		Renderer: render.New(),
+		Options:  o.Options,
+	}
+	if err := rec.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	return &Controller{Manager: mgr, Reconciler: rec}, nil
+}
+
+// Start runs the controller until ctx ends.
+func (c *Controller) Start(ctx context.Context) error { return c.Manager.Start(ctx) }

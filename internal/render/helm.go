@@ -1,0 +1,144 @@
+package render
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"helm.sh/helm/v4/pkg/chart/common"
+	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
+	"helm.sh/helm/v4/pkg/chart/loader"
+	"helm.sh/helm/v4/pkg/engine"
+	"helm.sh/helm/v4/pkg/strvals"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/mlcd-dev/mlcd/internal/manifest"
+	"github.com/mlcd-dev/mlcd/internal/source"
+)
+
+// helmTemplate renders the chart at dir as `helm template` would: values
+// files (relative to the chart dir), then inline values, then parameters.
+func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, error) {
+	chartPath := rel(in.Root, dir)
+	chrt, err := loader.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load chart %s: %s", chartPath, oneLine(err))
+	}
+	vals := map[string]any{}
+	h := in.Source.Helm
+	releaseName := in.AppName
+	if h != nil {
+		if h.ReleaseName != "" {
+			releaseName = h.ReleaseName
+		}
+		for _, vf := range h.ValueFiles {
+			relToRoot := filepath.ToSlash(filepath.Join(chartPath, vf))
+			if filepath.IsAbs(vf) {
+				return nil, fmt.Errorf("values file %s: absolute paths are not allowed", vf)
+			}
+			p, err := source.Join(in.Root, relToRoot)
+			if err != nil {
+				if os.IsNotExist(err) {
+					if h.IgnoreMissingValueFiles {
+						continue
+					}
+					return nil, fmt.Errorf("values file %s not found in %s", vf, chartPath)
+				}
+				return nil, fmt.Errorf("values file %s: %s", vf, err)
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("values file %s: %w", relToRoot, err)
+			}
+			var fileVals map[string]any
+			if err := yaml.Unmarshal(data, &fileVals); err != nil {
+				return nil, fmt.Errorf("values file %s: invalid YAML: %s", relToRoot, oneLine(err))
+			}
+			mergeMaps(vals, fileVals)
+		}
+		if h.Values != "" {
+			var inline map[string]any
+			if err := yaml.Unmarshal([]byte(h.Values), &inline); err != nil {
+				return nil, fmt.Errorf("helm.values: invalid YAML: %s", oneLine(err))
+			}
+			mergeMaps(vals, inline)
+		}
+		if h.ValuesObject != nil && len(h.ValuesObject.Raw) > 0 {
+			var obj map[string]any
+			if err := yaml.Unmarshal(h.ValuesObject.Raw, &obj); err != nil {
+				return nil, fmt.Errorf("helm.valuesObject: %s", oneLine(err))
+			}
+			mergeMaps(vals, obj)
+		}
+		for _, p := range h.Parameters {
+			set := p.Name + "=" + p.Value
+			var err error
+			if p.ForceString {
+				err = strvals.ParseIntoString(set, vals)
+			} else {
+				err = strvals.ParseInto(set, vals)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("helm parameter %s: %s", p.Name, oneLine(err))
+			}
+		}
+	}
+	opts := common.ReleaseOptions{Name: releaseName, Namespace: in.Namespace, Revision: 1, IsInstall: true}
+	renderVals, err := chartutil.ToRenderValues(chrt, vals, opts, common.DefaultCapabilities.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("chart %s values: %s", chartPath, oneLine(err))
+	}
+	files, err := engine.Render(chrt, renderVals)
+	if err != nil {
+		return nil, fmt.Errorf("chart %s: template error: %s", chartPath, oneLine(err))
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var out []*unstructured.Unstructured
+	for _, name := range names {
+		base := filepath.Base(name)
+		if strings.HasPrefix(base, "_") || strings.HasSuffix(name, "NOTES.txt") || strings.TrimSpace(files[name]) == "" {
+			continue
+		}
+		if strings.Contains(name, "/tests/") {
+			continue
+		}
+		objs, err := manifest.Parse(name, []byte(files[name]))
+		if err != nil {
+			return nil, fmt.Errorf("chart %s: %s", chartPath, err)
+		}
+		for _, o := range objs {
+			if isHelmHook(o) {
+				continue
+			}
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// isHelmHook skips test hooks, which a sync must not create.
+func isHelmHook(o *unstructured.Unstructured) bool {
+	hook := o.GetAnnotations()["helm.sh/hook"]
+	return strings.Contains(hook, "test")
+}
+
+func mergeMaps(dst, src map[string]any) {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				mergeMaps(dm, sm)
+				continue
+			}
+		}
+		dst[k] = v
+	}
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

@@ -1,0 +1,301 @@
+package source
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"golang.org/x/crypto/ssh"
+)
+
+// Credentials authenticate to a repository. Zero means anonymous.
+type Credentials struct {
+	Username, Password string
+	SSHPrivateKey      string
+	// InsecureIgnoreHostKey skips SSH host-key checks (Argo CD's "insecure").
+	InsecureIgnoreHostKey bool
+	// KnownHosts is an OpenSSH known_hosts text used to verify SSH hosts.
+	KnownHosts string
+}
+
+// Options configure a Cache.
+type Options struct {
+	// Dir holds bare repositories and checked-out trees.
+	Dir string
+	// MaxAge is how long a fetch is reused before Resolve fetches again
+	// (the poll interval). Default 3m.
+	MaxAge time.Duration
+}
+
+// Cache fetches repositories and checks out commits. Safe for concurrent
+// use; fetches of one repository are serialised and shared.
+type Cache struct {
+	opts  Options
+	mu    sync.Mutex
+	repos map[string]*repoEntry
+}
+
+type repoEntry struct {
+	mu        sync.Mutex
+	path      string
+	fetchedAt time.Time
+	headRef   plumbing.ReferenceName
+	repo      *git.Repository
+}
+
+// NewCache returns a cache rooted at opts.Dir.
+func NewCache(opts Options) *Cache {
+	if opts.MaxAge == 0 {
+		opts.MaxAge = 3 * time.Minute
+	}
+	return &Cache{opts: opts, repos: map[string]*repoEntry{}}
+}
+
+func key(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:12])
+}
+
+func (c *Cache) entry(url string) *repoEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.repos[url]
+	if !ok {
+		e = &repoEntry{path: filepath.Join(c.opts.Dir, "repos", key(url))}
+		c.repos[url] = e
+	}
+	return e
+}
+
+// ErrRevisionNotFound is returned when a targetRevision names nothing.
+var ErrRevisionNotFound = errors.New("revision not found")
+
+// Resolve returns the commit SHA that revision names in the repository at
+// url, fetching first when the last fetch is older than MaxAge or refresh
+// is set.
+func (c *Cache) Resolve(ctx context.Context, url, revision string, creds Credentials, refresh bool) (string, error) {
+	e := c.entry(url)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if refresh || e.repo == nil || time.Since(e.fetchedAt) > c.opts.MaxAge {
+		if err := c.fetch(ctx, e, url, creds); err != nil {
+			return "", err
+		}
+	}
+	return resolve(e, revision)
+}
+
+func (c *Cache) fetch(ctx context.Context, e *repoEntry, url string, creds Credentials) error {
+	auth, err := authFor(url, creds)
+	if err != nil {
+		return err
+	}
+	if e.repo == nil {
+		r, err := git.PlainOpen(e.path)
+		if err != nil {
+			if err := os.MkdirAll(e.path, 0o755); err != nil {
+				return fmt.Errorf("create repo cache: %w", err)
+			}
+			r, err = git.PlainInit(e.path, true)
+			if err != nil {
+				return fmt.Errorf("init repo cache: %w", err)
+			}
+			if _, err := r.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{url}}); err != nil {
+				return err
+			}
+		}
+		e.repo = r
+	}
+	remote, err := e.repo.Remote("origin")
+	if err != nil {
+		return err
+	}
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
+	if err != nil {
+		return fmt.Errorf("repository %s is unreachable: %s", redactURL(url), oneLine(err))
+	}
+	for _, r := range refs {
+		if r.Name() == plumbing.HEAD && r.Type() == plumbing.SymbolicReference {
+			e.headRef = r.Target()
+		}
+	}
+	err = remote.FetchContext(ctx, &git.FetchOptions{
+		Auth:     auth,
+		RefSpecs: []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
+		Force:    true,
+		Prune:    true,
+		Tags:     git.NoTags,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("fetch %s: %s", redactURL(url), oneLine(err))
+	}
+	e.fetchedAt = time.Now()
+	return nil
+}
+
+func resolve(e *repoEntry, revision string) (string, error) {
+	r := e.repo
+	rev := strings.TrimSpace(revision)
+	if rev == "" || rev == "HEAD" {
+		if e.headRef == "" {
+			return "", fmt.Errorf("revision HEAD: the repository has no default branch: %w", ErrRevisionNotFound)
+		}
+		rev = e.headRef.String()
+	}
+	candidates := []plumbing.ReferenceName{plumbing.ReferenceName(rev), plumbing.NewBranchReferenceName(rev), plumbing.NewTagReferenceName(rev)}
+	for _, name := range candidates {
+		ref, err := r.Reference(name, true)
+		if err != nil {
+			continue
+		}
+		return peel(r, ref.Hash())
+	}
+	if isHex(rev) && len(rev) >= 4 {
+		h, err := r.ResolveRevision(plumbing.Revision(rev))
+		if err == nil {
+			return peel(r, *h)
+		}
+	}
+	return "", fmt.Errorf("revision %s: %w", revision, ErrRevisionNotFound)
+}
+
+// peel follows annotated tags to their commit.
+func peel(r *git.Repository, h plumbing.Hash) (string, error) {
+	if tag, err := r.TagObject(h); err == nil {
+		c, err := tag.Commit()
+		if err != nil {
+			return "", err
+		}
+		return c.Hash.String(), nil
+	}
+	if _, err := r.CommitObject(h); err != nil {
+		return "", fmt.Errorf("revision %s is not a commit: %w", h, ErrRevisionNotFound)
+	}
+	return h.String(), nil
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Checkout materialises the commit's tree and returns its root. Trees are
+// immutable and cached by repo + SHA.
+func (c *Cache) Checkout(ctx context.Context, url, sha string) (string, error) {
+	e := c.entry(url)
+	dir := filepath.Join(c.opts.Dir, "trees", key(url), sha)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	if e.repo == nil {
+		return "", fmt.Errorf("repository %s not fetched", redactURL(url))
+	}
+	commit, err := e.repo.CommitObject(plumbing.NewHash(sha))
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", sha, err)
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		return "", err
+	}
+	tmp := dir + ".tmp"
+	_ = os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", err
+	}
+	err = tree.Files().ForEach(func(f *object.File) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		target := filepath.Join(tmp, filepath.FromSlash(f.Name))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		content, err := f.Contents()
+		if err != nil {
+			return err
+		}
+		if f.Mode.String() == "0120000" { // symlink: the blob is its target
+			return os.Symlink(content, target)
+		}
+		return os.WriteFile(target, []byte(content), 0o644)
+	})
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("check out %s: %w", sha, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+func authFor(url string, creds Credentials) (transport.AuthMethod, error) {
+	if creds.SSHPrivateKey != "" {
+		user := "git"
+		if ep, err := transport.NewEndpoint(url); err == nil && ep.User != "" {
+			user = ep.User
+		}
+		keys, err := gitssh.NewPublicKeys(user, []byte(creds.SSHPrivateKey), "")
+		if err != nil {
+			return nil, fmt.Errorf("ssh private key for %s: %w", redactURL(url), err)
+		}
+		switch {
+		case creds.InsecureIgnoreHostKey:
+			keys.HostKeyCallback = ssh.InsecureIgnoreHostKey() //nolint:gosec // explicit opt-in per repository
+		case creds.KnownHosts != "":
+			cb, err := knownHostsCallback(creds.KnownHosts)
+			if err != nil {
+				return nil, err
+			}
+			keys.HostKeyCallback = cb
+		default:
+			return nil, fmt.Errorf("ssh repository %s: no known host key (set insecure or known hosts)", redactURL(url))
+		}
+		return keys, nil
+	}
+	if creds.Username != "" || creds.Password != "" {
+		user := creds.Username
+		if user == "" {
+			user = "x-access-token" // token-only credentials, as GitHub and GitLab accept
+		}
+		return &http.BasicAuth{Username: user, Password: creds.Password}, nil
+	}
+	return nil, nil
+}
+
+// redactURL drops user info from a URL for messages.
+func redactURL(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		rest := u[i+3:]
+		if at := strings.Index(rest, "@"); at >= 0 && at < strings.IndexAny(rest+"/", "/") {
+			return u[:i+3] + rest[at+1:]
+		}
+	}
+	return u
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
