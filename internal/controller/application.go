@@ -74,7 +74,7 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.mgr = mgr
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Application{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles, SkipNameValidation: ptr(true)}).
 		Build(r)
 	if err != nil {
 		return err
@@ -333,3 +333,5 @@ func clearConditions(app *v1alpha1.Application, types ...string) {
 	}
 	app.Status.Conditions = out
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -10,7 +10,10 @@ import (
 	"io"
 	"strings"
 
+	"encoding/json"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
@@ -30,12 +33,20 @@ func Parse(source string, data []byte) ([]*unstructured.Unstructured, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	var out []*unstructured.Unstructured
 	for i := 1; ; i++ {
-		var obj map[string]any
-		if err := dec.Decode(&obj); err != nil {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
 			if errors.Is(err, io.EOF) {
 				return out, nil
 			}
 			return nil, fmt.Errorf("%s: document %d: invalid YAML: %s", source, i, oneLine(err))
+		}
+		// apimachinery's json keeps integers int64, as objects from the
+		// API server have them.
+		var obj map[string]any
+		if len(bytes.TrimSpace(raw)) > 0 && string(bytes.TrimSpace(raw)) != "null" {
+			if err := utiljson.Unmarshal(raw, &obj); err != nil {
+				return nil, fmt.Errorf("%s: document %d: not an object: %s", source, i, oneLine(err))
+			}
 		}
 		if len(obj) == 0 {
 			continue

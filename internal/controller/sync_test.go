@@ -1,0 +1,271 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/source/gittest"
+)
+
+// The seed's Application, with only repoURL (and, for isolation, the
+// Application's namespace) changed.
+const seedApp = `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: fraud-detection-model
+  namespace: {{NS}}
+spec:
+  project: ml-production
+  source:
+    repoURL: {{REPO}}
+    targetRevision: main
+    path: models/fraud-detection
+    helm:
+      valueFiles:
+      - values-production.yaml
+      parameters:
+      - name: model.version
+        value: "v2.3.1"
+      - name: model.replicas
+        value: "5"
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: ml-production
+  syncPolicy:
+    automated:
+      prune: true
+      selfHeal: true
+    syncOptions:
+    - CreateNamespace=true
+`
+
+const project = `
+apiVersion: argoproj.io/v1alpha1
+kind: AppProject
+metadata: {name: {{PROJECT}}, namespace: {{NS}}}
+spec:
+  sourceRepos: ["*"]
+  destinations: [{server: https://kubernetes.default.svc, namespace: "{{DEST}}"}]
+  clusterResourceWhitelist: [{group: "", kind: Namespace}]
+`
+
+// app is a Helm app of the example chart without parameters, so the
+// values file decides the version.
+const app = `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: {{NAME}}, namespace: {{NS}}}
+spec:
+  project: default
+  source:
+    repoURL: {{REPO}}
+    targetRevision: main
+    path: models/fraud-detection
+    helm: {valueFiles: [values-production.yaml]}
+  destination: {server: https://kubernetes.default.svc, namespace: {{DEST}}}
+  syncPolicy:
+    automated: {prune: true, selfHeal: {{SELFHEAL}}}
+    syncOptions: [CreateNamespace=true]
+`
+
+func TestSeedApplicationSyncs(t *testing.T) {
+	h := start(t, time.Minute)
+	repo := modelRepo(t)
+	sha := repo.Commit("noop")
+	h.namespaceGone(t, "ml-production")
+	h.create(project, map[string]string{"{{PROJECT}}": "ml-production", "{{DEST}}": "ml-production"})
+	h.create(seedApp, map[string]string{"{{REPO}}": repo.URL()})
+
+	a := h.waitSynced("fraud-detection-model", sha)
+	d := h.deployment("ml-production", "fraud-detection")
+	if d == nil || *d.Spec.Replicas != 5 || d.Status.ReadyReplicas != 5 || !strings.HasSuffix(image(d), ":v2.3.1") {
+		t.Fatalf("deployment = %+v", d)
+	}
+	if v := d.Spec.Template.Annotations["mlcd.io/model-version"]; v != "v2.3.1" {
+		t.Errorf("pod template model version %q", v)
+	}
+	if len(a.Status.History) != 1 || a.Status.History[0].Revision != sha {
+		t.Errorf("history = %+v, want one entry at %s", a.Status.History, sha)
+	}
+	if a.Status.SourceType != "Helm" || len(a.Status.Resources) != 3 {
+		t.Errorf("sourceType %s, resources %v", a.Status.SourceType, a.Status.Resources)
+	}
+	if d.Labels["app.kubernetes.io/instance"] != "fraud-detection-model" {
+		t.Errorf("tracking label = %q", d.Labels["app.kubernetes.io/instance"])
+	}
+}
+
+func TestCommitIsLiveAfterRefreshAndAfterPoll(t *testing.T) {
+	h := start(t, 3*time.Second)
+	repo := modelRepo(t)
+	dest := h.ns + "-dest"
+	h.namespaceGone(t, dest)
+	h.create(app, map[string]string{"{{NAME}}": "fd", "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
+	h.waitSynced("fd", "")
+
+	bump := func(v string) string {
+		repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": fmt.Sprintf("model:\n  version: %s\n  replicas: 5\n", v)})
+		return repo.Commit("bump " + v)
+	}
+	live := func(v string) func() (bool, string) {
+		return func() (bool, string) {
+			d := h.deployment(dest, "fraud-detection")
+			return d != nil && strings.HasSuffix(image(d), ":"+v), fmt.Sprint(d != nil && true)
+		}
+	}
+	bump("v2.3.2")
+	h.refresh("fd")
+	took := h.eventually(10*time.Second, "v2.3.2 live after refresh", live("v2.3.2"))
+	t.Logf("live %s after the refresh annotation", took.Round(10*time.Millisecond))
+
+	bump("v2.3.3")
+	took = h.eventually(15*time.Second, "v2.3.3 live after a poll", live("v2.3.3"))
+	t.Logf("live %s after the commit, poll interval 3s", took.Round(10*time.Millisecond))
+	a := h.waitSynced("fd", "")
+	if len(a.Status.History) != 3 {
+		t.Errorf("history has %d entries, want 3", len(a.Status.History))
+	}
+}
+
+const dirApp = `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: {{NAME}}, namespace: {{NS}}}
+spec:
+  project: default
+  source: {repoURL: {{REPO}}, targetRevision: main, path: manifests}
+  destination: {server: https://kubernetes.default.svc, namespace: {{DEST}}}
+  syncPolicy:
+    automated: {prune: {{PRUNE}}, selfHeal: true}
+`
+
+func cm(name string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s}\ndata: {k: v}\n", name)
+}
+
+func TestPrune(t *testing.T) {
+	h := start(t, time.Minute)
+	for _, prune := range []bool{true, false} {
+		t.Run(fmt.Sprint("prune=", prune), func(t *testing.T) {
+			repo := gittest.New(t)
+			repo.Write(map[string]string{"manifests/a.yaml": cm("a"), "manifests/b.yaml": cm("b")})
+			repo.Commit("two")
+			name := fmt.Sprintf("prune-%v", prune)
+			h.create(dirApp, map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": fmt.Sprint(prune)})
+			h.waitSynced(name, "")
+			// An object nobody applied must never be pruned.
+			bystander := &corev1.ConfigMap{}
+			bystander.Name, bystander.Namespace = "bystander-"+name, h.ns
+			if err := h.c.Create(context.Background(), bystander); err != nil {
+				t.Fatal(err)
+			}
+			sha := repo.Remove("manifests/b.yaml").Commit("drop b")
+			h.refresh(name)
+			exists := func(n string) bool {
+				err := h.c.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: n}, &corev1.ConfigMap{})
+				return !apierrors.IsNotFound(err)
+			}
+			if prune {
+				h.eventually(15*time.Second, "b pruned", func() (bool, string) { return !exists("b"), "b exists" })
+				h.waitSynced(name, sha)
+			} else {
+				h.eventually(15*time.Second, "app OutOfSync with b kept", func() (bool, string) {
+					a := h.app(name)
+					return a.Status.Sync.Status == v1alpha1.SyncStatusOutOfSync && a.Status.Sync.Revision == sha, a.Status.Sync.Status
+				})
+				time.Sleep(time.Second)
+				if !exists("b") {
+					t.Fatal("b was pruned with prune: false")
+				}
+			}
+			if !exists("a") || !exists("bystander-"+name) {
+				t.Fatal("a kept object or an unmanaged object was deleted")
+			}
+		})
+	}
+}
+
+func TestSelfHeal(t *testing.T) {
+	h := start(t, time.Minute)
+	for _, heal := range []bool{true, false} {
+		t.Run(fmt.Sprint("selfHeal=", heal), func(t *testing.T) {
+			repo := modelRepo(t)
+			dest := fmt.Sprintf("%s-heal-%v", h.ns, heal)
+			h.namespaceGone(t, dest)
+			name := fmt.Sprintf("heal-%v", heal)
+			h.create(app, map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": fmt.Sprint(heal)})
+			h.waitSynced(name, "")
+			d := h.deployment(dest, "fraud-detection")
+			before := d.DeepCopy()
+			one := int32(1)
+			d.Spec.Replicas = &one
+			if err := h.c.Patch(context.Background(), d, client.MergeFrom(before)); err != nil {
+				t.Fatal(err)
+			}
+			if heal {
+				took := h.eventually(10*time.Second, "replicas back to 5", func() (bool, string) {
+					d := h.deployment(dest, "fraud-detection")
+					return *d.Spec.Replicas == 5, fmt.Sprint(*d.Spec.Replicas)
+				})
+				t.Logf("self-healed in %s", took.Round(10*time.Millisecond))
+				return
+			}
+			h.eventually(10*time.Second, "OutOfSync", func() (bool, string) {
+				return h.app(name).Status.Sync.Status == v1alpha1.SyncStatusOutOfSync, h.app(name).Status.Sync.Status
+			})
+			time.Sleep(2 * time.Second)
+			if r := *h.deployment(dest, "fraud-detection").Spec.Replicas; r != 1 {
+				t.Fatalf("selfHeal: false wrote replicas back to %d", r)
+			}
+		})
+	}
+}
+
+func TestMissingProjectIsNotSynced(t *testing.T) {
+	h := start(t, time.Minute)
+	repo := gittest.New(t)
+	repo.Write(map[string]string{"manifests/a.yaml": cm("orphan")}).Commit("a")
+	doc := strings.Replace(dirApp, "project: default", "project: nope", 1)
+	h.create(doc, map[string]string{"{{NAME}}": "noproj", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitCondition("noproj", v1alpha1.ConditionInvalidSpecError, "project nope which does not exist")
+	if err := h.c.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: "orphan"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("an app without project applied objects: %v", err)
+	}
+}
+
+func TestAppOfApps(t *testing.T) {
+	h := start(t, time.Minute)
+	repo := gittest.New(t)
+	child := strings.NewReplacer("{{NAME}}", "child", "{{DEST}}", h.ns, "{{PRUNE}}", "true", "{{NS}}", h.ns).Replace(dirApp)
+	repo.Write(map[string]string{"apps/child.yaml": child, "manifests/a.yaml": cm("from-child")})
+	repo.Write(map[string]string{"apps/child.yaml": strings.ReplaceAll(child, "{{REPO}}", repo.URL())})
+	sha := repo.Commit("app of apps")
+	root := strings.Replace(dirApp, "path: manifests", "path: apps", 1)
+	h.create(root, map[string]string{"{{NAME}}": "root", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitSynced("child", sha)
+	h.waitSynced("root", sha)
+}
+
+func TestEmptyRenderRefusesToPruneEverything(t *testing.T) {
+	h := start(t, time.Minute)
+	repo := gittest.New(t)
+	repo.Write(map[string]string{"manifests/a.yaml": cm("keep-me")}).Commit("a")
+	h.create(dirApp, map[string]string{"{{NAME}}": "empty", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitSynced("empty", "")
+	repo.Remove("manifests/a.yaml").Write(map[string]string{"manifests/README.md": "nothing"}).Commit("empty")
+	h.refresh("empty")
+	h.waitCondition("empty", v1alpha1.ConditionSyncError, "refusing to prune all 1 resources")
+	if err := h.c.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: "keep-me"}, &corev1.ConfigMap{}); err != nil {
+		t.Fatalf("keep-me was pruned: %v", err)
+	}
+}

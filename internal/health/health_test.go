@@ -1,0 +1,56 @@
+package health_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/health"
+	"github.com/mlcd-dev/mlcd/internal/manifest"
+)
+
+func load(t *testing.T, name string) *unstructured.Unstructured {
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := manifest.Parse(name, data)
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return objs[0]
+}
+
+func TestOf(t *testing.T) {
+	cases := map[string]string{
+		"deployment-available.yaml":         v1alpha1.HealthHealthy,
+		"deployment-rolling.yaml":           v1alpha1.HealthProgressing,
+		"deployment-deadline-exceeded.yaml": v1alpha1.HealthDegraded,
+		"deployment-paused.yaml":            v1alpha1.HealthSuspended,
+		"service-lb-pending.yaml":           v1alpha1.HealthProgressing,
+		"hpa-unable.yaml":                   v1alpha1.HealthDegraded,
+		"pod-crashloop.yaml":                v1alpha1.HealthDegraded,
+		"job-failed.yaml":                   v1alpha1.HealthDegraded,
+	}
+	for file, want := range cases {
+		if got := health.Of(load(t, file)); got.Status != want {
+			t.Errorf("%s: %s (%s), want %s", file, got.Status, got.Message, want)
+		}
+	}
+	if got := health.Of(nil); got.Status != v1alpha1.HealthMissing {
+		t.Errorf("nil: %s", got.Status)
+	}
+}
+
+func TestWorst(t *testing.T) {
+	got := health.Worst([]v1alpha1.HealthStatus{{Status: "Healthy"}, {Status: "Degraded", Message: "x"}, {Status: "Progressing"}})
+	if got.Status != "Degraded" || got.Message != "x" {
+		t.Errorf("worst = %+v", got)
+	}
+	if health.Worst(nil).Status != "Healthy" {
+		t.Error("empty app must be Healthy")
+	}
+}

@@ -1,0 +1,142 @@
+package render_test
+
+import (
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/render"
+)
+
+func root(t *testing.T) string {
+	abs, err := filepath.Abs("testdata/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+func names(objs []*unstructured.Unstructured) string {
+	var n []string
+	for _, o := range objs {
+		n = append(n, o.GetName())
+	}
+	sort.Strings(n)
+	return strings.Join(n, ",")
+}
+
+func TestHelmValuesOrder(t *testing.T) {
+	r := render.New()
+	res, err := r.Render(render.Input{Root: root(t), Revision: "abc", AppName: "fraud", Namespace: "ml-production", Source: v1alpha1.ApplicationSource{
+		Path: "chart",
+		Helm: &v1alpha1.ApplicationSourceHelm{
+			ValueFiles: []string{"values-prod.yaml"},
+			Values:     "model: {replicas: 7}",
+			Parameters: []v1alpha1.HelmParameter{{Name: "model.version", Value: "v2.3.2"}, {Name: "model.replicas", Value: "9", ForceString: true}},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := res.Objects[0]
+	data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+	if res.Type != render.TypeHelm || cm.GetName() != "fraud" || cm.GetNamespace() != "ml-production" {
+		t.Errorf("type %s name %s ns %s", res.Type, cm.GetName(), cm.GetNamespace())
+	}
+	if data["version"] != "v2.3.2" || data["replicas"] != "9" || data["kind"] != "string" {
+		t.Errorf("data = %v; want parameters to win and forceString to keep a string", data)
+	}
+}
+
+func TestHelmValueFileErrors(t *testing.T) {
+	cases := map[string]struct {
+		files   []string
+		ignore  bool
+		wantErr string
+	}{
+		"missing":          {[]string{"values-nope.yaml"}, false, "values file values-nope.yaml not found"},
+		"missing ignored":  {[]string{"values-nope.yaml"}, true, ""},
+		"traversal":        {[]string{"../../../etc/passwd"}, false, "leaves the repository"},
+		"absolute":         {[]string{"/etc/passwd"}, false, "absolute paths are not allowed"},
+		"in repo, sibling": {[]string{"../kbase/kustomization.yaml"}, false, ""},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := render.New().Render(render.Input{Root: root(t), Revision: "abc", AppName: "a", Source: v1alpha1.ApplicationSource{
+				Path: "chart", Helm: &v1alpha1.ApplicationSourceHelm{ValueFiles: c.files, IgnoreMissingValueFiles: c.ignore},
+			}})
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Fatalf("error %v, want %q", err, c.wantErr)
+			}
+		})
+	}
+}
+
+func TestKustomize(t *testing.T) {
+	res, err := render.New().Render(render.Input{Root: root(t), Revision: "abc", Source: v1alpha1.ApplicationSource{
+		Path: "kapp", Kustomize: &v1alpha1.ApplicationSourceKustomize{Images: []string{"model-server:v2"}, CommonLabels: map[string]string{"team": "ml"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := res.Objects[0]
+	img, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	if d.GetName() != "prod-server" || img[0].(map[string]any)["image"] != "model-server:v2" || d.GetLabels()["team"] != "ml" {
+		t.Errorf("kustomize output %v", d.Object)
+	}
+	if _, err := render.New().Render(render.Input{Root: root(t), Revision: "abc", Source: v1alpha1.ApplicationSource{Path: "kescape"}}); err == nil {
+		t.Fatal("a base outside the repository was accepted")
+	}
+}
+
+func TestDirectory(t *testing.T) {
+	cases := []struct {
+		dir  *v1alpha1.ApplicationSourceDirectory
+		want string
+	}{
+		{nil, "a,b"},
+		{&v1alpha1.ApplicationSourceDirectory{Recurse: true}, "a,b,c,d"},
+		{&v1alpha1.ApplicationSourceDirectory{Recurse: true, Exclude: "b.yaml"}, "a,c,d"},
+		{&v1alpha1.ApplicationSourceDirectory{Recurse: true, Include: "{a.yaml,sub/*.yaml}"}, "a,c,d"},
+	}
+	for _, c := range cases {
+		res, err := render.New().Render(render.Input{Root: root(t), Revision: "abc", Source: v1alpha1.ApplicationSource{Path: "dir", Directory: c.dir}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := names(res.Objects); got != c.want {
+			t.Errorf("%+v: got %s, want %s", c.dir, got, c.want)
+		}
+	}
+}
+
+func TestRenderCache(t *testing.T) {
+	r := render.New()
+	in := render.Input{Root: root(t), Revision: "abc", AppName: "x", Source: v1alpha1.ApplicationSource{Path: "chart"}}
+	for i := 0; i < 3; i++ {
+		res, err := r.Render(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Objects[0].SetName("mutated") // callers get copies
+	}
+	in.Revision = "def"
+	res, _ := r.Render(in)
+	if r.Renders() != 2 || res.Objects[0].GetName() != "x" {
+		t.Fatalf("renders = %d (want 2: one per revision), name %s", r.Renders(), res.Objects[0].GetName())
+	}
+}
+
+func TestMissingPath(t *testing.T) {
+	_, err := render.New().Render(render.Input{Root: root(t), Revision: "abcdef123", Source: v1alpha1.ApplicationSource{Path: "nope"}})
+	if err == nil || !strings.Contains(err.Error(), "app path nope does not exist") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,161 @@
+// Package gittest makes real Git repositories for tests: a work tree with
+// commits made by go-git, served over file:// or smart HTTP.
+package gittest
+
+import (
+	"io/fs"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// Repo is a non-bare repository on branch main.
+type Repo struct {
+	t    testing.TB
+	Dir  string
+	repo *git.Repository
+}
+
+// New creates an empty repository in a temp dir.
+func New(t testing.TB) *Repo {
+	t.Helper()
+	dir := t.TempDir()
+	r, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: plumbing.Main}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Repo{t: t, Dir: dir, repo: r}
+}
+
+// URL is the repository's file:// URL.
+func (r *Repo) URL() string { return "file://" + r.Dir }
+
+// Write sets files (path → content); an empty content with a "->" prefix
+// makes a symlink ("->../target").
+func (r *Repo) Write(files map[string]string) *Repo {
+	r.t.Helper()
+	for name, content := range files {
+		p := filepath.Join(r.Dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		_ = os.Remove(p)
+		if target, ok := strings.CutPrefix(content, "->"); ok {
+			if err := os.Symlink(target, p); err != nil {
+				r.t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// CopyFS copies the files under root of fsys into dir of the repo,
+// replacing each key of replace with its value.
+func (r *Repo) CopyFS(fsys fs.FS, root, dir string, replace map[string]string) *Repo {
+	r.t.Helper()
+	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		text := string(data)
+		for k, v := range replace {
+			text = strings.ReplaceAll(text, k, v)
+		}
+		r.Write(map[string]string{filepath.Join(dir, strings.TrimPrefix(strings.TrimPrefix(p, root), "/")): text})
+		return nil
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return r
+}
+
+// Remove deletes files or directories.
+func (r *Repo) Remove(paths ...string) *Repo {
+	for _, p := range paths {
+		if err := os.RemoveAll(filepath.Join(r.Dir, p)); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// Commit stages everything and commits; it returns the SHA.
+func (r *Repo) Commit(msg string) string {
+	r.t.Helper()
+	wt, err := r.repo.Worktree()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
+		r.t.Fatal(err)
+	}
+	sig := &object.Signature{Name: "test", Email: "test@example.com", When: time.Now()}
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: sig, Committer: sig, AllowEmptyCommits: true})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return h.String()
+}
+
+// Tag creates a lightweight tag at HEAD.
+func (r *Repo) Tag(name string) {
+	r.t.Helper()
+	head, err := r.repo.Head()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := r.repo.CreateTag(name, head.Hash(), nil); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// ServeHTTP serves the repository over Git's smart HTTP protocol through
+// the system git-http-backend, requiring basic auth user:password when
+// user is not empty. It returns the clone URL.
+func (r *Repo) ServeHTTP(user, password string) string {
+	r.t.Helper()
+	backend, err := exec.LookPath("git")
+	if err != nil {
+		r.t.Skip("git not installed")
+	}
+	execPath, err := exec.Command(backend, "--exec-path").Output()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	h := &cgi.Handler{
+		Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + filepath.Dir(r.Dir), "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=test"},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if user != "" {
+			u, p, ok := req.BasicAuth()
+			if !ok || u != user || p != password {
+				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		}
+		h.ServeHTTP(w, req)
+	}))
+	r.t.Cleanup(srv.Close)
+	return srv.URL + "/" + filepath.Base(r.Dir) + "/.git"
+}
