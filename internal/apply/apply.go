@@ -27,14 +27,18 @@ const FieldManager = "mlcd"
 type Applier struct {
 	rm     *ssa.ResourceManager
 	client client.Client
+	reader client.Reader
 }
 
-// New returns an Applier on c.
-func New(c client.Client) *Applier {
+// New returns an Applier that writes and compares through c, which must
+// read from the API server (a cache may lag behind the last apply and turn
+// "unchanged" into "created"), and reads live objects for health through
+// reader, which may be a cache.
+func New(c client.Client, reader client.Reader) *Applier {
 	poller := polling.NewStatusPoller(c, c.RESTMapper(), polling.Options{})
 	rm := ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: "mlcd.io"})
 	rm.SetConcurrency(8)
-	return &Applier{rm: rm, client: c}
+	return &Applier{rm: rm, client: c, reader: reader}
 }
 
 // Result is one object's outcome.
@@ -169,7 +173,7 @@ func (a *Applier) Prune(ctx context.Context, objs []*unstructured.Unstructured) 
 func (a *Applier) Get(ctx context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(o.GroupVersionKind())
-	err := a.client.Get(ctx, client.ObjectKeyFromObject(o), live)
+	err := a.reader.Get(ctx, client.ObjectKeyFromObject(o), live)
 	if client.IgnoreNotFound(err) != nil {
 		return nil, err
 	}

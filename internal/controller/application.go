@@ -59,6 +59,9 @@ type ApplicationReconciler struct {
 	ctrl    controller.Controller
 	watchMu sync.Mutex
 	watched map[schema.GroupVersionKind]bool
+
+	verifyMu sync.Mutex
+	verified map[types.NamespacedName]verification
 	mgr     ctrl.Manager
 }
 
@@ -71,6 +74,7 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Options.MaxConcurrentReconciles = 8
 	}
 	r.watched = map[schema.GroupVersionKind]bool{}
+	r.verified = map[types.NamespacedName]verification{}
 	r.mgr = mgr
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Application{}).
@@ -124,6 +128,9 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	app := &v1alpha1.Application{}
 	if err := r.Client.Get(ctx, req.NamespacedName, app); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if app.DeletionTimestamp != nil {

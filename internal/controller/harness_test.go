@@ -59,7 +59,7 @@ func start(t *testing.T, poll time.Duration) *harness {
 }
 
 // modelRepo is a repository holding the example's fraud-detection chart.
-func modelRepo(t *testing.T) *gittest.Repo {
+func modelRepo(t testing.TB) *gittest.Repo {
 	r := gittest.New(t)
 	r.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", "models/fraud-detection", nil)
 	r.Commit("fraud-detection chart")

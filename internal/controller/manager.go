@@ -65,7 +65,7 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 	}
 	rec := &ApplicationReconciler{
 		Client:   mgr.GetClient(),
-		Applier:  apply.New(mgr.GetClient()),
+		Applier:  apply.New(direct, mgr.GetClient()),
 		Sources:  source.NewCache(source.Options{Dir: filepath.Join(o.CacheDir, "git"), MaxAge: o.PollInterval}),
 		Renderer: render.New(),
 		Options:  o.Options,

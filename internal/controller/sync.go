@@ -8,9 +8,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/apply"
 	"github.com/mlcd-dev/mlcd/internal/health"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 )
@@ -42,35 +44,55 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		return ctrl.Result{}, fail(v1alpha1.ConditionSyncError, false, "the source rendered no resources at %s: refusing to prune all %d resources (set syncPolicy.automated.allowEmpty to allow)", shortSHA(sha), len(app.Status.Resources))
 	}
 
-	drift, err := r.Applier.Diff(ctx, objs)
-	if err != nil {
-		return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, true, "%s", err)
-	}
 	lastOp := app.Status.OperationState
 	lastRevision := ""
 	if lastOp != nil && lastOp.SyncResult != nil {
 		lastRevision = lastOp.SyncResult.Revision
 	}
-	needsPrune := auto != nil && auto.Prune && len(stale) > 0
-	shouldSync := auto != nil && (len(drift) > 0 || needsPrune) &&
-		(sha != lastRevision || auto.SelfHeal || lastOp == nil || lastOp.Phase != v1alpha1.PhaseSucceeded)
-	if shouldSync && lastOp != nil && lastOp.Phase != v1alpha1.PhaseSucceeded && lastRevision == sha {
+	mayAutoSync := auto != nil && (sha != lastRevision || auto.SelfHeal || lastOp == nil || lastOp.Phase != v1alpha1.PhaseSucceeded)
+	if mayAutoSync && lastOp != nil && lastOp.Phase != v1alpha1.PhaseSucceeded && lastRevision == sha {
 		if wait, ok := retryWait(policy, lastOp); !ok {
-			shouldSync = false // retries exhausted for this revision: wait for a new one
+			mayAutoSync = false // retries exhausted for this revision: wait for a new one
 		} else if since := time.Since(finishedAt(lastOp)); since < wait {
 			return ctrl.Result{RequeueAfter: wait - since}, nil
 		}
 	}
 
+	// Live objects before comparing: their fingerprint says whether the
+	// last comparison still holds.
+	appKey := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	specHash := hashOf(app.Spec)
+	fp, serr := r.fingerprint(ctx, objs)
+	if serr != nil {
+		return ctrl.Result{}, serr
+	}
+	needsPrune := auto != nil && auto.Prune && len(stale) > 0
+	verified := !needsPrune && r.verifiedAs(appKey, sha, specHash, fp)
+
+	var drift []apply.Result
 	var pruned map[string]bool
-	if shouldSync {
-		result, serr := r.apply(ctx, app, sha, objs, stale, auto)
+	synced := false
+	switch {
+	case verified:
+		// Nothing in Git, the app or the live objects moved: no dry run.
+	case mayAutoSync:
+		// Server-side apply dry-runs each object and writes only those that
+		// differ, so it doubles as the comparison.
+		result, changed, serr := r.apply(ctx, app, sha, objs, stale, auto, sha != lastRevision || lastOp == nil)
 		if serr != nil {
+			r.forget(appKey)
 			return ctrl.Result{RequeueAfter: nextRetry(policy, app.Status.OperationState)}, serr
 		}
 		pruned = result
-		drift = nil
-		appendHistory(app, sha, *src)
+		if changed || sha != lastRevision || lastOp == nil {
+			appendHistory(app, sha, *src)
+		}
+		synced = !changed
+	default:
+		var err error
+		if drift, err = r.Applier.Diff(ctx, objs); err != nil {
+			return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, true, "%s", err)
+		}
 	}
 
 	// Inventory, per-object status and health.
@@ -115,6 +137,11 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	if outOfSync {
 		app.Status.Sync.Status = v1alpha1.SyncStatusOutOfSync
 	}
+	if !outOfSync && (verified || synced || (!mayAutoSync && len(drift) == 0)) {
+		r.remember(appKey, sha, specHash, fp)
+	} else if outOfSync {
+		r.forget(appKey)
+	}
 	clearConditions(app, v1alpha1.ConditionComparisonError, v1alpha1.ConditionInvalidSpecError, v1alpha1.ConditionSyncError)
 	if app.Status.Health.Status == v1alpha1.HealthProgressing {
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
@@ -123,34 +150,42 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 }
 
 // apply runs one sync operation and records it in operationState.
-func (r *ApplicationReconciler) apply(ctx context.Context, app *v1alpha1.Application, sha string, objs, stale []*unstructured.Unstructured, auto *v1alpha1.SyncPolicyAutomated) (map[string]bool, *stepError) {
+//
+// It reports whether anything was written; the operation is recorded in
+// status only then, on failure, or when record is set (a new revision), so
+// an app at rest writes nothing.
+func (r *ApplicationReconciler) apply(ctx context.Context, app *v1alpha1.Application, sha string, objs, stale []*unstructured.Unstructured, auto *v1alpha1.SyncPolicyAutomated, record bool) (map[string]bool, bool, *stepError) {
 	started := metav1.Now()
 	op := &v1alpha1.OperationState{Phase: v1alpha1.PhaseRunning, StartedAt: started}
 	if prev := app.Status.OperationState; prev != nil && prev.Phase != v1alpha1.PhaseSucceeded && prev.SyncResult != nil && prev.SyncResult.Revision == sha {
 		op.RetryCount = prev.RetryCount + 1
 	}
-	app.Status.OperationState = op
 	finish := func(phase, msg string, results []v1alpha1.ResourceResult) {
 		now := metav1.Now()
 		op.Phase, op.Message, op.FinishedAt = phase, msg, &now
 		op.SyncResult = &v1alpha1.SyncOperationResult{Revision: sha, Resources: results}
+		app.Status.OperationState = op
 	}
 	if dest := app.Spec.Destination.Namespace; dest != "" && app.HasSyncOption("CreateNamespace=true") {
 		if err := r.Applier.EnsureNamespace(ctx, dest); err != nil {
 			finish(v1alpha1.PhaseFailed, err.Error(), nil)
-			return nil, fail(v1alpha1.ConditionSyncError, true, "%s", err)
+			return nil, false, fail(v1alpha1.ConditionSyncError, true, "%s", err)
 		}
 	}
 	applied, err := r.Applier.Apply(ctx, objs)
+	changed := false
 	results := make([]v1alpha1.ResourceResult, 0, len(applied))
 	for _, a := range applied {
 		if a.Object != nil {
 			results = append(results, resourceResult(a.Object, a.Action, a.Message))
 		}
+		if a.Action != "unchanged" && a.Action != "skipped" {
+			changed = true
+		}
 	}
 	if err != nil {
 		finish(v1alpha1.PhaseFailed, err.Error(), results)
-		return nil, fail(v1alpha1.ConditionSyncError, true, "%s", err)
+		return nil, false, fail(v1alpha1.ConditionSyncError, true, "%s", err)
 	}
 	pruned := map[string]bool{}
 	if auto != nil && auto.Prune {
@@ -159,7 +194,7 @@ func (r *ApplicationReconciler) apply(ctx context.Context, app *v1alpha1.Applica
 			live, err := r.Applier.Get(ctx, o)
 			if err != nil {
 				finish(v1alpha1.PhaseFailed, err.Error(), results)
-				return nil, fail(v1alpha1.ConditionSyncError, true, "read %s %s before pruning: %s", o.GetKind(), o.GetName(), err)
+				return nil, false, fail(v1alpha1.ConditionSyncError, true, "read %s %s before pruning: %s", o.GetKind(), o.GetName(), err)
 			}
 			if live == nil {
 				continue
@@ -179,15 +214,18 @@ func (r *ApplicationReconciler) apply(ctx context.Context, app *v1alpha1.Applica
 		// PruneLast=true and the default both prune after every apply.
 		if _, err := r.Applier.Prune(ctx, toPrune); err != nil {
 			finish(v1alpha1.PhaseFailed, err.Error(), results)
-			return nil, fail(v1alpha1.ConditionSyncError, true, "%s", err)
+			return nil, false, fail(v1alpha1.ConditionSyncError, true, "%s", err)
 		}
 		for _, o := range toPrune {
 			pruned[manifest.Key(o)] = true
+			changed = true
 			results = append(results, resourceResult(o, "pruned", ""))
 		}
 	}
-	finish(v1alpha1.PhaseSucceeded, fmt.Sprintf("successfully synced (%d resources)", len(objs)), results)
-	return pruned, nil
+	if changed || record {
+		finish(v1alpha1.PhaseSucceeded, fmt.Sprintf("successfully synced (%d resources)", len(objs)), results)
+	}
+	return pruned, changed, nil
 }
 
 func appendHistory(app *v1alpha1.Application, sha string, src v1alpha1.ApplicationSource) {

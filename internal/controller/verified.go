@@ -1,0 +1,83 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/manifest"
+)
+
+// verification remembers the last comparison that found an app in sync:
+// the revision, the app spec and a fingerprint of each live object. While
+// all three hold, a reconcile (a resync, a status-only change of a managed
+// object) needs no dry run. Spec edits bump generation, and labels and
+// annotations are hashed in, so drift always changes the fingerprint. It is
+// memory only: a restart compares afresh.
+type verification struct {
+	sha, spec string
+	fp        map[string]string
+}
+
+func hashOf(v any) string {
+	data, _ := json.Marshal(v)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+// fingerprint reads the live objects (from the cache) and fingerprints
+// each: generation where the API server keeps one, else resourceVersion,
+// plus labels and annotations. Missing objects have an empty fingerprint.
+func (r *ApplicationReconciler) fingerprint(ctx context.Context, objs []*unstructured.Unstructured) (map[string]string, *stepError) {
+	fp := make(map[string]string, len(objs))
+	for _, o := range objs {
+		live, err := r.Applier.Get(ctx, o)
+		if err != nil {
+			return nil, fail(v1alpha1.ConditionComparisonError, true, "read %s %s: %s", o.GetKind(), o.GetName(), err)
+		}
+		if live == nil {
+			fp[manifest.Key(o)] = ""
+			continue
+		}
+		v := live.GetResourceVersion()
+		if g := live.GetGeneration(); g > 0 {
+			v = strconv.FormatInt(g, 10)
+		}
+		fp[manifest.Key(o)] = v + "/" + hashOf([2]map[string]string{live.GetLabels(), live.GetAnnotations()})
+	}
+	return fp, nil
+}
+
+func (r *ApplicationReconciler) verifiedAs(app types.NamespacedName, sha, spec string, fp map[string]string) bool {
+	r.verifyMu.Lock()
+	defer r.verifyMu.Unlock()
+	v, ok := r.verified[app]
+	if !ok || v.sha != sha || v.spec != spec || len(v.fp) != len(fp) {
+		return false
+	}
+	for k, f := range fp {
+		if f == "" || v.fp[k] != f {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *ApplicationReconciler) remember(app types.NamespacedName, sha, spec string, fp map[string]string) {
+	r.verifyMu.Lock()
+	defer r.verifyMu.Unlock()
+	r.verified[app] = verification{sha: sha, spec: spec, fp: maps.Clone(fp)}
+}
+
+func (r *ApplicationReconciler) forget(app types.NamespacedName) {
+	r.verifyMu.Lock()
+	defer r.verifyMu.Unlock()
+	delete(r.verified, app)
+}
