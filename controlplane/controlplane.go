@@ -205,6 +205,11 @@ func (cp *controlPlane) startEtcd() (*embed.Etcd, error) {
 	cfg.QuotaBackendBytes = 8 << 30
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "5m"
+	// A local cluster for development and tests: writes reach the OS but
+	// are not fsynced, so a killed process loses nothing and only a
+	// machine crash could lose the last writes. This is the single largest
+	// cost of a sync on a small disk.
+	cfg.UnsafeNoFsync = !cp.opts.fsync
 
 	e, err := startEtcdSafely(cfg)
 	if err != nil {
@@ -293,7 +298,6 @@ func (cp *controlPlane) runControllerManager(ctx context.Context, kubeconfig str
 		"--concurrent-replicaset-syncs=20",
 		"--concurrent-gc-syncs=50",
 		"--concurrent-namespace-syncs=20",
-		"--horizontal-pod-autoscaler-sync-period=5s",
 	}
 	if err := parseFlags(fss.FlagSets, args); err != nil {
 		return err

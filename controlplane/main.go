@@ -39,6 +39,7 @@ type options struct {
 	nodeMemory    string
 	nodePods      string
 	watchStdin    bool
+	fsync         bool
 }
 
 func main() {
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&o.nodeCPU, "node-cpu", "64", "cpu capacity of each simulated node")
 	flag.StringVar(&o.nodeMemory, "node-memory", "256Gi", "memory capacity of each simulated node")
 	flag.StringVar(&o.nodePods, "node-pods", "5000", "pod capacity of each simulated node")
+	flag.BoolVar(&o.fsync, "etcd-fsync", false, "fsync every etcd write (survive machine crashes, not only process kills)")
 	flag.BoolVar(&o.watchStdin, "watch-stdin", false, "stop when stdin is closed (set by a parent process)")
 	flag.Parse()
 

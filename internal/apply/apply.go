@@ -110,12 +110,40 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 }
 
 // Apply applies the objects (Namespaces and CRDs first) and returns each
-// object's outcome.
+// object's outcome. Objects that do not exist yet are created with one
+// server-side apply each; existing ones go through ssa, which dry-runs and
+// writes only what differs.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, error) {
+	var out []Result
+	var existing []*unstructured.Unstructured
+	for _, o := range objs {
+		if ssautils.IsClusterDefinition(o) || ssautils.IsClassDefinition(o) {
+			existing = append(existing, o) // staged and waited for by ssa
+			continue
+		}
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(o.GroupVersionKind())
+		err := a.client.Get(ctx, client.ObjectKeyFromObject(o), live)
+		if !apierrors.IsNotFound(err) {
+			existing = append(existing, o)
+			continue
+		}
+		if err := a.client.Patch(ctx, o.DeepCopy(), client.Apply, client.FieldOwner(FieldManager)); err != nil {
+			if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
+				existing = append(existing, o)
+				continue
+			}
+			return out, fmt.Errorf("apply: %s created failed: %s", describe(o), oneLine(err))
+		}
+		out = append(out, Result{Object: o, Action: string(ssa.CreatedAction)})
+	}
+	objs = existing
+	if len(objs) == 0 {
+		return out, nil
+	}
 	opts := ssa.DefaultApplyOptions()
 	opts.Force = false
 	cs, err := a.rm.ApplyAllStaged(ctx, objs, opts)
-	var out []Result
 	if cs != nil {
 		byKey := map[string]*unstructured.Unstructured{}
 		for _, o := range objs {

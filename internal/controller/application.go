@@ -62,7 +62,7 @@ type ApplicationReconciler struct {
 
 	verifyMu sync.Mutex
 	verified map[types.NamespacedName]verification
-	mgr     ctrl.Manager
+	mgr      ctrl.Manager
 }
 
 // SetupWithManager registers the reconciler.

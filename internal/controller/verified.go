@@ -34,7 +34,9 @@ func hashOf(v any) string {
 
 // fingerprint reads the live objects (from the cache) and fingerprints
 // each: generation where the API server keeps one, else resourceVersion,
-// plus labels and annotations. Missing objects have an empty fingerprint.
+// plus the live values of the labels and annotations the desired object
+// sets (keys others add, such as deployment.kubernetes.io/revision, are not
+// mlcd's to compare). Missing objects have an empty fingerprint.
 func (r *ApplicationReconciler) fingerprint(ctx context.Context, objs []*unstructured.Unstructured) (map[string]string, *stepError) {
 	fp := make(map[string]string, len(objs))
 	for _, o := range objs {
@@ -50,7 +52,7 @@ func (r *ApplicationReconciler) fingerprint(ctx context.Context, objs []*unstruc
 		if g := live.GetGeneration(); g > 0 {
 			v = strconv.FormatInt(g, 10)
 		}
-		fp[manifest.Key(o)] = v + "/" + hashOf([2]map[string]string{live.GetLabels(), live.GetAnnotations()})
+		fp[manifest.Key(o)] = v + "/" + hashOf([2]map[string]string{pick(live.GetLabels(), o.GetLabels()), pick(live.GetAnnotations(), o.GetAnnotations())})
 	}
 	return fp, nil
 }
@@ -80,4 +82,13 @@ func (r *ApplicationReconciler) forget(app types.NamespacedName) {
 	r.verifyMu.Lock()
 	defer r.verifyMu.Unlock()
 	delete(r.verified, app)
+}
+
+// pick returns live's values for the keys of desired ("" when absent).
+func pick(live, desired map[string]string) map[string]string {
+	out := make(map[string]string, len(desired))
+	for k := range desired {
+		out[k] = live[k]
+	}
+	return out
 }

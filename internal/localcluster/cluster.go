@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,11 +55,12 @@ type Cluster struct {
 	// StateDir is the absolute state directory.
 	StateDir string
 
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan struct{}
-	err   error
-	once  sync.Once
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	done     chan struct{}
+	err      error
+	once     sync.Once
+	stopping atomic.Bool
 }
 
 // Start runs the control plane and returns once its API server is ready and
@@ -111,7 +113,14 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}()
 	go func() {
 		err := cmd.Wait()
-		c.err = helperError(err, cmd.Stderr.(*lockedWriter).String())
+		stderr := cmd.Stderr.(*lockedWriter).String()
+		// kube-controller-manager exits the process with status 1 when it
+		// is stopped while still starting its controllers; after Stop asked
+		// for the shutdown that is not a failure unless the helper said so.
+		if err != nil && c.stopping.Load() && !strings.Contains(stderr, "error: ") {
+			err = nil
+		}
+		c.err = helperError(err, stderr)
 		close(c.done)
 	}()
 
@@ -146,6 +155,13 @@ func helperError(err error, stderr string) error {
 	if errors.As(err, &exit) && exit.ExitCode() < 0 {
 		return fmt.Errorf("control plane killed: %v", exit)
 	}
+	tail := strings.TrimSpace(stderr)
+	if i := strings.LastIndexByte(tail, '\n'); i >= 0 {
+		tail = tail[i+1:]
+	}
+	if tail != "" {
+		return fmt.Errorf("control plane exited: %v: %s", err, tail)
+	}
 	return fmt.Errorf("control plane exited: %v", err)
 }
 
@@ -175,6 +191,7 @@ func (c *Cluster) PID() int { return c.cmd.Process.Pid }
 // after 30s.
 func (c *Cluster) Stop() error {
 	c.once.Do(func() {
+		c.stopping.Store(true)
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 		c.stdin.Close()
 		select {

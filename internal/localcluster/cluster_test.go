@@ -218,7 +218,12 @@ func TestRestartKeepsObjects(t *testing.T) {
 		t.Fatalf("configmap data after restart = %v", got.Data)
 	}
 	if err := c2.Stop(); err != nil {
-		t.Fatalf("clean stop: %v", err)
+		logData, _ := os.ReadFile(filepath.Join(dir, "controlplane.log"))
+		lines := strings.Split(strings.TrimSpace(string(logData)), "\n")
+		if len(lines) > 15 {
+			lines = lines[len(lines)-15:]
+		}
+		t.Fatalf("clean stop: %v; log tail:\n%s", err, strings.Join(lines, "\n"))
 	}
 }
 
