@@ -16,6 +16,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/registry"
 )
 
 type controllerFlags struct {
@@ -24,6 +25,7 @@ type controllerFlags struct {
 	pollInterval  time.Duration
 	cacheDir      string
 	namespace     string
+	registry      string
 }
 
 func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
@@ -33,20 +35,32 @@ func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 	}
 	cmd.Flags().StringVar(&f.appNamespaces, "app-namespaces", "", "comma-separated namespaces to read Applications from (default all)")
 	cmd.Flags().DurationVar(&f.pollInterval, "poll-interval", 3*time.Minute, "how often repositories are fetched without a refresh request")
+	cmd.Flags().StringVar(&f.registry, "registry", "", "model registry URL for model gates and write-back (default $MLFLOW_TRACKING_URI)")
 	cmd.Flags().StringVar(&f.namespace, "namespace", "argocd", "the controller's own namespace (also searched for projects and repository Secrets)")
 }
 
-func (f *controllerFlags) options(cacheDir string) controller.ManagerOptions {
+func (f *controllerFlags) options(cacheDir, registryURL string) (controller.ManagerOptions, error) {
 	var nss []string
 	for _, ns := range strings.Split(f.appNamespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
 			nss = append(nss, ns)
 		}
 	}
-	return controller.ManagerOptions{
+	o := controller.ManagerOptions{
 		Options:  controller.Options{PollInterval: f.pollInterval, AppNamespaces: nss, ControllerNamespace: f.namespace},
 		CacheDir: cacheDir,
 	}
+	if registryURL == "" {
+		registryURL = f.registry
+	}
+	if ro := registry.OptionsFromEnv(registryURL); ro.URL != "" {
+		c, err := registry.NewClient(ro)
+		if err != nil {
+			return o, err
+		}
+		o.Registry = c
+	}
+	return o, nil
 }
 
 func newControllerCmd() *cobra.Command {
@@ -71,7 +85,11 @@ func newControllerCmd() *cobra.Command {
 				cacheDir = filepath.Join(base, "mlcd", "controller")
 			}
 			ctrllog.SetLogger(logr.FromSlogHandler(newLogHandler(cmd.ErrOrStderr())))
-			c, err := controller.New(ctx, cfg, f.options(cacheDir))
+			opts, err := f.options(cacheDir, "")
+			if err != nil {
+				return err
+			}
+			c, err := controller.New(ctx, cfg, opts)
 			if err != nil {
 				return err
 			}

@@ -104,7 +104,7 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 
 	ctrlErr := make(chan error, 1)
 	if !o.noSync {
-		if err := startSync(ctx, out, cluster, o, ctrlErr); err != nil {
+		if err := startSync(ctx, out, cluster, o, "http://"+regLn.Addr().String(), ctrlErr); err != nil {
 			_ = cluster.Stop()
 			return err
 		}
@@ -131,7 +131,7 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 
 // startSync runs the controller against the local cluster and applies the
 // root manifests of the repository.
-func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster, o upOptions, errc chan<- error) error {
+func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster, o upOptions, registryURL string, errc chan<- error) error {
 	cfg, err := cluster.RESTConfig()
 	if err != nil {
 		return err
@@ -150,7 +150,11 @@ func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster
 		return err
 	}
 	ctrllog.SetLogger(logr.FromSlogHandler(newLogHandler(logFile)))
-	c, err := controller.New(ctx, cfg, o.controller.options(filepath.Join(o.stateDir, "cache")))
+	opts, err := o.controller.options(filepath.Join(o.stateDir, "cache"), registryURL)
+	if err != nil {
+		return err
+	}
+	c, err := controller.New(ctx, cfg, opts)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
+	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/render"
 	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
@@ -46,6 +47,9 @@ type Options struct {
 	ControllerNamespace string
 	// MaxConcurrentReconciles defaults to 8.
 	MaxConcurrentReconciles int
+	// Registry gates governed apps and receives write-backs; nil means
+	// governed apps are not synced (fail closed).
+	Registry ModelRegistry
 }
 
 // ApplicationReconciler syncs Applications.
@@ -62,6 +66,7 @@ type ApplicationReconciler struct {
 
 	verifyMu sync.Mutex
 	verified map[types.NamespacedName]verification
+	models   modelState
 	mgr      ctrl.Manager
 }
 
@@ -75,6 +80,7 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.watched = map[schema.GroupVersionKind]bool{}
 	r.verified = map[types.NamespacedName]verification{}
+	r.models = modelState{resolved: map[string]*registry.ModelVersion{}, writtenBack: map[string]string{}}
 	r.mgr = mgr
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Application{}).
@@ -234,6 +240,18 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 	}
 	app.Status.SourceType = rendered.Type
 	objs := rendered.Objects
+	gov, serr := r.governance(ctx, app, root, src, rendered)
+	if serr != nil {
+		return ctrl.Result{}, serr
+	}
+	if gov != nil {
+		if err := r.resolve(ctx, gov); err != nil && !errors.Is(err, registry.ErrNotFound) {
+			// Without the run id the lineage is incomplete: the gate
+			// below decides whether anything may be applied.
+			log.FromContext(ctx).Info("model version not resolved", "app", app.Namespace+"/"+app.Name, "error", err.Error())
+		}
+		stampLineage(objs, gov, sha)
+	}
 	if err := r.Applier.Normalize(objs, dest.Namespace); err != nil {
 		return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, false, "%s", err)
 	}
@@ -265,7 +283,7 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 		}
 	}
 
-	return r.sync(ctx, app, src, sha, objs)
+	return r.sync(ctx, app, src, sha, objs, gov)
 }
 
 // project returns the app's AppProject; "default" exists implicitly.

@@ -33,11 +33,16 @@ type harness struct {
 
 func start(t *testing.T, poll time.Duration) *harness {
 	t.Helper()
+	return startWith(t, poll, nil)
+}
+
+func startWith(t *testing.T, poll time.Duration, reg controller.ModelRegistry) *harness {
+	t.Helper()
 	env := clustertest.Get(t)
 	ns := env.Namespace(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ctrl, err := controller.New(ctx, env.Config, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: poll, AppNamespaces: []string{ns}},
+		Options:  controller.Options{PollInterval: poll, AppNamespaces: []string{ns}, Registry: reg},
 		CacheDir: t.TempDir(),
 	})
 	if err != nil {

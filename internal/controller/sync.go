@@ -21,7 +21,7 @@ const defaultHistoryLimit = 10
 
 // sync compares, applies and prunes as the sync policy says, then records
 // health, inventory and history.
-func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Application, src *v1alpha1.ApplicationSource, sha string, objs []*unstructured.Unstructured) (ctrl.Result, *stepError) {
+func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Application, src *v1alpha1.ApplicationSource, sha string, objs []*unstructured.Unstructured, gov *governed) (ctrl.Result, *stepError) {
 	policy := app.Spec.SyncPolicy
 	var auto *v1alpha1.SyncPolicyAutomated
 	if policy != nil {
@@ -76,6 +76,13 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	case verified:
 		// Nothing in Git, the app or the live objects moved: no dry run.
 	case mayAutoSync:
+		// Gate: a model version must pass its checks before anything is
+		// applied; what runs stays as it is when it does not.
+		if gov != nil {
+			if serr := r.gateCheck(ctx, gov, objs); serr != nil {
+				return ctrl.Result{}, serr
+			}
+		}
 		// Server-side apply dry-runs each object and writes only those that
 		// differ, so it doubles as the comparison.
 		result, changed, serr := r.apply(ctx, app, sha, objs, stale, auto, sha != lastRevision || lastOp == nil)
@@ -143,6 +150,10 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		r.forget(appKey)
 	}
 	clearConditions(app, v1alpha1.ConditionComparisonError, v1alpha1.ConditionInvalidSpecError, v1alpha1.ConditionSyncError)
+	clearConditions(app, ConditionModelGate)
+	if gov != nil && !outOfSync && app.Status.Health.Status == v1alpha1.HealthHealthy {
+		r.writeBack(ctx, app, gov, sha)
+	}
 	if app.Status.Health.Status == v1alpha1.HealthProgressing {
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,9 @@ import (
 // VersionTag is the version tag that carries the version string written in
 // Git (e.g. "v2.3.2").
 const VersionTag = "version"
+
+// ErrAmbiguous is returned when several versions carry the same version tag.
+var ErrAmbiguous = errors.New("ambiguous version tag")
 
 // VersionSearcher is what Resolve needs of a registry client.
 type VersionSearcher interface {
@@ -52,6 +56,6 @@ func Resolve(ctx context.Context, c VersionSearcher, model, ref string) (*ModelV
 		for i, v := range found {
 			nums[i] = v.Version
 		}
-		return nil, fmt.Errorf("model %s: versions %s are all tagged %s=%s; tag exactly one", model, strings.Join(nums, ", "), VersionTag, ref)
+		return nil, fmt.Errorf("model %s: versions %s are all tagged %s=%s; tag exactly one: %w", model, strings.Join(nums, ", "), VersionTag, ref, ErrAmbiguous)
 	}
 }

@@ -21,11 +21,11 @@ import (
 
 // helmTemplate renders the chart at dir as `helm template` would: values
 // files (relative to the chart dir), then inline values, then parameters.
-func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, error) {
+func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, map[string]any, error) {
 	chartPath := rel(in.Root, dir)
 	chrt, err := loader.Load(dir)
 	if err != nil {
-		return nil, fmt.Errorf("load chart %s: %s", chartPath, oneLine(err))
+		return nil, nil, fmt.Errorf("load chart %s: %s", chartPath, oneLine(err))
 	}
 	vals := map[string]any{}
 	h := in.Source.Helm
@@ -37,7 +37,7 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, error) {
 		for _, vf := range h.ValueFiles {
 			relToRoot := filepath.ToSlash(filepath.Join(chartPath, vf))
 			if filepath.IsAbs(vf) {
-				return nil, fmt.Errorf("values file %s: absolute paths are not allowed", vf)
+				return nil, nil, fmt.Errorf("values file %s: absolute paths are not allowed", vf)
 			}
 			p, err := source.Join(in.Root, relToRoot)
 			if err != nil {
@@ -45,31 +45,31 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, error) {
 					if h.IgnoreMissingValueFiles {
 						continue
 					}
-					return nil, fmt.Errorf("values file %s not found in %s", vf, chartPath)
+					return nil, nil, fmt.Errorf("values file %s not found in %s", vf, chartPath)
 				}
-				return nil, fmt.Errorf("values file %s: %s", vf, err)
+				return nil, nil, fmt.Errorf("values file %s: %s", vf, err)
 			}
 			data, err := os.ReadFile(p)
 			if err != nil {
-				return nil, fmt.Errorf("values file %s: %w", relToRoot, err)
+				return nil, nil, fmt.Errorf("values file %s: %w", relToRoot, err)
 			}
 			var fileVals map[string]any
 			if err := yaml.Unmarshal(data, &fileVals); err != nil {
-				return nil, fmt.Errorf("values file %s: invalid YAML: %s", relToRoot, oneLine(err))
+				return nil, nil, fmt.Errorf("values file %s: invalid YAML: %s", relToRoot, oneLine(err))
 			}
 			mergeMaps(vals, fileVals)
 		}
 		if h.Values != "" {
 			var inline map[string]any
 			if err := yaml.Unmarshal([]byte(h.Values), &inline); err != nil {
-				return nil, fmt.Errorf("helm.values: invalid YAML: %s", oneLine(err))
+				return nil, nil, fmt.Errorf("helm.values: invalid YAML: %s", oneLine(err))
 			}
 			mergeMaps(vals, inline)
 		}
 		if h.ValuesObject != nil && len(h.ValuesObject.Raw) > 0 {
 			var obj map[string]any
 			if err := yaml.Unmarshal(h.ValuesObject.Raw, &obj); err != nil {
-				return nil, fmt.Errorf("helm.valuesObject: %s", oneLine(err))
+				return nil, nil, fmt.Errorf("helm.valuesObject: %s", oneLine(err))
 			}
 			mergeMaps(vals, obj)
 		}
@@ -82,18 +82,18 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, error) {
 				err = strvals.ParseInto(set, vals)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("helm parameter %s: %s", p.Name, oneLine(err))
+				return nil, nil, fmt.Errorf("helm parameter %s: %s", p.Name, oneLine(err))
 			}
 		}
 	}
 	opts := common.ReleaseOptions{Name: releaseName, Namespace: in.Namespace, Revision: 1, IsInstall: true}
 	renderVals, err := chartutil.ToRenderValues(chrt, vals, opts, common.DefaultCapabilities.Copy())
 	if err != nil {
-		return nil, fmt.Errorf("chart %s values: %s", chartPath, oneLine(err))
+		return nil, nil, fmt.Errorf("chart %s values: %s", chartPath, oneLine(err))
 	}
 	files, err := engine.Render(chrt, renderVals)
 	if err != nil {
-		return nil, fmt.Errorf("chart %s: template error: %s", chartPath, oneLine(err))
+		return nil, nil, fmt.Errorf("chart %s: template error: %s", chartPath, oneLine(err))
 	}
 	names := make([]string, 0, len(files))
 	for name := range files {
@@ -111,7 +111,7 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, error) {
 		}
 		objs, err := manifest.Parse(name, []byte(files[name]))
 		if err != nil {
-			return nil, fmt.Errorf("chart %s: %s", chartPath, err)
+			return nil, nil, fmt.Errorf("chart %s: %s", chartPath, err)
 		}
 		for _, o := range objs {
 			if isHelmHook(o) {
@@ -120,7 +120,15 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, error) {
 			out = append(out, o)
 		}
 	}
-	return out, nil
+	// Chart defaults under the user's values, as templates saw them.
+	merged := map[string]any{}
+	switch v := renderVals["Values"].(type) {
+	case common.Values:
+		mergeMaps(merged, v.AsMap())
+	case map[string]any:
+		mergeMaps(merged, v)
+	}
+	return out, merged, nil
 }
 
 // isHelmHook skips test hooks, which a sync must not create.
@@ -142,3 +150,29 @@ func mergeMaps(dst, src map[string]any) {
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// ValueAt reads a dotted key ("model.version") from values as a string.
+func ValueAt(values map[string]any, key string) (string, bool) {
+	var cur any = values
+	for _, part := range strings.Split(key, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			if cv, ok2 := cur.(common.Values); ok2 {
+				m = cv
+			} else {
+				return "", false
+			}
+		}
+		if cur, ok = m[part]; !ok {
+			return "", false
+		}
+	}
+	switch v := cur.(type) {
+	case string:
+		return v, true
+	case nil, map[string]any, []any:
+		return "", false
+	default:
+		return fmt.Sprint(v), true
+	}
+}

@@ -44,6 +44,9 @@ const (
 type Result struct {
 	Objects []*unstructured.Unstructured
 	Type    string
+	// Values are the Helm values the templates saw (chart defaults,
+	// values files, values, parameters); nil for other types. Read only.
+	Values map[string]any
 }
 
 // Renderer renders with a cache.
@@ -89,7 +92,7 @@ func (r *Renderer) Render(in Input) (*Result, error) {
 		r.mu.Unlock()
 		cached = res
 	}
-	out := &Result{Type: cached.Type, Objects: make([]*unstructured.Unstructured, len(cached.Objects))}
+	out := &Result{Type: cached.Type, Values: cached.Values, Objects: make([]*unstructured.Unstructured, len(cached.Objects))}
 	for i, o := range cached.Objects {
 		out.Objects[i] = o.DeepCopy()
 	}
@@ -116,8 +119,8 @@ func (r *Renderer) render(in Input) (*Result, error) {
 	}
 	switch {
 	case in.Source.Helm != nil || exists(filepath.Join(dir, "Chart.yaml")):
-		objs, err := helmTemplate(in, dir)
-		return &Result{Objects: objs, Type: TypeHelm}, err
+		objs, vals, err := helmTemplate(in, dir)
+		return &Result{Objects: objs, Type: TypeHelm, Values: vals}, err
 	case in.Source.Kustomize != nil || exists(filepath.Join(dir, "kustomization.yaml")) || exists(filepath.Join(dir, "kustomization.yml")) || exists(filepath.Join(dir, "Kustomization")):
 		objs, err := kustomizeBuild(in, dir)
 		return &Result{Objects: objs, Type: TypeKustomize}, err

@@ -140,3 +140,21 @@ func TestMissingPath(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestHelmValuesAreReported(t *testing.T) {
+	res, err := render.New().Render(render.Input{Root: root(t), Revision: "abc", AppName: "x", Source: v1alpha1.ApplicationSource{
+		Path: "chart", Helm: &v1alpha1.ApplicationSourceHelm{ValueFiles: []string{"values-prod.yaml"}, Parameters: []v1alpha1.HelmParameter{{Name: "model.version", Value: "v9"}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := render.ValueAt(res.Values, "model.version"); !ok || v != "v9" {
+		t.Errorf("model.version = %q %v, want v9 (the parameter)", v, ok)
+	}
+	if v, ok := render.ValueAt(res.Values, "model.replicas"); !ok || v != "5" {
+		t.Errorf("model.replicas = %q %v, want 5 from the values file", v, ok)
+	}
+	if _, ok := render.ValueAt(res.Values, "model.nope"); ok {
+		t.Error("missing key found")
+	}
+}

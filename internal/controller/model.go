@@ -1,0 +1,212 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/gate"
+	"github.com/mlcd-dev/mlcd/internal/registry"
+	"github.com/mlcd-dev/mlcd/internal/render"
+	gitsource "github.com/mlcd-dev/mlcd/internal/source"
+)
+
+// Lineage annotations on every workload of a governed app.
+const (
+	AnnotationModel        = "mlcd.io/model"
+	AnnotationModelVersion = "mlcd.io/model-version"
+	AnnotationRunID        = "mlcd.io/registry-run-id"
+	AnnotationGitSHA       = "mlcd.io/git-sha"
+)
+
+// ConditionModelGate is set when a model version may not be deployed.
+const ConditionModelGate = "ModelGateFailed"
+
+// ModelRegistry is what the controller needs of the registry: the gate's
+// reads and the write-back of aliases and tags.
+type ModelRegistry interface {
+	gate.Registry
+	SetAlias(ctx context.Context, name, alias, version string) error
+	SetModelVersionTag(ctx context.Context, name, version, key, value string) error
+}
+
+// governed is an app under a ModelPolicy, at one model version.
+type governed struct {
+	policy  *v1alpha1.ModelPolicy
+	env     v1alpha1.ModelEnvironment
+	version string
+	reg     *registry.ModelVersion
+}
+
+// modelState caches what the controller learnt from the registry, so an
+// app at rest asks it nothing: registry versions are immutable once
+// resolved, and an alias is written once per app, version and commit.
+type modelState struct {
+	mu          sync.Mutex
+	resolved    map[string]*registry.ModelVersion
+	writtenBack map[string]string
+}
+
+// governance finds the app's ModelPolicy (mlcd.yaml in the app path) and
+// the version its rendered values name. nil means the app is not governed.
+func (r *ApplicationReconciler) governance(ctx context.Context, app *v1alpha1.Application, root string, src *v1alpha1.ApplicationSource, rendered *render.Result) (*governed, *stepError) {
+	p, err := gitsource.Join(root, path.Join(src.Path, v1alpha1.ModelPolicyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fail(v1alpha1.ConditionComparisonError, false, "%s", err)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fail(v1alpha1.ConditionComparisonError, true, "read %s: %s", v1alpha1.ModelPolicyFile, err)
+	}
+	policy, err := v1alpha1.ParseModelPolicy(data)
+	if err != nil {
+		return nil, fail(v1alpha1.ConditionComparisonError, false, "%s/%s: %s", src.Path, v1alpha1.ModelPolicyFile, err)
+	}
+	env, ok := policy.EnvironmentForApp(app.Name)
+	if !ok && src.Helm != nil {
+		for _, e := range policy.Spec.Environments {
+			for _, vf := range src.Helm.ValueFiles {
+				if filepath.Base(vf) == e.ValuesFile {
+					env, ok = e, true
+				}
+			}
+		}
+	}
+	if !ok {
+		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "application %s is not an environment of ModelPolicy %s (set spec.environments[].application)", app.Name, policy.Name)
+	}
+	version, ok := render.ValueAt(rendered.Values, policy.Spec.VersionKey)
+	if !ok || version == "" {
+		return nil, fail(v1alpha1.ConditionComparisonError, false, "values key %s is not set for %s (ModelPolicy %s)", policy.Spec.VersionKey, app.Name, policy.Name)
+	}
+	return &governed{policy: policy, env: env, version: version}, nil
+}
+
+// resolve finds the registry version (cached once found).
+func (r *ApplicationReconciler) resolve(ctx context.Context, g *governed) error {
+	key := g.policy.Spec.RegisteredModel + "\x00" + g.version
+	r.models.mu.Lock()
+	v, ok := r.models.resolved[key]
+	r.models.mu.Unlock()
+	if ok {
+		g.reg = v
+		return nil
+	}
+	if r.Options.Registry == nil {
+		return errNoRegistry
+	}
+	v, err := registry.Resolve(ctx, r.Options.Registry, g.policy.Spec.RegisteredModel, g.version)
+	if err != nil {
+		return err
+	}
+	if v.Status == registry.StatusReady {
+		r.models.mu.Lock()
+		r.models.resolved[key] = v
+		r.models.mu.Unlock()
+	}
+	g.reg = v
+	return nil
+}
+
+var errNoRegistry = errors.New("no model registry configured (--registry or MLFLOW_TRACKING_URI)")
+
+// gateCheck runs the full gate unless the live workloads already run this
+// version: a model change must pass it, self-healing what runs need not.
+func (r *ApplicationReconciler) gateCheck(ctx context.Context, g *governed, objs []*unstructured.Unstructured) *stepError {
+	running := false
+	for _, o := range objs {
+		if !isWorkload(o) {
+			continue
+		}
+		live, err := r.Applier.Get(ctx, o)
+		if err != nil || live == nil || live.GetAnnotations()[AnnotationModelVersion] != g.version {
+			running = false
+			break
+		}
+		running = true
+	}
+	if running {
+		return nil
+	}
+	if r.Options.Registry == nil {
+		return fail(ConditionModelGate, true, "model %s %s: %s; nothing applied", g.policy.Spec.RegisteredModel, g.version, errNoRegistry)
+	}
+	res, err := gate.Evaluate(ctx, r.Options.Registry, g.policy, g.env.Name, g.version)
+	if err != nil {
+		return fail(ConditionModelGate, true, "model %s %s: %s; nothing applied, the running version is kept", g.policy.Spec.RegisteredModel, g.version, err)
+	}
+	if !res.OK() {
+		return fail(ConditionModelGate, true, "%s; nothing applied, the running version is kept", res.Summary())
+	}
+	return nil
+}
+
+func isWorkload(o *unstructured.Unstructured) bool {
+	gvk := o.GroupVersionKind()
+	switch gvk.Group + "/" + gvk.Kind {
+	case "apps/Deployment", "apps/StatefulSet", "apps/DaemonSet", "serving.kserve.io/InferenceService", "mlops.seldon.io/Model":
+		return true
+	}
+	return false
+}
+
+// stampLineage annotates workloads with model, version, run and commit.
+func stampLineage(objs []*unstructured.Unstructured, g *governed, sha string) {
+	for _, o := range objs {
+		if !isWorkload(o) {
+			continue
+		}
+		ann := o.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[AnnotationModel] = g.policy.Spec.RegisteredModel
+		ann[AnnotationModelVersion] = g.version
+		ann[AnnotationGitSHA] = sha
+		if g.reg != nil && g.reg.RunID != "" {
+			ann[AnnotationRunID] = g.reg.RunID
+		}
+		o.SetAnnotations(ann)
+	}
+}
+
+// writeBack moves the environment's registry alias to the version once the
+// app is Synced and Healthy at it, and tags the version with the commit.
+func (r *ApplicationReconciler) writeBack(ctx context.Context, app *v1alpha1.Application, g *governed, sha string) {
+	if r.Options.Registry == nil || g.reg == nil {
+		return
+	}
+	appKey := app.Namespace + "/" + app.Name
+	mark := g.reg.Version + "@" + sha
+	r.models.mu.Lock()
+	done := r.models.writtenBack[appKey] == mark
+	r.models.mu.Unlock()
+	if done {
+		return
+	}
+	model := g.policy.Spec.RegisteredModel
+	err := errors.Join(
+		r.Options.Registry.SetAlias(ctx, model, g.env.Name, g.reg.Version),
+		r.Options.Registry.SetModelVersionTag(ctx, model, g.reg.Version, "mlcd.git_sha", sha),
+		r.Options.Registry.SetModelVersionTag(ctx, model, g.reg.Version, "mlcd.deployed_at", time.Now().UTC().Format(time.RFC3339)),
+		r.Options.Registry.SetModelVersionTag(ctx, model, g.reg.Version, "mlcd.app", appKey),
+	)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "registry write-back failed", "app", appKey, "model", model, "version", g.reg.Version)
+		return
+	}
+	r.models.mu.Lock()
+	r.models.writtenBack[appKey] = mark
+	r.models.mu.Unlock()
+}

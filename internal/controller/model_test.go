@@ -1,0 +1,100 @@
+package controller_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/registry"
+	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
+)
+
+const policy = `apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: fraud-detection}
+spec:
+  registeredModel: fraud-detection
+  versionKey: model.version
+  environments:
+  - {name: staging, valuesFile: values-staging.yaml, application: fd-staging}
+  - {name: production, valuesFile: values-production.yaml, application: fd-production, requires: staging}
+  gates:
+  - {metric: auc, op: ">=", value: 0.92}
+`
+
+func register(t *testing.T, c *registry.Client, version string, auc float64) *registry.ModelVersion {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.GetRegisteredModel(ctx, "fraud-detection"); err != nil {
+		if _, err := c.CreateRegisteredModel(ctx, "fraud-detection", "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exp, err := c.GetExperimentByName(ctx, "eval")
+	expID := ""
+	if err != nil {
+		if expID, err = c.CreateExperiment(ctx, "eval"); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		expID = exp.ExperimentID
+	}
+	run, err := c.CreateRun(ctx, expID, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LogMetric(ctx, run.Info.RunID, "auc", auc, 0); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.CreateModelVersion(ctx, "fraud-detection", registry.CreateVersionOptions{Source: "s3://m/" + version, RunID: run.Info.RunID, Tags: []registry.Tag{{Key: "version", Value: version}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestModelGateAndWriteBack: staging syncs a registered version and moves
+// the staging alias; production follows only then; a version missing from
+// the registry is not applied and the app says why.
+func TestModelGateAndWriteBack(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	h := startWith(t, time.Minute, reg.Client)
+	repo := modelRepo(t)
+	repo.Write(map[string]string{"models/fraud-detection/mlcd.yaml": policy}).Commit("policy")
+	v1 := register(t, reg.Client, "v2.3.1", 0.95)
+
+	staging, prod := h.ns+"-stg", h.ns+"-prod"
+	h.namespaceGone(t, staging)
+	h.namespaceGone(t, prod)
+	for name, dest := range map[string]string{"fd-staging": staging, "fd-production": prod} {
+		doc := strings.ReplaceAll(app, "values-production.yaml", "values-"+strings.TrimPrefix(name, "fd-")+".yaml")
+		h.create(doc, map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
+	}
+	h.waitSynced("fd-staging", "")
+	h.waitSynced("fd-production", "")
+	ctx := context.Background()
+	for _, alias := range []string{"staging", "production"} {
+		got, err := reg.Client.GetVersionByAlias(ctx, "fraud-detection", alias)
+		if err != nil || got.Version != v1.Version {
+			t.Fatalf("alias %s = %v, %v; want version %s", alias, got, err, v1.Version)
+		}
+		if sha, _ := got.Tag("mlcd.git_sha"); sha == "" {
+			t.Errorf("version not tagged with mlcd.git_sha")
+		}
+	}
+	d := h.deployment(prod, "fraud-detection")
+	if d.Annotations[controller.AnnotationModelVersion] != "v2.3.1" || d.Annotations[controller.AnnotationRunID] != v1.RunID || d.Annotations[controller.AnnotationGitSHA] == "" {
+		t.Errorf("lineage annotations = %v", d.Annotations)
+	}
+
+	// Git names v2.3.3, which the registry lacks: nothing changes.
+	repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": "model:\n  version: v2.3.3\n  replicas: 5\n"}).Commit("bump to a missing version")
+	h.refresh("fd-production")
+	h.waitCondition("fd-production", controller.ConditionModelGate, "model exists in registry: fraud-detection has no version v2.3.3")
+	time.Sleep(time.Second)
+	if img := image(h.deployment(prod, "fraud-detection")); !strings.HasSuffix(img, ":v2.3.1") {
+		t.Fatalf("running image changed to %s", img)
+	}
+}
