@@ -33,7 +33,9 @@ func newModelCmd() *cobra.Command {
 		Short: "Work with models in the registry",
 	}
 	reg.add(cmd)
-	cmd.AddCommand(newModelRegisterCmd(&reg), newModelListCmd(&reg), newModelGetCmd(&reg), newModelAliasCmd(&reg))
+	cmd.AddCommand(newModelRegisterCmd(&reg), newModelListCmd(&reg), newModelGetCmd(&reg), newModelAliasCmd(&reg),
+		newModelCheckCmd(&reg), newModelPromoteCmd(),
+		newRollbackCmd("rollback MODEL --env ENV", "Revert the newest commit that changed the model's version in ENV, with git revert", true))
 	return cmd
 }
 

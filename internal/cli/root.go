@@ -14,6 +14,6 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCmd(), newRegistryCmd(), newModelCmd(), newControllerCmd())
+	root.AddCommand(newUpCmd(), newRegistryCmd(), newModelCmd(), newControllerCmd(), newAppCmd())
 	return root
 }

@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/mlcd-dev/mlcd/internal/promote"
+)
+
+func newModelCheckCmd(reg *registryFlag) *cobra.Command {
+	var base, head, dir, junit string
+	cmd := &cobra.Command{
+		Use:   "check --base REV --head REV",
+		Short: "CI check: every model version the diff changes exists, passes its gates and ran in staging",
+		Long: `check finds every model version that changes between --base and --head (in
+values files named by a ModelPolicy, or in Helm parameters of the Applications
+that deploy them) and checks each against the registry: model exists in
+registry (READY), passed offline tests (the policy's metric gates), and, for
+environments that require another, deployment successful there (its registry
+alias points at the version). It needs registry access only, never cluster
+credentials. Exit status 1 names each failed check.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+			if err != nil {
+				return fmt.Errorf("open repository %s: %w", dir, err)
+			}
+			changes, err := promote.Changes(repo, base, head)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(changes) == 0 {
+				fmt.Fprintf(out, "no model version changes between %s and %s\n", base, head)
+				return nil
+			}
+			c, err := reg.client()
+			if err != nil {
+				return err
+			}
+			results, err := promote.Check(cmd.Context(), c, changes)
+			if err != nil {
+				return err
+			}
+			promote.WriteTable(out, results)
+			if os.Getenv("GITHUB_ACTIONS") == "true" {
+				promote.WriteGitHubAnnotations(out, results)
+			}
+			if junit != "" {
+				f, err := os.Create(junit)
+				if err != nil {
+					return err
+				}
+				if err := promote.WriteJUnit(f, results); err != nil {
+					f.Close()
+					return err
+				}
+				if err := f.Close(); err != nil {
+					return err
+				}
+			}
+			var failed []string
+			for _, r := range results {
+				for _, fc := range r.Failed() {
+					failed = append(failed, fmt.Sprintf("%s %s (%s): %s", r.Model, r.Version, r.Env, fc.Name))
+				}
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("%d check(s) failed: %s", len(failed), strings.Join(failed, "; "))
+			}
+			fmt.Fprintln(out, "all checks passed")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&base, "base", "origin/main", "revision the change is based on")
+	cmd.Flags().StringVar(&head, "head", "HEAD", "revision under review")
+	cmd.Flags().StringVar(&dir, "repo", ".", "path of the deployment repository checkout")
+	cmd.Flags().StringVar(&junit, "junit", "", "write a JUnit XML report to this file")
+	return cmd
+}
+
+func newModelPromoteCmd() *cobra.Command {
+	var o promote.Options
+	cmd := &cobra.Command{
+		Use:   "promote MODEL --version V --env ENV",
+		Short: "Bump a model's version for an environment on a new promotion branch",
+		Long: `promote edits the version key of MODEL's environment (the values file named in
+models/<model>/mlcd.yaml, or the Application's Helm parameter when it overrides
+the values file), keeping comments, commits it on promote/<model>-<version>-<env>
+with a message naming model, version, environment and who, and pushes the
+branch (or prints the push command with --no-push).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Model = args[0]
+			if o.Version == "" || o.Env == "" {
+				return fmt.Errorf("--version and --env are required")
+			}
+			res, err := promote.Promote(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s: %s -> %s in %s\n", o.Model, res.From, o.Version, res.File)
+			fmt.Fprintf(out, "committed %s on branch %s\n", res.Commit[:7], res.Branch)
+			if res.Pushed {
+				fmt.Fprintf(out, "pushed %s\n", res.Branch)
+			} else {
+				fmt.Fprintf(out, "push it with: %s\n", res.PushCommand)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.Version, "version", "", "model version as written in Git (e.g. v2.3.2)")
+	cmd.Flags().StringVar(&o.Env, "env", "", "environment of the ModelPolicy (e.g. production)")
+	cmd.Flags().StringVar(&o.Dir, "repo", ".", "path of the deployment repository checkout")
+	cmd.Flags().BoolVar(&o.NoPush, "no-push", false, "commit locally and print the push command")
+	cmd.Flags().StringVar(&o.Remote, "remote", "origin", "remote to push to")
+	return cmd
+}
+
+func newRollbackCmd(use, short string, model bool) *cobra.Command {
+	var o promote.RollbackOptions
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if model {
+				o.Model = args[0]
+				if o.Env == "" {
+					return fmt.Errorf("--env is required")
+				}
+			} else {
+				o.App = args[0]
+			}
+			res, err := promote.Rollback(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "reverted %s (%s) with %s on %s\n", res.Reverted[:7], res.Subject, res.Commit[:7], res.Branch)
+			if res.Pushed {
+				fmt.Fprintln(out, "pushed; the controller syncs the previous version")
+			} else {
+				fmt.Fprintf(out, "push it with: %s\n", res.PushCommand)
+			}
+			return nil
+		},
+	}
+	if model {
+		cmd.Flags().StringVar(&o.Env, "env", "", "environment to roll back (e.g. production)")
+	}
+	cmd.Flags().StringVar(&o.Dir, "repo", ".", "path of the deployment repository checkout")
+	cmd.Flags().BoolVar(&o.NoPush, "no-push", false, "commit the revert locally and print the push command")
+	cmd.Flags().StringVar(&o.Remote, "remote", "origin", "remote to push to")
+	return cmd
+}
+
+func newAppCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "app", Short: "Work with Applications"}
+	cmd.AddCommand(newRollbackCmd("rollback APP", "Revert the newest commit that changed the app's path, with git revert", false))
+	return cmd
+}

@@ -1,0 +1,150 @@
+package promote
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+
+	"github.com/mlcd-dev/mlcd/internal/gate"
+)
+
+// Change is a model version a diff moves.
+type Change struct {
+	Deployment
+	From string
+}
+
+// Changes lists the deployments whose effective version differs between
+// base and head. Two different versions for one model and environment in
+// one diff (a values file and a parameter that disagree) are an error.
+func Changes(repo *git.Repository, base, head string) ([]Change, error) {
+	bt, _, err := TreeAt(repo, base)
+	if err != nil {
+		return nil, err
+	}
+	ht, _, err := TreeAt(repo, head)
+	if err != nil {
+		return nil, err
+	}
+	before, err := bt.Deployments()
+	if err != nil {
+		return nil, fmt.Errorf("at %s: %w", base, err)
+	}
+	after, err := ht.Deployments()
+	if err != nil {
+		return nil, fmt.Errorf("at %s: %w", head, err)
+	}
+	old := map[string]string{}
+	for _, d := range before {
+		old[d.Key()] = d.Version
+	}
+	seen := map[string]Change{}
+	var out []Change
+	for _, d := range after {
+		if prev, ok := seen[d.Key()]; ok && prev.Version != d.Version {
+			return nil, fmt.Errorf("conflicting versions for %s in one change: %s (%s) and %s (%s)", d.Key(), prev.Version, prev.File, d.Version, d.File)
+		}
+		if d.Version == old[d.Key()] {
+			continue
+		}
+		if d.Version == "" {
+			return nil, fmt.Errorf("%s: version key %s is missing from %s", d.Key(), d.Policy.Spec.VersionKey, d.File)
+		}
+		c := Change{Deployment: d, From: old[d.Key()]}
+		seen[d.Key()] = c
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// CheckResult is a change with its gate verdict.
+type CheckResult struct {
+	Change
+	gate.Result
+}
+
+// Check runs the gate for every change.
+func Check(ctx context.Context, reg gate.Registry, changes []Change) ([]CheckResult, error) {
+	var out []CheckResult
+	for _, c := range changes {
+		res, err := gate.Evaluate(ctx, reg, c.Policy, c.Env.Name, c.Version)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", c.Key(), c.Version, err)
+		}
+		out = append(out, CheckResult{Change: c, Result: res})
+	}
+	return out, nil
+}
+
+// WriteTable prints one line per check.
+func WriteTable(w io.Writer, results []CheckResult) {
+	fmt.Fprintf(w, "%-28s %-12s %-22s %-32s %-5s %s\n", "MODEL", "ENV", "VERSION", "CHECK", "OK", "DETAIL")
+	for _, r := range results {
+		for _, c := range r.Checks {
+			ok := "yes"
+			if !c.OK {
+				ok = "NO"
+			}
+			fmt.Fprintf(w, "%-28s %-12s %-22s %-32s %-5s %s\n", r.Model, r.Env, r.From+" -> "+r.Version, c.Name, ok, c.Message)
+		}
+	}
+}
+
+// WriteGitHubAnnotations prints ::error lines for failed checks, pointing
+// at the file that sets the version.
+func WriteGitHubAnnotations(w io.Writer, results []CheckResult) {
+	for _, r := range results {
+		for _, c := range r.Failed() {
+			fmt.Fprintf(w, "::error file=%s,title=%s::%s %s (%s): %s\n", r.File, c.Name, r.Model, r.Version, r.Env, strings.ReplaceAll(c.Message, "\n", " "))
+		}
+	}
+}
+
+type junitSuite struct {
+	XMLName  xml.Name    `xml:"testsuite"`
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	ClassName string        `xml:"classname,attr"`
+	Failure   *junitFailure `xml:"failure,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// WriteJUnit writes a JUnit XML report, one test case per check.
+func WriteJUnit(w io.Writer, results []CheckResult) error {
+	s := junitSuite{Name: "mlcd model check"}
+	for _, r := range results {
+		for _, c := range r.Checks {
+			jc := junitCase{Name: c.Name, ClassName: r.Model + "." + r.Env + "." + r.Version}
+			if !c.OK {
+				jc.Failure = &junitFailure{Message: c.Message, Text: c.Message}
+				s.Failures++
+			}
+			s.Tests++
+			s.Cases = append(s.Cases, jc)
+		}
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}

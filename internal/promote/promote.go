@@ -1,0 +1,214 @@
+package promote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"sigs.k8s.io/kustomize/kyaml/kio"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// Options describe a promotion.
+type Options struct {
+	// Dir is the work tree (a Git checkout of the deployment repo).
+	Dir string
+	// Model is the registered model name; Version as written in Git.
+	Model, Version, Env string
+	// NoPush leaves the branch local and returns the push command.
+	NoPush bool
+	// Remote to push to. Default origin.
+	Remote string
+}
+
+// Result says what Promote did.
+type Result struct {
+	Branch, Commit, File, From, PushCommand string
+	Pushed                                  bool
+}
+
+// Promote bumps the model's version for env on a new branch
+// promote/<model>-<version>-<env> and commits. Where an Application's Helm
+// parameter overrides the version, that parameter is edited (a values-file
+// bump would do nothing).
+func Promote(ctx context.Context, o Options) (*Result, error) {
+	if o.Remote == "" {
+		o.Remote = "origin"
+	}
+	repo, err := git.PlainOpenWithOptions(o.Dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", o.Dir, err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return nil, err
+	}
+	status, err := wt.Status()
+	if err != nil {
+		return nil, err
+	}
+	if !status.IsClean() {
+		return nil, fmt.Errorf("the work tree %s has uncommitted changes; commit or stash them first", wt.Filesystem.Root())
+	}
+	branch := fmt.Sprintf("promote/%s-%s-%s", o.Model, o.Version, o.Env)
+	if _, err := repo.Reference(plumbing.NewBranchReferenceName(branch), false); err == nil {
+		return nil, fmt.Errorf("branch %s already exists", branch)
+	}
+	tree, head, err := TreeAt(repo, "HEAD")
+	if err != nil {
+		return nil, err
+	}
+	deps, err := tree.Deployments()
+	if err != nil {
+		return nil, err
+	}
+	var dep *Deployment
+	for i := range deps {
+		if deps[i].Policy.Spec.RegisteredModel == o.Model && deps[i].Env.Name == o.Env {
+			dep = &deps[i]
+		}
+	}
+	if dep == nil {
+		return nil, fmt.Errorf("no ModelPolicy (mlcd.yaml) for model %s has an environment %s", o.Model, o.Env)
+	}
+	if dep.Version == o.Version {
+		return nil, fmt.Errorf("%s in %s is already %s", o.Model, o.Env, o.Version)
+	}
+	key := dep.Policy.Spec.VersionKey
+	root := wt.Filesystem.Root()
+	file := filepath.Join(root, dep.File)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var edited []byte
+	if dep.Param {
+		edited, err = setAppParameter(data, dep, key, o.Version)
+	} else {
+		edited, err = setValue(data, key, o.Version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("edit %s: %w", dep.File, err)
+	}
+
+	if err := wt.Checkout(&git.CheckoutOptions{Hash: head.Hash, Branch: plumbing.NewBranchReferenceName(branch), Create: true}); err != nil {
+		return nil, fmt.Errorf("create branch %s: %w", branch, err)
+	}
+	if err := os.WriteFile(file, edited, 0o644); err != nil {
+		return nil, err
+	}
+	if _, err := wt.Add(dep.File); err != nil {
+		return nil, err
+	}
+	who := author(repo)
+	where := dep.File
+	if dep.Param {
+		where += " (helm parameter of the Application)"
+	}
+	msg := fmt.Sprintf("Promote %s %s to %s\n\n%s: %s -> %s in %s\n\nModel: %s\nVersion: %s\nEnvironment: %s\nPromoted-by: %s <%s>\n",
+		o.Model, o.Version, o.Env, key, dep.Version, o.Version, where, o.Model, o.Version, o.Env, who.Name, who.Email)
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: who, Committer: who})
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Branch: branch, Commit: h.String(), File: dep.File, From: dep.Version,
+		PushCommand: fmt.Sprintf("git push %s %s", o.Remote, branch)}
+	if o.NoPush {
+		return res, nil
+	}
+	if err := gitCmd(ctx, root, "push", o.Remote, branch); err != nil {
+		return res, fmt.Errorf("push %s: %w (the branch is committed locally; push it with: %s)", branch, err, res.PushCommand)
+	}
+	res.Pushed = true
+	return res, nil
+}
+
+// setValue sets a dotted key in a values file, keeping comments.
+func setValue(data []byte, key, value string) ([]byte, error) {
+	node, err := kyaml.Parse(string(data))
+	if err != nil {
+		return nil, err
+	}
+	parts := strings.Split(key, ".")
+	if _, err := node.Pipe(kyaml.LookupCreate(kyaml.MappingNode, parts[:len(parts)-1]...), kyaml.SetField(parts[len(parts)-1], kyaml.NewStringRNode(value))); err != nil {
+		return nil, err
+	}
+	return []byte(node.MustString()), nil
+}
+
+// setAppParameter edits helm.parameters[name=key] of the Application that
+// deploys dep, in a file that may hold several documents.
+func setAppParameter(data []byte, dep *Deployment, key, value string) ([]byte, error) {
+	nodes, err := kio.FromBytes(data)
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	for _, n := range nodes {
+		if n.GetKind() != "Application" {
+			continue
+		}
+		p, err := n.Pipe(kyaml.Lookup("spec", "source", "path"))
+		if err != nil || p == nil || filepath.Clean(kyaml.GetValue(p)) != filepath.Clean(dep.Dir) {
+			continue
+		}
+		if dep.Env.Application != "" && n.GetName() != dep.Env.Application {
+			continue
+		}
+		param, err := n.Pipe(kyaml.Lookup("spec", "source", "helm", "parameters", "[name="+key+"]"))
+		if err != nil || param == nil {
+			continue
+		}
+		if _, err := param.Pipe(kyaml.SetField("value", kyaml.NewStringRNode(value))); err != nil {
+			return nil, err
+		}
+		done = true
+	}
+	if !done {
+		return nil, errors.New("no Application parameter " + key + " found")
+	}
+	var buf bytes.Buffer
+	if err := (kio.ByteWriter{Writer: &buf}).Write(nodes); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// author is the committer from git config, else $USER.
+func author(repo *git.Repository) *object.Signature {
+	sig := &object.Signature{When: time.Now()}
+	if cfg, err := repo.ConfigScoped(0); err == nil {
+		sig.Name, sig.Email = cfg.User.Name, cfg.User.Email
+	}
+	if sig.Name == "" {
+		sig.Name = os.Getenv("USER")
+		if sig.Name == "" {
+			sig.Name = "mlcd"
+		}
+	}
+	if sig.Email == "" {
+		sig.Email = sig.Name + "@localhost"
+	}
+	return sig
+}
+
+// gitCmd runs the git binary for what go-git lacks (revert) or does
+// differently from the user's setup (push with their credential helpers).
+func gitCmd(ctx context.Context, dir string, args ...string) error {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("git %s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))
+	}
+	return nil
+}

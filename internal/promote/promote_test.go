@@ -1,0 +1,290 @@
+package promote_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-git/go-git/v5"
+
+	"github.com/mlcd-dev/mlcd/examples"
+	"github.com/mlcd-dev/mlcd/internal/gate"
+	"github.com/mlcd-dev/mlcd/internal/promote"
+	"github.com/mlcd-dev/mlcd/internal/registry"
+	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
+	"github.com/mlcd-dev/mlcd/internal/source/gittest"
+)
+
+const policy = `apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: fraud-detection}
+spec:
+  registeredModel: fraud-detection
+  environments:
+  - {name: staging, valuesFile: values-staging.yaml, application: fraud-detection-staging}
+  - {name: production, valuesFile: values-production.yaml, application: fraud-detection-production, requires: staging}
+  gates:
+  - {metric: auc, op: ">=", value: 0.92}
+  - {metric: auc, notWorseThan: production, tolerance: 0.01}
+`
+
+const apps = `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: fraud-detection-staging, namespace: argocd}
+spec:
+  project: default
+  source:
+    repoURL: https://example.invalid/ml-deployments.git
+    path: models/fraud-detection
+    helm: {valueFiles: [values-staging.yaml]}
+  destination: {server: https://kubernetes.default.svc, namespace: ml-staging}
+---
+# production pins the version with a parameter, as the seed does
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: fraud-detection-production, namespace: argocd}
+spec:
+  project: default
+  source:
+    repoURL: https://example.invalid/ml-deployments.git
+    path: models/fraud-detection
+    helm:
+      valueFiles: [values-production.yaml]
+      parameters:
+      - name: model.version
+        value: "v2.3.1"
+  destination: {server: https://kubernetes.default.svc, namespace: ml-production}
+`
+
+func git_(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// setup makes an origin repository and a clone to work in.
+func setup(t *testing.T) (origin *gittest.Repo, work string) {
+	origin = gittest.New(t)
+	origin.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", "models/fraud-detection", nil)
+	origin.Write(map[string]string{"models/fraud-detection/mlcd.yaml": policy, "argocd/applications/fraud-detection.yaml": apps})
+	origin.Commit("initial")
+	git_(t, origin.Dir, "config", "receive.denyCurrentBranch", "updateInstead")
+	work = filepath.Join(t.TempDir(), "work")
+	git_(t, filepath.Dir(work), "clone", "-q", origin.Dir, work)
+	git_(t, work, "config", "user.name", "Tech Lead")
+	git_(t, work, "config", "user.email", "lead@example.com")
+	return origin, work
+}
+
+func register(t *testing.T, c *registry.Client, version string, auc float64, aliases ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.GetRegisteredModel(ctx, "fraud-detection"); err != nil {
+		c.CreateRegisteredModel(ctx, "fraud-detection", "", nil)
+	}
+	exp, err := c.GetExperimentByName(ctx, "eval")
+	var expID string
+	if err != nil {
+		expID, _ = c.CreateExperiment(ctx, "eval")
+	} else {
+		expID = exp.ExperimentID
+	}
+	run, _ := c.CreateRun(ctx, expID, "", nil)
+	c.LogMetric(ctx, run.Info.RunID, "auc", auc, 0)
+	v, err := c.CreateModelVersion(ctx, "fraud-detection", registry.CreateVersionOptions{Source: "s3://m", RunID: run.Info.RunID, Tags: []registry.Tag{{Key: "version", Value: version}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range aliases {
+		if err := c.SetAlias(ctx, "fraud-detection", a, v.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestPromoteEditsTheOverridingParameterAndPushes(t *testing.T) {
+	origin, work := setup(t)
+	res, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Branch != "promote/fraud-detection-v2.3.2-production" || !res.Pushed || res.From != "v2.3.1" {
+		t.Fatalf("result %+v", res)
+	}
+	data, _ := os.ReadFile(filepath.Join(work, "argocd/applications/fraud-detection.yaml"))
+	if !strings.Contains(string(data), `value: "v2.3.2"`) && !strings.Contains(string(data), "value: v2.3.2") {
+		t.Fatalf("parameter not bumped:\n%s", data)
+	}
+	if !strings.Contains(string(data), "# production pins the version") {
+		t.Errorf("comment lost:\n%s", data)
+	}
+	msg := git_(t, work, "log", "-1", "--format=%B")
+	for _, want := range []string{"fraud-detection", "v2.3.2", "production", "Tech Lead"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("commit message lacks %q:\n%s", want, msg)
+		}
+	}
+	if out := git_(t, origin.Dir, "branch", "--list", res.Branch); !strings.Contains(out, res.Branch) {
+		t.Errorf("branch not pushed to origin")
+	}
+	// A second promotion to the same branch, and one onto a dirty tree, are refused.
+	git_(t, work, "checkout", "-q", "main")
+	if _, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production", NoPush: true}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("existing branch: %v", err)
+	}
+	os.WriteFile(filepath.Join(work, "dirty.txt"), []byte("x"), 0o644)
+	if _, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.3", Env: "production", NoPush: true}); err == nil || !strings.Contains(err.Error(), "uncommitted") {
+		t.Errorf("dirty tree: %v", err)
+	}
+}
+
+func TestPromoteValuesFileKeepsComments(t *testing.T) {
+	_, work := setup(t)
+	res, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "staging", NoPush: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(work, res.File))
+	if res.File != "models/fraud-detection/values-staging.yaml" || !strings.Contains(string(data), "version: v2.3.2") || !strings.Contains(string(data), "# Staging:") {
+		t.Fatalf("%s:\n%s", res.File, data)
+	}
+	if res.Pushed || !strings.HasPrefix(res.PushCommand, "git push origin promote/") {
+		t.Errorf("--no-push: %+v", res)
+	}
+}
+
+func check(t *testing.T, c *registry.Client, work string) []promote.CheckResult {
+	t.Helper()
+	repo, err := git.PlainOpen(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes, err := promote.Changes(repo, "origin/main", "HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := promote.Check(context.Background(), c, changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func failedNames(rs []promote.CheckResult) string {
+	var n []string
+	for _, r := range rs {
+		for _, c := range r.Failed() {
+			n = append(n, c.Name)
+		}
+	}
+	return strings.Join(n, ",")
+}
+
+func TestCheck(t *testing.T) {
+	cases := []struct {
+		name     string
+		registry func(c *registry.Client)
+		want     string // failed checks, comma-separated
+	}{
+		{"passes", func(c *registry.Client) {
+			register(t, c, "v2.3.1", 0.95, "production")
+			register(t, c, "v2.3.2", 0.955, "staging")
+		}, ""},
+		{"unknown version", func(c *registry.Client) {
+			register(t, c, "v2.3.1", 0.95, "production", "staging")
+		}, gate.CheckExists + "," + gate.CheckOffline + "," + gate.CheckStaging},
+		{"auc below gate", func(c *registry.Client) {
+			register(t, c, "v2.3.1", 0.95, "production")
+			register(t, c, "v2.3.2", 0.90, "staging")
+		}, gate.CheckOffline},
+		{"worse than production", func(c *registry.Client) {
+			register(t, c, "v2.3.1", 0.97, "production")
+			register(t, c, "v2.3.2", 0.95, "staging")
+		}, gate.CheckOffline},
+		{"staging on another version", func(c *registry.Client) {
+			register(t, c, "v2.3.1", 0.95, "production", "staging")
+			register(t, c, "v2.3.2", 0.96)
+		}, gate.CheckStaging},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, work := setup(t)
+			if _, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production", NoPush: true}); err != nil {
+				t.Fatal(err)
+			}
+			reg := registrytest.Start(t, registry.ServerOptions{})
+			tc.registry(reg.Client)
+			res := check(t, reg.Client, work)
+			if len(res) != 1 || res[0].Env != "production" || res[0].From != "v2.3.1" || res[0].Version != "v2.3.2" {
+				t.Fatalf("changes = %+v", res)
+			}
+			if got := failedNames(res); got != tc.want {
+				var buf bytes.Buffer
+				promote.WriteTable(&buf, res)
+				t.Fatalf("failed checks %q, want %q\n%s", got, tc.want, buf.String())
+			}
+			var junit bytes.Buffer
+			if err := promote.WriteJUnit(&junit, res); err != nil || !strings.Contains(junit.String(), "<testsuite") {
+				t.Errorf("junit: %v", err)
+			}
+		})
+	}
+}
+
+func TestConflictingVersionsInOneDiff(t *testing.T) {
+	_, work := setup(t)
+	// The values file says one thing, the Application parameter another:
+	// the parameter wins at render time, so only it counts...
+	f := filepath.Join(work, "models/fraud-detection/values-production.yaml")
+	data, _ := os.ReadFile(f)
+	os.WriteFile(f, bytes.Replace(data, []byte("v2.3.1"), []byte("v9.9.9"), 1), 0o644)
+	git_(t, work, "commit", "-qam", "values bump hidden by the parameter")
+	repo, _ := git.PlainOpen(work)
+	changes, err := promote.Changes(repo, "origin/main", "HEAD")
+	if err != nil || len(changes) != 0 {
+		t.Fatalf("a values bump overridden by a parameter changes nothing: %v %v", changes, err)
+	}
+}
+
+func TestRollbackRevertsTheBump(t *testing.T) {
+	_, work := setup(t)
+	f := filepath.Join(work, "models/fraud-detection/values-staging.yaml")
+	data, _ := os.ReadFile(f)
+	os.WriteFile(f, bytes.Replace(data, []byte("v2.3.1"), []byte("v2.3.2"), 1), 0o644)
+	git_(t, work, "commit", "-qam", "bump staging")
+	bump := git_(t, work, "rev-parse", "HEAD")
+	os.WriteFile(filepath.Join(work, "README.md"), []byte("later, unrelated"), 0o644)
+	git_(t, work, "add", "README.md")
+	git_(t, work, "commit", "-qm", "unrelated")
+
+	res, err := promote.Rollback(context.Background(), promote.RollbackOptions{Dir: work, Model: "fraud-detection", Env: "staging"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Reverted != bump || !res.Pushed {
+		t.Fatalf("reverted %s (want %s), pushed %v", res.Reverted, bump, res.Pushed)
+	}
+	data, _ = os.ReadFile(f)
+	if !strings.Contains(string(data), "version: v2.3.1") {
+		t.Fatalf("after rollback:\n%s", data)
+	}
+	if msg := git_(t, work, "log", "-1", "--format=%B"); !strings.Contains(msg, "This reverts commit "+bump) {
+		t.Errorf("not a git revert commit:\n%s", msg)
+	}
+
+	// An app rollback reverts the newest commit touching its path.
+	res, err = promote.Rollback(context.Background(), promote.RollbackOptions{Dir: work, App: "fraud-detection-staging", NoPush: true})
+	if err != nil || res.Reverted != git_(t, work, "rev-parse", "HEAD~1") {
+		t.Fatalf("app rollback: %+v %v", res, err)
+	}
+}

@@ -1,0 +1,198 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// RollbackOptions name what to roll back: a model's environment, or an
+// Application by name.
+type RollbackOptions struct {
+	Dir        string
+	Model, Env string
+	App        string
+	NoPush     bool
+	Remote     string
+}
+
+// RollbackResult says which commit was reverted by which.
+type RollbackResult struct {
+	Reverted, Commit, Subject, Branch, PushCommand string
+	Pushed                                         bool
+}
+
+const maxHistory = 500
+
+// Rollback reverts, with `git revert`, the newest commit on the current
+// branch that changed what is rolled back, and pushes the revert. A revert
+// that conflicts is aborted: nothing changes and the error says why.
+func Rollback(ctx context.Context, o RollbackOptions) (*RollbackResult, error) {
+	if o.Remote == "" {
+		o.Remote = "origin"
+	}
+	repo, err := git.PlainOpenWithOptions(o.Dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", o.Dir, err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return nil, err
+	}
+	if st, err := wt.Status(); err != nil || !st.IsClean() {
+		return nil, fmt.Errorf("the work tree has uncommitted changes; commit or stash them first")
+	}
+	head, err := repo.Head()
+	if err != nil {
+		return nil, err
+	}
+	match, what, err := matcher(repo, o)
+	if err != nil {
+		return nil, err
+	}
+	iter, err := repo.Log(&git.LogOptions{From: head.Hash()})
+	if err != nil {
+		return nil, err
+	}
+	var target *object.Commit
+	n := 0
+	err = iter.ForEach(func(c *object.Commit) error {
+		if n++; n > maxHistory {
+			return storer.ErrStop
+		}
+		if c.NumParents() != 1 {
+			return nil
+		}
+		parent, err := c.Parent(0)
+		if err != nil {
+			return err
+		}
+		changed, err := match(parent, c)
+		if err != nil {
+			return err
+		}
+		if changed {
+			target = c
+			return storer.ErrStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, storer.ErrStop) {
+		return nil, err
+	}
+	if target == nil {
+		return nil, fmt.Errorf("no commit in the last %d on %s changed %s", maxHistory, head.Name().Short(), what)
+	}
+	root := wt.Filesystem.Root()
+	if err := gitCmd(ctx, root, "revert", "--no-edit", target.Hash.String()); err != nil {
+		_ = gitCmd(ctx, root, "revert", "--abort")
+		return nil, fmt.Errorf("reverting %s (%s) conflicts with later commits; nothing was changed: %w", target.Hash.String()[:7], firstLine(target.Message), err)
+	}
+	newHead, err := repo.Head()
+	if err != nil {
+		return nil, err
+	}
+	res := &RollbackResult{Reverted: target.Hash.String(), Commit: newHead.Hash().String(), Subject: firstLine(target.Message),
+		Branch: head.Name().Short(), PushCommand: fmt.Sprintf("git push %s %s", o.Remote, head.Name().Short())}
+	if o.NoPush {
+		return res, nil
+	}
+	if err := gitCmd(ctx, root, "push", o.Remote, head.Name().Short()); err != nil {
+		return res, fmt.Errorf("push: %w (the revert is committed locally; push it with: %s)", err, res.PushCommand)
+	}
+	res.Pushed = true
+	return res, nil
+}
+
+// matcher returns a predicate telling whether a commit (against its
+// parent) changed what o names.
+func matcher(repo *git.Repository, o RollbackOptions) (func(parent, c *object.Commit) (bool, error), string, error) {
+	if o.App != "" {
+		tree, _, err := TreeAt(repo, "HEAD")
+		if err != nil {
+			return nil, "", err
+		}
+		var yamls []string
+		_ = tree.tree.Files().ForEach(func(f *object.File) error {
+			if strings.HasSuffix(f.Name, ".yaml") || strings.HasSuffix(f.Name, ".yml") {
+				yamls = append(yamls, f.Name)
+			}
+			return nil
+		})
+		apps, err := tree.applications(yamls)
+		if err != nil {
+			return nil, "", err
+		}
+		var appPath, appFile string
+		for _, a := range apps {
+			if a.app.Name == o.App {
+				if src := a.app.SourceOf(); src != nil {
+					appPath, appFile = path.Clean(src.Path), a.file
+				}
+			}
+		}
+		if appFile == "" {
+			return nil, "", fmt.Errorf("no Application %s in the repository", o.App)
+		}
+		what := fmt.Sprintf("application %s (%s or %s)", o.App, appPath, appFile)
+		return func(parent, c *object.Commit) (bool, error) {
+			patch, err := parent.Patch(c)
+			if err != nil {
+				return false, err
+			}
+			for _, fp := range patch.FilePatches() {
+				from, to := fp.Files()
+				for _, f := range []interface{ Path() string }{from, to} {
+					if f == nil {
+						continue
+					}
+					p := f.Path()
+					if p == appFile || p == appPath || strings.HasPrefix(p, appPath+"/") {
+						return true, nil
+					}
+				}
+			}
+			return false, nil
+		}, what, nil
+	}
+	key := o.Model + "/" + o.Env
+	what := fmt.Sprintf("the version of %s in %s", o.Model, o.Env)
+	version := func(c *object.Commit) (string, bool, error) {
+		t, err := c.Tree()
+		if err != nil {
+			return "", false, err
+		}
+		deps, err := (&Tree{tree: t}).Deployments()
+		if err != nil {
+			return "", false, nil // an unreadable old commit is not the one we look for
+		}
+		for _, d := range deps {
+			if d.Key() == key {
+				return d.Version, true, nil
+			}
+		}
+		return "", false, nil
+	}
+	return func(parent, c *object.Commit) (bool, error) {
+		after, ok, err := version(c)
+		if err != nil || !ok {
+			return false, err
+		}
+		before, _, err := version(parent)
+		if err != nil {
+			return false, err
+		}
+		return before != after, nil
+	}, what, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}

@@ -1,0 +1,203 @@
+package promote
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"sigs.k8s.io/yaml"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/manifest"
+	"github.com/mlcd-dev/mlcd/internal/render"
+)
+
+// Deployment is where one environment of one model gets its version.
+type Deployment struct {
+	Policy *v1alpha1.ModelPolicy
+	// Dir is the model's directory (where mlcd.yaml is).
+	Dir string
+	Env v1alpha1.ModelEnvironment
+	// Version is the effective version: an Application's Helm parameter
+	// overrides the values file, as it does at render time.
+	Version string
+	// File is where Version is written; Param is set when it is an
+	// Application's helm.parameters entry.
+	File  string
+	Param bool
+	// App is the Application manifest that deploys this environment, if
+	// found in the repository.
+	App string
+}
+
+// Key names the deployment: model/env.
+func (d Deployment) Key() string { return d.Policy.Spec.RegisteredModel + "/" + d.Env.Name }
+
+// Tree reads files of one commit.
+type Tree struct {
+	tree *object.Tree
+}
+
+// TreeAt resolves rev (branch, remote branch, tag, SHA, HEAD) in repo.
+func TreeAt(repo *git.Repository, rev string) (*Tree, *object.Commit, error) {
+	h, err := repo.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return nil, nil, fmt.Errorf("revision %s: %w", rev, err)
+	}
+	c, err := repo.CommitObject(*h)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Tree{tree: t}, c, nil
+}
+
+// Read returns a file's content; os-style not-exist as ErrNotExist.
+func (t *Tree) Read(p string) ([]byte, error) {
+	f, err := t.tree.File(p)
+	if err != nil {
+		if errors.Is(err, object.ErrFileNotFound) {
+			return nil, fmt.Errorf("%s: %w", p, errNotExist)
+		}
+		return nil, err
+	}
+	r, err := f.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+var errNotExist = errors.New("file does not exist")
+
+// Deployments finds every ModelPolicy in the tree and the effective
+// version of each of its environments.
+func (t *Tree) Deployments() ([]Deployment, error) {
+	var policies []string
+	var yamls []string
+	err := t.tree.Files().ForEach(func(f *object.File) error {
+		switch {
+		case path.Base(f.Name) == v1alpha1.ModelPolicyFile:
+			policies = append(policies, f.Name)
+		case strings.HasSuffix(f.Name, ".yaml") || strings.HasSuffix(f.Name, ".yml"):
+			yamls = append(yamls, f.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	apps, err := t.applications(yamls)
+	if err != nil {
+		return nil, err
+	}
+	var out []Deployment
+	for _, p := range policies {
+		data, err := t.Read(p)
+		if err != nil {
+			return nil, err
+		}
+		pol, err := v1alpha1.ParseModelPolicy(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		dir := path.Dir(p)
+		for _, env := range pol.Spec.Environments {
+			d := Deployment{Policy: pol, Dir: dir, Env: env, File: path.Join(dir, env.ValuesFile)}
+			if data, err := t.Read(d.File); err == nil {
+				var vals map[string]any
+				if err := yaml.Unmarshal(data, &vals); err != nil {
+					return nil, fmt.Errorf("%s: invalid YAML: %w", d.File, err)
+				}
+				d.Version, _ = render.ValueAt(vals, pol.Spec.VersionKey)
+			}
+			for _, a := range apps {
+				if !a.deploys(dir, env) {
+					continue
+				}
+				d.App = a.file
+				if v, ok := a.param(pol.Spec.VersionKey); ok {
+					d.Version, d.File, d.Param = v, a.file, true
+				}
+			}
+			out = append(out, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out, nil
+}
+
+type appManifest struct {
+	file string
+	app  v1alpha1.Application
+}
+
+func (a appManifest) deploys(dir string, env v1alpha1.ModelEnvironment) bool {
+	src := a.app.SourceOf()
+	if src == nil || path.Clean(src.Path) != path.Clean(dir) {
+		return false
+	}
+	if env.Application != "" {
+		return a.app.Name == env.Application
+	}
+	if src.Helm != nil {
+		for _, vf := range src.Helm.ValueFiles {
+			if path.Base(vf) == env.ValuesFile {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (a appManifest) param(key string) (string, bool) {
+	src := a.app.SourceOf()
+	if src == nil || src.Helm == nil {
+		return "", false
+	}
+	for _, p := range src.Helm.Parameters {
+		if p.Name == key {
+			return p.Value, true
+		}
+	}
+	return "", false
+}
+
+func (t *Tree) applications(files []string) ([]appManifest, error) {
+	var out []appManifest
+	for _, f := range files {
+		data, err := t.Read(f)
+		if err != nil {
+			return nil, err
+		}
+		if !strings.Contains(string(data), "kind: Application") {
+			continue
+		}
+		objs, err := manifest.Parse(f, data)
+		if err != nil {
+			continue // not ours to judge here; the controller reports it
+		}
+		for _, o := range objs {
+			if o.GetKind() != "Application" || o.GroupVersionKind().Group != v1alpha1.GroupVersion.Group {
+				continue
+			}
+			raw, _ := o.MarshalJSON()
+			var a v1alpha1.Application
+			if err := yaml.Unmarshal(raw, &a); err != nil {
+				continue
+			}
+			out = append(out, appManifest{file: f, app: a})
+		}
+	}
+	return out, nil
+}
