@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/examples"
 	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/render"
 	"github.com/mlcd-dev/mlcd/internal/source"
 )
@@ -77,4 +79,47 @@ func applyRoot(ctx context.Context, c *controller.Controller, repoURL, revision,
 		return 0, err
 	}
 	return len(res.Objects), nil
+}
+
+// exampleVersions are the model versions the bundled example names, with
+// offline metrics that pass its gates; v2.3.2 is there to promote.
+var exampleVersions = []struct {
+	model, version string
+	metrics        map[string]float64
+}{
+	{"fraud-detection", "v2.3.1", map[string]float64{"auc": 0.95, "latency_p99_ms": 41}},
+	{"fraud-detection", "v2.3.2", map[string]float64{"auc": 0.955, "latency_p99_ms": 39}},
+	{"recommendation", "v1.8.0", map[string]float64{"ndcg_at_10": 0.34}},
+}
+
+// seedExampleRegistry registers the example's model versions in the
+// embedded registry, once: a model that exists is left alone.
+func seedExampleRegistry(ctx context.Context, url string) error {
+	c, err := registry.NewClient(registry.ClientOptions{URL: url})
+	if err != nil {
+		return err
+	}
+	for _, ev := range exampleVersions {
+		if _, err := registry.Resolve(ctx, c, ev.model, ev.version); err == nil {
+			continue
+		}
+		if _, err := c.CreateRegisteredModel(ctx, ev.model, "example model", nil); err != nil && !isAlreadyExists(err) {
+			return err
+		}
+		var ms []registry.Metric
+		for k, v := range ev.metrics {
+			ms = append(ms, registry.Metric{Key: k, Value: v, Timestamp: time.Now().UnixMilli()})
+		}
+		runID, err := metricsRun(ctx, c, "mlcd-example", ev.model, ms)
+		if err != nil {
+			return err
+		}
+		if _, err := c.CreateModelVersion(ctx, ev.model, registry.CreateVersionOptions{
+			Source: "s3://example-models/" + ev.model + "/" + ev.version, RunID: runID,
+			Tags: []registry.Tag{{Key: registry.VersionTag, Value: ev.version}},
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -142,6 +142,9 @@ func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster
 			return fmt.Errorf("create example repository: %w", err)
 		}
 		fmt.Fprintf(out, "example repository: %s\n", repoURL)
+		if err := seedExampleRegistry(ctx, registryURL); err != nil {
+			return fmt.Errorf("register the example's model versions: %w", err)
+		}
 	} else if repoURL, err = repoURLOf(o.repo); err != nil {
 		return err
 	}
