@@ -67,6 +67,8 @@ func startWith(t *testing.T, poll time.Duration, reg controller.ModelRegistry) *
 func modelRepo(t testing.TB) *gittest.Repo {
 	r := gittest.New(t)
 	r.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", "models/fraud-detection", nil)
+	// Ungoverned unless a test writes its own policy (see model_test.go).
+	r.Remove("models/fraud-detection/mlcd.yaml")
 	r.Commit("fraud-detection chart")
 	return r
 }
