@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/mlcd-dev/mlcd/internal/promote"
+	"github.com/mlcd-dev/mlcd/internal/registry"
 )
 
 func newModelCheckCmd(reg *registryFlag) *cobra.Command {
@@ -164,4 +166,38 @@ func newAppCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "app", Short: "Work with Applications"}
 	cmd.AddCommand(newRollbackCmd("rollback APP", "Revert the newest commit that changed the app's path, with git revert", false))
 	return cmd
+}
+
+func newModelHistoryCmd(reg *registryFlag) *cobra.Command {
+	return &cobra.Command{
+		Use:   "history MODEL",
+		Short: "Which version ran where, since when, from which commit (from the registry's write-back tags)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := reg.client()
+			if err != nil {
+				return err
+			}
+			vs, err := c.AllModelVersions(cmd.Context(), registry.SearchOptions{Filter: fmt.Sprintf("name = '%s'", strings.ReplaceAll(args[0], "'", ""))})
+			if err != nil {
+				return err
+			}
+			if len(vs) == 0 {
+				return fmt.Errorf("model %s has no versions", args[0])
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "VERSION\tTAG\tRUNS IN (ALIASES)\tLAST DEPLOYED\tBY APP\tGIT COMMIT")
+			for _, v := range vs {
+				tag, _ := v.Tag(registry.VersionTag)
+				at, _ := v.Tag("mlcd.deployed_at")
+				app, _ := v.Tag("mlcd.app")
+				sha, _ := v.Tag("mlcd.git_sha")
+				if len(sha) > 12 {
+					sha = sha[:12]
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, orDash(tag), orDash(strings.Join(v.Aliases, ",")), orDash(at), orDash(app), orDash(sha))
+			}
+			return w.Flush()
+		},
+	}
 }

@@ -24,37 +24,6 @@ spec:
   - {metric: auc, op: ">=", value: 0.92}
 `
 
-func register(t *testing.T, c *registry.Client, version string, auc float64) *registry.ModelVersion {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := c.GetRegisteredModel(ctx, "fraud-detection"); err != nil {
-		if _, err := c.CreateRegisteredModel(ctx, "fraud-detection", "", nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exp, err := c.GetExperimentByName(ctx, "eval")
-	expID := ""
-	if err != nil {
-		if expID, err = c.CreateExperiment(ctx, "eval"); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		expID = exp.ExperimentID
-	}
-	run, err := c.CreateRun(ctx, expID, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.LogMetric(ctx, run.Info.RunID, "auc", auc, 0); err != nil {
-		t.Fatal(err)
-	}
-	v, err := c.CreateModelVersion(ctx, "fraud-detection", registry.CreateVersionOptions{Source: "s3://m/" + version, RunID: run.Info.RunID, Tags: []registry.Tag{{Key: "version", Value: version}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // TestModelGateAndWriteBack: staging syncs a registered version and moves
 // the staging alias; production follows only then; a version missing from
 // the registry is not applied and the app says why.
@@ -63,7 +32,7 @@ func TestModelGateAndWriteBack(t *testing.T) {
 	h := startWith(t, time.Minute, reg.Client)
 	repo := modelRepo(t)
 	repo.Write(map[string]string{"models/fraud-detection/mlcd.yaml": policy}).Commit("policy")
-	v1 := register(t, reg.Client, "v2.3.1", 0.95)
+	v1 := registrytest.Register(t, reg.Client, "fraud-detection", "v2.3.1", map[string]float64{"auc": 0.95})
 
 	staging, prod := h.ns+"-stg", h.ns+"-prod"
 	h.namespaceGone(t, staging)

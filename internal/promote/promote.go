@@ -44,20 +44,9 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	if o.Remote == "" {
 		o.Remote = "origin"
 	}
-	repo, err := git.PlainOpenWithOptions(o.Dir, &git.PlainOpenOptions{DetectDotGit: true})
-	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", o.Dir, err)
-	}
-	wt, err := repo.Worktree()
+	repo, wt, err := openClean(o.Dir)
 	if err != nil {
 		return nil, err
-	}
-	status, err := wt.Status()
-	if err != nil {
-		return nil, err
-	}
-	if !status.IsClean() {
-		return nil, fmt.Errorf("the work tree %s has uncommitted changes; commit or stash them first", wt.Filesystem.Root())
 	}
 	branch := fmt.Sprintf("promote/%s-%s-%s", o.Model, o.Version, o.Env)
 	if _, err := repo.Reference(plumbing.NewBranchReferenceName(branch), false); err == nil {
@@ -211,4 +200,25 @@ func gitCmd(ctx context.Context, dir string, args ...string) error {
 		return fmt.Errorf("git %s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// openClean opens the repository around dir and refuses a work tree with
+// uncommitted changes: a workflow commit must hold only its own edit.
+func openClean(dir string) (*git.Repository, *git.Worktree, error) {
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return nil, nil, err
+	}
+	status, err := wt.Status()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !status.IsClean() {
+		return nil, nil, fmt.Errorf("the work tree %s has uncommitted changes; commit or stash them first", wt.Filesystem.Root())
+	}
+	return repo, wt, nil
 }

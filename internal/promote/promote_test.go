@@ -88,28 +88,7 @@ func setup(t *testing.T) (origin *gittest.Repo, work string) {
 
 func register(t *testing.T, c *registry.Client, version string, auc float64, aliases ...string) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := c.GetRegisteredModel(ctx, "fraud-detection"); err != nil {
-		c.CreateRegisteredModel(ctx, "fraud-detection", "", nil)
-	}
-	exp, err := c.GetExperimentByName(ctx, "eval")
-	var expID string
-	if err != nil {
-		expID, _ = c.CreateExperiment(ctx, "eval")
-	} else {
-		expID = exp.ExperimentID
-	}
-	run, _ := c.CreateRun(ctx, expID, "", nil)
-	c.LogMetric(ctx, run.Info.RunID, "auc", auc, 0)
-	v, err := c.CreateModelVersion(ctx, "fraud-detection", registry.CreateVersionOptions{Source: "s3://m", RunID: run.Info.RunID, Tags: []registry.Tag{{Key: "version", Value: version}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range aliases {
-		if err := c.SetAlias(ctx, "fraud-detection", a, v.Version); err != nil {
-			t.Fatal(err)
-		}
-	}
+	registrytest.Register(t, c, "fraud-detection", version, map[string]float64{"auc": auc}, aliases...)
 }
 
 func TestPromoteEditsTheOverridingParameterAndPushes(t *testing.T) {

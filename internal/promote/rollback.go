@@ -37,16 +37,9 @@ func Rollback(ctx context.Context, o RollbackOptions) (*RollbackResult, error) {
 	if o.Remote == "" {
 		o.Remote = "origin"
 	}
-	repo, err := git.PlainOpenWithOptions(o.Dir, &git.PlainOpenOptions{DetectDotGit: true})
-	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", o.Dir, err)
-	}
-	wt, err := repo.Worktree()
+	repo, wt, err := openClean(o.Dir)
 	if err != nil {
 		return nil, err
-	}
-	if st, err := wt.Status(); err != nil || !st.IsClean() {
-		return nil, fmt.Errorf("the work tree has uncommitted changes; commit or stash them first")
 	}
 	head, err := repo.Head()
 	if err != nil {
