@@ -34,7 +34,7 @@ func newModelCmd() *cobra.Command {
 	}
 	reg.add(cmd)
 	cmd.AddCommand(newModelRegisterCmd(&reg), newModelListCmd(&reg), newModelGetCmd(&reg), newModelAliasCmd(&reg),
-		newModelCheckCmd(&reg), newModelPromoteCmd(), newModelHistoryCmd(&reg),
+		newModelCheckCmd(&reg), newModelPromoteCmd(), newModelHistoryCmd(&reg), newModelApproveCmd(),
 		newRollbackCmd("rollback MODEL --env ENV", "Revert the newest commit that changed the model's version in ENV, with git revert", true))
 	return cmd
 }

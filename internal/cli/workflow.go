@@ -201,3 +201,37 @@ func newModelHistoryCmd(reg *registryFlag) *cobra.Command {
 		},
 	}
 }
+
+func newModelApproveCmd() *cobra.Command {
+	var o promote.ApproveOptions
+	cmd := &cobra.Command{
+		Use:   "approve --signing-key FILE",
+		Short: "Approve the current branch with a signed, empty commit (Approved-by: trailer)",
+		Long: `approve adds an empty commit on top of the current branch, signed with an
+OpenPGP or SSH private key, carrying "Approves: <sha>" and "Approved-by:" trailers,
+and pushes it. Projects with signatureKeys sync only revisions signed by one of
+their keys, so this is how a tech lead approves a promotion without editing files.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.KeyFile == "" {
+				return fmt.Errorf("--signing-key is required")
+			}
+			res, err := promote.Approve(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "approved %s with %s on %s, signed by %s\n", res.Approves[:7], res.Commit[:7], res.Branch, res.Signer)
+			if !res.Pushed {
+				fmt.Fprintf(out, "push it with: %s\n", res.PushCommand)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.KeyFile, "signing-key", "", "OpenPGP (armored) or OpenSSH private key file")
+	cmd.Flags().StringVar(&o.Note, "note", "", "text added to the approval commit")
+	cmd.Flags().StringVar(&o.Dir, "repo", ".", "path of the deployment repository checkout")
+	cmd.Flags().BoolVar(&o.NoPush, "no-push", false, "commit locally and print the push command")
+	cmd.Flags().StringVar(&o.Remote, "remote", "origin", "remote to push to")
+	return cmd
+}

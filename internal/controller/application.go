@@ -228,6 +228,9 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 	if err != nil {
 		return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, !errors.Is(err, gitsource.ErrRevisionNotFound), "%s", err)
 	}
+	if serr := r.verifySignature(ctx, app, proj, src.RepoURL, sha); serr != nil {
+		return ctrl.Result{}, serr
+	}
 	root, err := r.Sources.Checkout(ctx, src.RepoURL, sha)
 	if err != nil {
 		return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, true, "%s", err)

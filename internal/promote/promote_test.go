@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/mlcd-dev/mlcd/examples"
 	"github.com/mlcd-dev/mlcd/internal/gate"
@@ -266,4 +267,9 @@ func TestRollbackRevertsTheBump(t *testing.T) {
 	if err != nil || res.Reverted != git_(t, work, "rev-parse", "HEAD~1") {
 		t.Fatalf("app rollback: %+v %v", res, err)
 	}
+}
+
+func plumbingHash(t *testing.T, s string) plumbing.Hash {
+	t.Helper()
+	return plumbing.NewHash(s)
 }

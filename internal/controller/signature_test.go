@@ -1,0 +1,87 @@
+package controller_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/promote"
+)
+
+// sshKey writes an OpenSSH private key file and returns it with the
+// public key's fingerprint and authorized_keys line.
+func sshKey(t *testing.T) (file, fingerprint, authorized string) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, ssh.FingerprintSHA256(sp), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
+}
+
+func TestSignedRevisionsOnly(t *testing.T) {
+	h := start(t, time.Minute)
+	lead, leadFP, leadPub := sshKey(t)
+	other, _, _ := sshKey(t)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: controller.GPGKeysConfigMap, Namespace: h.ns}, Data: map[string]string{"tech-lead.pub": leadPub}}
+	if err := h.c.Create(context.Background(), cm); err != nil {
+		t.Fatal(err)
+	}
+	dest := h.ns + "-signed"
+	h.namespaceGone(t, dest)
+	h.create(`
+apiVersion: argoproj.io/v1alpha1
+kind: AppProject
+metadata: {name: signed, namespace: {{NS}}}
+spec:
+  sourceRepos: ["*"]
+  destinations: [{server: https://kubernetes.default.svc, namespace: "*"}]
+  clusterResourceWhitelist: [{group: "", kind: Namespace}]
+  signatureKeys: [{keyID: "`+leadFP+`"}]
+`, nil)
+	repo := modelRepo(t)
+	doc := strings.Replace(app, "project: default", "project: signed", 1)
+	h.create(doc, map[string]string{"{{NAME}}": "signed", "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
+	h.waitCondition("signed", v1alpha1.ConditionComparisonError, "is unsigned")
+	if d := h.deployment(dest, "fraud-detection"); d != nil {
+		t.Fatal("an unsigned revision was applied")
+	}
+
+	// Signed, but by a key the project does not list.
+	if _, err := promote.Approve(context.Background(), promote.ApproveOptions{Dir: repo.Dir, KeyFile: other, NoPush: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.refresh("signed")
+	h.waitCondition("signed", v1alpha1.ConditionComparisonError, "not from an allowed key")
+
+	res, err := promote.Approve(context.Background(), promote.ApproveOptions{Dir: repo.Dir, KeyFile: lead, NoPush: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.refresh("signed")
+	h.waitSynced("signed", res.Commit)
+}

@@ -1,0 +1,94 @@
+package promote
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/go-git/go-git/v5"
+	"golang.org/x/crypto/ssh"
+
+	gitsource "github.com/mlcd-dev/mlcd/internal/source"
+)
+
+// ApproveOptions describe an approval commit.
+type ApproveOptions struct {
+	Dir string
+	// KeyFile is an armored OpenPGP private key or an OpenSSH private key
+	// (unencrypted); its public half must be in the project's
+	// signatureKeys for the approval to count.
+	KeyFile string
+	// Note is added to the commit message.
+	Note   string
+	NoPush bool
+	Remote string
+}
+
+// ApproveResult says what was committed.
+type ApproveResult struct {
+	Commit, Approves, Branch, Signer, PushCommand string
+	Pushed                                        bool
+}
+
+// Approve adds an empty commit signed with the approver's key, with an
+// "Approved-by:" trailer, on top of the current branch: a tech lead
+// approves the change without editing files, and the controller syncs only
+// signed revisions of projects that require them.
+func Approve(ctx context.Context, o ApproveOptions) (*ApproveResult, error) {
+	if o.Remote == "" {
+		o.Remote = "origin"
+	}
+	repo, wt, err := openClean(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(o.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read signing key: %w", err)
+	}
+	var signer git.Signer
+	var signerName string
+	if strings.Contains(string(data), "BEGIN PGP PRIVATE KEY BLOCK") {
+		ring, err := openpgp.ReadArmoredKeyRing(strings.NewReader(string(data)))
+		if err != nil || len(ring) == 0 {
+			return nil, fmt.Errorf("signing key %s is not a readable OpenPGP private key", o.KeyFile)
+		}
+		signer, signerName = gitsource.PGPSigner{Entity: ring[0]}, ring[0].PrimaryKey.KeyIdString()
+	} else {
+		s, err := ssh.ParsePrivateKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s is neither an OpenPGP nor an unencrypted OpenSSH private key: %v", o.KeyFile, err)
+		}
+		signer, signerName = gitsource.SSHSigner{Signer: s}, ssh.FingerprintSHA256(s.PublicKey())
+	}
+	head, err := repo.Head()
+	if err != nil {
+		return nil, err
+	}
+	prev, err := repo.CommitObject(head.Hash())
+	if err != nil {
+		return nil, err
+	}
+	who := author(repo)
+	msg := fmt.Sprintf("Approve %s\n\n", firstLine(prev.Message))
+	if o.Note != "" {
+		msg += o.Note + "\n\n"
+	}
+	msg += fmt.Sprintf("Approves: %s\nApproved-by: %s <%s>\n", head.Hash(), who.Name, who.Email)
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: who, Committer: who, AllowEmptyCommits: true, Signer: signer})
+	if err != nil {
+		return nil, fmt.Errorf("commit approval: %w", err)
+	}
+	res := &ApproveResult{Commit: h.String(), Approves: head.Hash().String(), Branch: head.Name().Short(), Signer: signerName,
+		PushCommand: fmt.Sprintf("git push %s %s", o.Remote, head.Name().Short())}
+	if o.NoPush {
+		return res, nil
+	}
+	if err := gitCmd(ctx, wt.Filesystem.Root(), "push", o.Remote, head.Name().Short()); err != nil {
+		return res, fmt.Errorf("push: %w (the approval is committed locally; push it with: %s)", err, res.PushCommand)
+	}
+	res.Pushed = true
+	return res, nil
+}
