@@ -14,7 +14,7 @@ import (
 )
 
 func newModelCheckCmd(reg *registryFlag) *cobra.Command {
-	var base, head, dir, junit string
+	var base, head, dir, junit, keysFile string
 	cmd := &cobra.Command{
 		Use:   "check --base REV --head REV",
 		Short: "CI check: every model version the diff changes exists, passes its gates and ran in staging",
@@ -23,8 +23,10 @@ values files named by a ModelPolicy, or in Helm parameters of the Applications
 that deploy them) and checks each against the registry: model exists in
 registry (READY), passed offline tests (the policy's metric gates), and, for
 environments that require another, deployment successful there (its registry
-alias points at the version). It needs registry access only, never cluster
-credentials. Exit status 1 names each failed check.`,
+alias points at the version). For an Application whose AppProject (in the
+repository) lists signatureKeys, it also checks that --head is signed by one of
+them (signed approval; see mlcd model approve). It needs registry access only,
+never cluster credentials. Exit status 1 names each failed check.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
@@ -46,6 +48,15 @@ credentials. Exit status 1 names each failed check.`,
 			}
 			results, err := promote.Check(cmd.Context(), c, changes)
 			if err != nil {
+				return err
+			}
+			var keys map[string]string
+			if keysFile != "" {
+				if keys, err = promote.LoadKeys(keysFile); err != nil {
+					return err
+				}
+			}
+			if err := promote.CheckSignatures(repo, head, results, keys); err != nil {
 				return err
 			}
 			promote.WriteTable(out, results)
@@ -82,6 +93,7 @@ credentials. Exit status 1 names each failed check.`,
 	cmd.Flags().StringVar(&head, "head", "HEAD", "revision under review")
 	cmd.Flags().StringVar(&dir, "repo", ".", "path of the deployment repository checkout")
 	cmd.Flags().StringVar(&junit, "junit", "", "write a JUnit XML report to this file")
+	cmd.Flags().StringVar(&keysFile, "signature-keys", "", "public keys (argocd-gpg-keys-cm manifest or a name: key map) for projects that require signed commits")
 	return cmd
 }
 

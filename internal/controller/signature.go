@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 
-	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,7 +45,7 @@ func (r *ApplicationReconciler) verifySignature(ctx context.Context, app *v1alph
 	allowed := map[string]string{}
 	var missing []string
 	for _, sk := range proj.Spec.SignatureKeys {
-		if key, ok := lookupKey(known, sk.KeyID); ok {
+		if key, ok := gitsource.LookupKey(known, sk.KeyID); ok {
 			allowed[sk.KeyID] = key
 		} else {
 			missing = append(missing, sk.KeyID)
@@ -63,24 +62,4 @@ func (r *ApplicationReconciler) verifySignature(ctx context.Context, app *v1alph
 		return fail(v1alpha1.ConditionComparisonError, false, "revision %s is not synced: project %s requires a signature by one of its keys: %s", shortSHA(sha), proj.Name, err)
 	}
 	return nil
-}
-
-func lookupKey(known map[string]string, id string) (string, bool) {
-	if k, ok := known[id]; ok {
-		return k, true
-	}
-	if strings.HasPrefix(id, "SHA256:") {
-		for _, k := range known {
-			if pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k)); err == nil && ssh.FingerprintSHA256(pub) == id {
-				return k, true
-			}
-		}
-		return "", false
-	}
-	for kid, k := range known {
-		if strings.EqualFold(kid, id) || (len(id) >= 8 && strings.HasSuffix(strings.ToUpper(kid), strings.ToUpper(id))) {
-			return k, true
-		}
-	}
-	return "", false
 }

@@ -3,6 +3,9 @@ package promote_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,8 +15,11 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/go-git/go-git/v5"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/mlcd-dev/mlcd/internal/promote"
+	"github.com/mlcd-dev/mlcd/internal/registry"
+	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
 	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
@@ -58,4 +64,55 @@ func TestApproveWithOpenPGP(t *testing.T) {
 	if _, err := source.VerifyCommit(parent, map[string]string{e.PrimaryKey.KeyIdString(): pub.String()}); !errors.Is(err, source.ErrUnsigned) {
 		t.Fatalf("unsigned parent: %v", err)
 	}
+}
+
+func TestCheckRequiresSignedApproval(t *testing.T) {
+	origin, work := setup(t)
+	_ = origin
+	keyFile, fp, pub := sshKeyFile(t)
+	// The production app's project requires signatures.
+	os.WriteFile(filepath.Join(work, "argocd/projects.yaml"), []byte("apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: default, namespace: argocd}\nspec:\n  sourceRepos: ['*']\n  signatureKeys: [{keyID: \""+fp+"\"}]\n"), 0o644)
+	git_(t, work, "add", ".")
+	git_(t, work, "commit", "-qm", "require signatures")
+	git_(t, work, "push", "-q", "origin", "main")
+	if _, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production", NoPush: true}); err != nil {
+		t.Fatal(err)
+	}
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	register(t, reg.Client, "v2.3.1", 0.95, "production")
+	register(t, reg.Client, "v2.3.2", 0.955, "staging")
+	keys := map[string]string{"lead.pub": pub}
+	run := func() string {
+		res := check(t, reg.Client, work)
+		repo, _ := git.PlainOpen(work)
+		if err := promote.CheckSignatures(repo, "HEAD", res, keys); err != nil {
+			t.Fatal(err)
+		}
+		return failedNames(res)
+	}
+	if got := run(); got != promote.CheckSigned {
+		t.Fatalf("unsigned production change: failed %q, want %q", got, promote.CheckSigned)
+	}
+	if _, err := promote.Approve(context.Background(), promote.ApproveOptions{Dir: work, KeyFile: keyFile, NoPush: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(); got != "" {
+		t.Fatalf("after approval: failed %q", got)
+	}
+}
+
+func sshKeyFile(t *testing.T) (file, fingerprint, authorized string) {
+	t.Helper()
+	pubKey, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(t.TempDir(), "id_ed25519")
+	os.WriteFile(file, pem.EncodeToMemory(block), 0o600)
+	sp, _ := ssh.NewPublicKey(pubKey)
+	return file, ssh.FingerprintSHA256(sp), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
 }

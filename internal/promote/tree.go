@@ -180,24 +180,33 @@ func (t *Tree) applications(files []string) ([]appManifest, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !strings.Contains(string(data), "kind: Application") {
+		apps, _ := t.applicationsIn(f, data)
+		out = append(out, apps...)
+	}
+	return out, nil
+}
+
+// applicationsIn parses the Applications of one file; a file that does not
+// parse holds none here (the controller reports it).
+func (t *Tree) applicationsIn(f string, data []byte) ([]appManifest, error) {
+	if !strings.Contains(string(data), "kind: Application") {
+		return nil, nil
+	}
+	objs, err := manifest.Parse(f, data)
+	if err != nil {
+		return nil, err
+	}
+	var out []appManifest
+	for _, o := range objs {
+		if o.GetKind() != "Application" || o.GroupVersionKind().Group != v1alpha1.GroupVersion.Group {
 			continue
 		}
-		objs, err := manifest.Parse(f, data)
-		if err != nil {
-			continue // not ours to judge here; the controller reports it
+		raw, _ := o.MarshalJSON()
+		var a v1alpha1.Application
+		if err := yaml.Unmarshal(raw, &a); err != nil {
+			continue
 		}
-		for _, o := range objs {
-			if o.GetKind() != "Application" || o.GroupVersionKind().Group != v1alpha1.GroupVersion.Group {
-				continue
-			}
-			raw, _ := o.MarshalJSON()
-			var a v1alpha1.Application
-			if err := yaml.Unmarshal(raw, &a); err != nil {
-				continue
-			}
-			out = append(out, appManifest{file: f, app: a})
-		}
+		out = append(out, appManifest{file: f, app: a})
 	}
 	return out, nil
 }

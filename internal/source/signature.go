@@ -119,3 +119,26 @@ func (s PGPSigner) Sign(message io.Reader) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// LookupKey finds the public key a signatureKeys ID names among keys (name
+// → key): by name, by OpenPGP key ID suffix, or, for "SHA256:" IDs, by the
+// fingerprint of an SSH key (ConfigMap keys cannot hold ':').
+func LookupKey(keys map[string]string, id string) (string, bool) {
+	if k, ok := keys[id]; ok {
+		return k, true
+	}
+	if strings.HasPrefix(id, "SHA256:") {
+		for _, k := range keys {
+			if pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k)); err == nil && ssh.FingerprintSHA256(pub) == id {
+				return k, true
+			}
+		}
+		return "", false
+	}
+	for name, k := range keys {
+		if strings.EqualFold(name, id) || (len(id) >= 8 && strings.HasSuffix(strings.ToUpper(name), strings.ToUpper(id))) {
+			return k, true
+		}
+	}
+	return "", false
+}
