@@ -201,6 +201,7 @@ func (r *ApplicationReconciler) writeBack(ctx context.Context, app *v1alpha1.App
 		r.Options.Registry.SetModelVersionTag(ctx, model, g.reg.Version, "mlcd.git_sha", sha),
 		r.Options.Registry.SetModelVersionTag(ctx, model, g.reg.Version, "mlcd.deployed_at", time.Now().UTC().Format(time.RFC3339)),
 		r.Options.Registry.SetModelVersionTag(ctx, model, g.reg.Version, "mlcd.app", appKey),
+		r.Options.Registry.SetModelVersionTag(ctx, model, g.reg.Version, gate.DeployedTagPrefix+g.env.Name, time.Now().UTC().Format(time.RFC3339)),
 	)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "registry write-back failed", "app", appKey, "model", model, "version", g.reg.Version)

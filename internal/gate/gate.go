@@ -24,6 +24,10 @@ const (
 	CheckStaging = "staging deployment successful"
 )
 
+// DeployedTagPrefix + environment is the version tag the controller sets
+// when the version runs Synced and Healthy there.
+const DeployedTagPrefix = "mlcd.deployed."
+
 // Check is one named check and its outcome.
 type Check struct {
 	Name    string
@@ -115,13 +119,20 @@ func Evaluate(ctx context.Context, reg Registry, p *v1alpha1.ModelPolicy, env, v
 		res.Checks = append(res.Checks, Check{Name: CheckExists, OK: true, Message: fmt.Sprintf("%s version %s is READY", model, v.Version)})
 	}
 
-	offline, err := offlineCheck(ctx, reg, p, v)
+	// A version that already ran healthy in this environment (a rollback)
+	// needs no newer evidence: the required environment and the
+	// comparison with what runs now do not apply to it.
+	_, before := v.Tag(DeployedTagPrefix + env)
+
+	offline, err := offlineCheck(ctx, reg, p, v, before)
 	if err != nil {
 		return res, err
 	}
 	res.Checks = append(res.Checks, offline)
 
-	if e.Requires != "" {
+	if e.Requires != "" && before {
+		res.Checks = append(res.Checks, Check{Name: CheckStaging, OK: true, Message: fmt.Sprintf("version %s ran in %s before (rollback)", v.Version, env)})
+	} else if e.Requires != "" {
 		c := Check{Name: CheckStaging}
 		if e.Requires != "staging" {
 			c.Name = e.Requires + " deployment successful"
@@ -143,7 +154,7 @@ func Evaluate(ctx context.Context, reg Registry, p *v1alpha1.ModelPolicy, env, v
 	return res, nil
 }
 
-func offlineCheck(ctx context.Context, reg Registry, p *v1alpha1.ModelPolicy, v *registry.ModelVersion) (Check, error) {
+func offlineCheck(ctx context.Context, reg Registry, p *v1alpha1.ModelPolicy, v *registry.ModelVersion, rollback bool) (Check, error) {
 	c := Check{Name: CheckOffline, OK: true}
 	if len(p.Spec.Gates) == 0 {
 		c.Message = "no gates declared"
@@ -158,6 +169,10 @@ func offlineCheck(ctx context.Context, reg Registry, p *v1alpha1.ModelPolicy, v 
 		got, ok := metrics[g.Metric]
 		if !ok {
 			fails = append(fails, fmt.Sprintf("metric %s is missing from version %s", g.Metric, v.Version))
+			continue
+		}
+		if g.NotWorseThan != "" && rollback {
+			passes = append(passes, fmt.Sprintf("%s: not compared with %s (rollback to a version that ran there)", g.Metric, g.NotWorseThan))
 			continue
 		}
 		if g.NotWorseThan != "" {
