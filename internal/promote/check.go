@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
@@ -39,14 +40,21 @@ func Changes(repo *git.Repository, base, head string) ([]Change, error) {
 		return nil, fmt.Errorf("at %s: %w", head, err)
 	}
 	old := map[string]string{}
+	oldValues := map[string]string{}
 	for _, d := range before {
 		old[d.Key()] = d.Version
+		oldValues[d.Key()] = d.ValuesVersion
 	}
 	seen := map[string]Change{}
 	var out []Change
 	for _, d := range after {
 		if prev, ok := seen[d.Key()]; ok && prev.Version != d.Version {
 			return nil, fmt.Errorf("conflicting versions for %s in one change: %s (%s) and %s (%s)", d.Key(), prev.Version, prev.File, d.Version, d.File)
+		}
+		// A diff that moves both the overriding parameter and the values
+		// file, to different versions, says two things at once.
+		if d.Param && d.Version != old[d.Key()] && d.ValuesVersion != oldValues[d.Key()] && d.ValuesVersion != d.Version {
+			return nil, fmt.Errorf("conflicting versions for %s in one change: %s in %s and %s in %s", d.Key(), d.Version, d.File, d.ValuesVersion, path.Join(d.Dir, d.Env.ValuesFile))
 		}
 		if d.Version == old[d.Key()] {
 			continue

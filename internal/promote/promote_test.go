@@ -191,6 +191,15 @@ func TestCheck(t *testing.T) {
 			register(t, c, "v2.3.1", 0.97, "production")
 			register(t, c, "v2.3.2", 0.95, "staging")
 		}, gate.CheckOffline},
+		{"version pending registration", func(c *registry.Client) {
+			register(t, c, "v2.3.1", 0.95, "production")
+			ctx := context.Background()
+			if _, err := c.CreateModelVersion(ctx, "fraud-detection", registry.CreateVersionOptions{
+				Source: "mlflow-artifacts:/models/fraud/v2.3.2", Tags: []registry.Tag{{Key: "version", Value: "v2.3.2"}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}, gate.CheckExists + "," + gate.CheckOffline + "," + gate.CheckStaging},
 		{"staging on another version", func(c *registry.Client) {
 			register(t, c, "v2.3.1", 0.95, "production", "staging")
 			register(t, c, "v2.3.2", 0.96)
@@ -222,6 +231,22 @@ func TestCheck(t *testing.T) {
 }
 
 func TestConflictingVersionsInOneDiff(t *testing.T) {
+	_, work := setup(t)
+	// Both the parameter and the values file change, to different versions.
+	app := filepath.Join(work, "argocd/applications/fraud-detection.yaml")
+	data, _ := os.ReadFile(app)
+	os.WriteFile(app, bytes.Replace(data, []byte(`value: "v2.3.1"`), []byte(`value: "v2.3.2"`), 1), 0o644)
+	f := filepath.Join(work, "models/fraud-detection/values-production.yaml")
+	data, _ = os.ReadFile(f)
+	os.WriteFile(f, bytes.Replace(data, []byte("v2.3.1"), []byte("v2.3.3"), 1), 0o644)
+	git_(t, work, "commit", "-qam", "two versions")
+	repo, _ := git.PlainOpen(work)
+	if _, err := promote.Changes(repo, "origin/main", "HEAD"); err == nil || !strings.Contains(err.Error(), "conflicting versions") {
+		t.Fatalf("got %v, want a conflicting-versions error", err)
+	}
+}
+
+func TestValuesBumpHiddenByParameterChangesNothing(t *testing.T) {
 	_, work := setup(t)
 	// The values file says one thing, the Application parameter another:
 	// the parameter wins at render time, so only it counts...

@@ -34,6 +34,9 @@ type Deployment struct {
 	// App is the Application manifest that deploys this environment, if
 	// found in the repository.
 	App string
+	// ValuesVersion is the values file's version when a parameter
+	// overrides it.
+	ValuesVersion string
 }
 
 // Key names the deployment: model/env.
@@ -127,6 +130,7 @@ func (t *Tree) Deployments() ([]Deployment, error) {
 				}
 				d.App = a.file
 				if v, ok := a.param(pol.Spec.VersionKey); ok {
+					d.ValuesVersion = d.Version
 					d.Version, d.File, d.Param = v, a.file, true
 				}
 			}
