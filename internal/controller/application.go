@@ -149,7 +149,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if refresh {
 		delete(app.Annotations, RefreshAnnotation)
 	}
-	if refresh || !equality.Semantic.DeepEqual(before.Status, app.Status) {
+	if refresh || !equality.Semantic.DeepEqual(before.Status, app.Status) || before.Annotations[RevertedAnnotation] != app.Annotations[RevertedAnnotation] {
 		now := metav1.Now()
 		app.Status.ReconciledAt = &now
 		if perr := r.Client.Patch(ctx, app, client.MergeFrom(before)); perr != nil {
@@ -227,6 +227,9 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 	sha, err := r.Sources.Resolve(ctx, src.RepoURL, src.TargetRevision, creds, refresh)
 	if err != nil {
 		return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, !errors.Is(err, gitsource.ErrRevisionNotFound), "%s", err)
+	}
+	if slices.Contains(reverted(app), sha) {
+		return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, false, "revision %s was rolled back by a revert commit and is not applied again (stale refresh?); push a new commit to deploy it", shortSHA(sha))
 	}
 	if serr := r.verifySignature(ctx, app, proj, src.RepoURL, sha); serr != nil {
 		return ctrl.Result{}, serr

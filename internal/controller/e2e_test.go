@@ -148,4 +148,8 @@ spec:
 		return d != nil && strings.HasSuffix(image(d), ":v2.3.1"), ""
 	})
 	aliasIs("production", v1.Version)
+	h.eventually(10*time.Second, "reverted revision recorded", func() (bool, string) {
+		a := h.app("fd-production")
+		return strings.Contains(a.Annotations[controller.RevertedAnnotation], res.Commit), a.Annotations[controller.RevertedAnnotation]
+	})
 }

@@ -93,6 +93,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		pruned = result
 		if changed || sha != lastRevision || lastOp == nil {
 			appendHistory(app, sha, *src)
+			r.recordRevert(ctx, app, src.RepoURL, sha, lastRevision)
 		}
 		synced = !changed
 	default:

@@ -1,0 +1,62 @@
+package controller
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+)
+
+// RevertedAnnotation lists, comma-separated, the revisions that synced
+// revert commits of this app undid. They are never applied again, so a
+// stale refresh or a cache that lags behind the revert cannot bring a
+// rolled-back version back.
+const RevertedAnnotation = "mlcd.io/reverted-revisions"
+
+const maxReverted = 20
+
+var revertRE = regexp.MustCompile(`This reverts commit ([0-9a-f]{40})`)
+
+// recordRevert notes the commits that revert commits between the last
+// synced revision (exclusive) and sha undid (an approval commit may sit on
+// top of the revert).
+func (r *ApplicationReconciler) recordRevert(ctx context.Context, app *v1alpha1.Application, url, sha, since string) {
+	c, err := r.Sources.Commit(ctx, url, sha)
+	if err != nil {
+		return
+	}
+	list := reverted(app)
+	added := false
+	for i := 0; i < 50 && c != nil && c.Hash.String() != since; i++ {
+		if m := revertRE.FindStringSubmatch(c.Message); m != nil && !slices.Contains(list, m[1]) {
+			list = append(list, m[1])
+			added = true
+		}
+		if c.NumParents() == 0 {
+			break
+		}
+		if c, err = c.Parent(0); err != nil {
+			break
+		}
+	}
+	if !added {
+		return
+	}
+	if len(list) > maxReverted {
+		list = list[len(list)-maxReverted:]
+	}
+	if app.Annotations == nil {
+		app.Annotations = map[string]string{}
+	}
+	app.Annotations[RevertedAnnotation] = strings.Join(list, ",")
+}
+
+func reverted(app *v1alpha1.Application) []string {
+	v := app.Annotations[RevertedAnnotation]
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
