@@ -121,9 +121,12 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			existing = append(existing, o) // staged and waited for by ssa
 			continue
 		}
+		// The cache is enough to find objects that do not exist yet: if it
+		// lags and the object exists, the apply below is still correct
+		// (server-side apply is idempotent), only reported as created.
 		live := &unstructured.Unstructured{}
 		live.SetGroupVersionKind(o.GroupVersionKind())
-		err := a.client.Get(ctx, client.ObjectKeyFromObject(o), live)
+		err := a.reader.Get(ctx, client.ObjectKeyFromObject(o), live)
 		if !apierrors.IsNotFound(err) {
 			existing = append(existing, o)
 			continue
