@@ -2,8 +2,6 @@ package controller_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,19 +15,8 @@ import (
 	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
+	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
-
-func gitIn(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Lead", "GIT_AUTHOR_EMAIL=lead@example.com", "GIT_COMMITTER_NAME=Lead", "GIT_COMMITTER_EMAIL=lead@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // TestModelUpdateWorkflowEndToEnd runs the seed's six steps: register →
 // promote → check → signed approval → sync (alias moves) → rollback by
@@ -38,14 +25,14 @@ func TestModelUpdateWorkflowEndToEnd(t *testing.T) {
 	reg := registrytest.Start(t, registry.ServerOptions{})
 	h := startWith(t, time.Minute, reg.Client)
 	ctx := context.Background()
-	lead, leadFP, leadPub := sshKey(t)
+	lead, leadFP, leadPub := gittest.SSHKey(t)
 
 	// The team's repository, and a clone to work in.
 	origin := modelRepo(t)
 	origin.Write(map[string]string{"models/fraud-detection/mlcd.yaml": policy}).Commit("policy")
-	gitIn(t, origin.Dir, "config", "receive.denyCurrentBranch", "updateInstead")
+	gittest.Git(t, origin.Dir, "config", "receive.denyCurrentBranch", "updateInstead")
 	work := filepath.Join(t.TempDir(), "work")
-	gitIn(t, filepath.Dir(work), "clone", "-q", origin.Dir, work)
+	gittest.Git(t, filepath.Dir(work), "clone", "-q", origin.Dir, work)
 
 	// Production requires commits signed by the tech lead.
 	if err := h.c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: controller.GPGKeysConfigMap, Namespace: h.ns}, Data: map[string]string{"lead.pub": leadPub}}); err != nil {
@@ -91,17 +78,17 @@ spec:
 	aliasIs("production", v1.Version)
 
 	// Staging goes first: promote, merge, sync, alias moves.
-	gitIn(t, work, "pull", "-q", "origin", "main")
+	gittest.Git(t, work, "pull", "-q", "origin", "main")
 	if _, err := promote.Promote(ctx, promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "staging"}); err != nil {
 		t.Fatal(err)
 	}
-	gitIn(t, work, "push", "-q", "origin", "HEAD:main")
+	gittest.Git(t, work, "push", "-q", "origin", "HEAD:main")
 	h.refresh("fd-staging")
 	aliasIs("staging", v2.Version)
 
 	// 2. Promote to production on a branch.
-	gitIn(t, work, "fetch", "-q", "origin")
-	gitIn(t, work, "checkout", "-q", "-B", "main", "origin/main")
+	gittest.Git(t, work, "fetch", "-q", "origin")
+	gittest.Git(t, work, "checkout", "-q", "-B", "main", "origin/main")
 	res, err := promote.Promote(ctx, promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production"})
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +107,7 @@ spec:
 	if _, err := promote.Approve(ctx, promote.ApproveOptions{Dir: work, KeyFile: lead}); err != nil {
 		t.Fatal(err)
 	}
-	gitIn(t, work, "push", "-q", "origin", "HEAD:main")
+	gittest.Git(t, work, "push", "-q", "origin", "HEAD:main")
 	// 5. The controller syncs and moves the production alias.
 	h.refresh("fd-production")
 	h.eventually(30*time.Second, "v2.3.2 in production", func() (bool, string) {
@@ -130,7 +117,7 @@ spec:
 	aliasIs("production", v2.Version)
 
 	// 6. Roll back with a real git revert on main; sync follows; alias back.
-	gitIn(t, work, "checkout", "-q", "-B", "main", "origin/main")
+	gittest.Git(t, work, "checkout", "-q", "-B", "main", "origin/main")
 	rb, err := promote.Rollback(ctx, promote.RollbackOptions{Dir: work, Model: "fraud-detection", Env: "production"})
 	if err != nil {
 		t.Fatal(err)

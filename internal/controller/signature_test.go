@@ -2,51 +2,23 @@ package controller_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/controller"
 	"github.com/mlcd-dev/mlcd/internal/promote"
+	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
-
-// sshKey writes an OpenSSH private key file and returns it with the
-// public key's fingerprint and authorized_keys line.
-func sshKey(t *testing.T) (file, fingerprint, authorized string) {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file = filepath.Join(t.TempDir(), "id_ed25519")
-	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return file, ssh.FingerprintSHA256(sp), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
-}
 
 func TestSignedRevisionsOnly(t *testing.T) {
 	h := start(t, time.Minute)
-	lead, leadFP, leadPub := sshKey(t)
-	other, _, _ := sshKey(t)
+	lead, leadFP, leadPub := gittest.SSHKey(t)
+	other, _, _ := gittest.SSHKey(t)
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: controller.GPGKeysConfigMap, Namespace: h.ns}, Data: map[string]string{"tech-lead.pub": leadPub}}
 	if err := h.c.Create(context.Background(), cm); err != nil {
 		t.Fatal(err)

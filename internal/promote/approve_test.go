@@ -3,9 +3,6 @@ package promote_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,12 +12,12 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/go-git/go-git/v5"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
 	"github.com/mlcd-dev/mlcd/internal/source"
+	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
 
 func TestApproveWithOpenPGP(t *testing.T) {
@@ -69,12 +66,12 @@ func TestApproveWithOpenPGP(t *testing.T) {
 func TestCheckRequiresSignedApproval(t *testing.T) {
 	origin, work := setup(t)
 	_ = origin
-	keyFile, fp, pub := sshKeyFile(t)
+	keyFile, fp, pub := gittest.SSHKey(t)
 	// The production app's project requires signatures.
 	os.WriteFile(filepath.Join(work, "argocd/projects.yaml"), []byte("apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: default, namespace: argocd}\nspec:\n  sourceRepos: ['*']\n  signatureKeys: [{keyID: \""+fp+"\"}]\n"), 0o644)
-	git_(t, work, "add", ".")
-	git_(t, work, "commit", "-qm", "require signatures")
-	git_(t, work, "push", "-q", "origin", "main")
+	gittest.Git(t, work, "add", ".")
+	gittest.Git(t, work, "commit", "-qm", "require signatures")
+	gittest.Git(t, work, "push", "-q", "origin", "main")
 	if _, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production", NoPush: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -99,20 +96,4 @@ func TestCheckRequiresSignedApproval(t *testing.T) {
 	if got := run(); got != "" {
 		t.Fatalf("after approval: failed %q", got)
 	}
-}
-
-func sshKeyFile(t *testing.T) (file, fingerprint, authorized string) {
-	t.Helper()
-	pubKey, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file = filepath.Join(t.TempDir(), "id_ed25519")
-	os.WriteFile(file, pem.EncodeToMemory(block), 0o600)
-	sp, _ := ssh.NewPublicKey(pubKey)
-	return file, ssh.FingerprintSHA256(sp), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,29 +60,17 @@ spec:
   destination: {server: https://kubernetes.default.svc, namespace: ml-production}
 `
 
-func git_(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // setup makes an origin repository and a clone to work in.
 func setup(t *testing.T) (origin *gittest.Repo, work string) {
 	origin = gittest.New(t)
 	origin.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", "models/fraud-detection", nil)
 	origin.Write(map[string]string{"models/fraud-detection/mlcd.yaml": policy, "argocd/applications/fraud-detection.yaml": apps})
 	origin.Commit("initial")
-	git_(t, origin.Dir, "config", "receive.denyCurrentBranch", "updateInstead")
+	gittest.Git(t, origin.Dir, "config", "receive.denyCurrentBranch", "updateInstead")
 	work = filepath.Join(t.TempDir(), "work")
-	git_(t, filepath.Dir(work), "clone", "-q", origin.Dir, work)
-	git_(t, work, "config", "user.name", "Tech Lead")
-	git_(t, work, "config", "user.email", "lead@example.com")
+	gittest.Git(t, filepath.Dir(work), "clone", "-q", origin.Dir, work)
+	gittest.Git(t, work, "config", "user.name", "Tech Lead")
+	gittest.Git(t, work, "config", "user.email", "lead@example.com")
 	return origin, work
 }
 
@@ -108,17 +95,17 @@ func TestPromoteEditsTheOverridingParameterAndPushes(t *testing.T) {
 	if !strings.Contains(string(data), "# production pins the version") {
 		t.Errorf("comment lost:\n%s", data)
 	}
-	msg := git_(t, work, "log", "-1", "--format=%B")
+	msg := gittest.Git(t, work, "log", "-1", "--format=%B")
 	for _, want := range []string{"fraud-detection", "v2.3.2", "production", "Tech Lead"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("commit message lacks %q:\n%s", want, msg)
 		}
 	}
-	if out := git_(t, origin.Dir, "branch", "--list", res.Branch); !strings.Contains(out, res.Branch) {
+	if out := gittest.Git(t, origin.Dir, "branch", "--list", res.Branch); !strings.Contains(out, res.Branch) {
 		t.Errorf("branch not pushed to origin")
 	}
 	// A second promotion to the same branch, and one onto a dirty tree, are refused.
-	git_(t, work, "checkout", "-q", "main")
+	gittest.Git(t, work, "checkout", "-q", "main")
 	if _, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production", NoPush: true}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("existing branch: %v", err)
 	}
@@ -239,7 +226,7 @@ func TestConflictingVersionsInOneDiff(t *testing.T) {
 	f := filepath.Join(work, "models/fraud-detection/values-production.yaml")
 	data, _ = os.ReadFile(f)
 	os.WriteFile(f, bytes.Replace(data, []byte("v2.3.1"), []byte("v2.3.3"), 1), 0o644)
-	git_(t, work, "commit", "-qam", "two versions")
+	gittest.Git(t, work, "commit", "-qam", "two versions")
 	repo, _ := git.PlainOpen(work)
 	if _, err := promote.Changes(repo, "origin/main", "HEAD"); err == nil || !strings.Contains(err.Error(), "conflicting versions") {
 		t.Fatalf("got %v, want a conflicting-versions error", err)
@@ -253,7 +240,7 @@ func TestValuesBumpHiddenByParameterChangesNothing(t *testing.T) {
 	f := filepath.Join(work, "models/fraud-detection/values-production.yaml")
 	data, _ := os.ReadFile(f)
 	os.WriteFile(f, bytes.Replace(data, []byte("v2.3.1"), []byte("v9.9.9"), 1), 0o644)
-	git_(t, work, "commit", "-qam", "values bump hidden by the parameter")
+	gittest.Git(t, work, "commit", "-qam", "values bump hidden by the parameter")
 	repo, _ := git.PlainOpen(work)
 	changes, err := promote.Changes(repo, "origin/main", "HEAD")
 	if err != nil || len(changes) != 0 {
@@ -266,11 +253,11 @@ func TestRollbackRevertsTheBump(t *testing.T) {
 	f := filepath.Join(work, "models/fraud-detection/values-staging.yaml")
 	data, _ := os.ReadFile(f)
 	os.WriteFile(f, bytes.Replace(data, []byte("v2.3.1"), []byte("v2.3.2"), 1), 0o644)
-	git_(t, work, "commit", "-qam", "bump staging")
-	bump := git_(t, work, "rev-parse", "HEAD")
+	gittest.Git(t, work, "commit", "-qam", "bump staging")
+	bump := gittest.Git(t, work, "rev-parse", "HEAD")
 	os.WriteFile(filepath.Join(work, "README.md"), []byte("later, unrelated"), 0o644)
-	git_(t, work, "add", "README.md")
-	git_(t, work, "commit", "-qm", "unrelated")
+	gittest.Git(t, work, "add", "README.md")
+	gittest.Git(t, work, "commit", "-qm", "unrelated")
 
 	res, err := promote.Rollback(context.Background(), promote.RollbackOptions{Dir: work, Model: "fraud-detection", Env: "staging"})
 	if err != nil {
@@ -283,13 +270,13 @@ func TestRollbackRevertsTheBump(t *testing.T) {
 	if !strings.Contains(string(data), "version: v2.3.1") {
 		t.Fatalf("after rollback:\n%s", data)
 	}
-	if msg := git_(t, work, "log", "-1", "--format=%B"); !strings.Contains(msg, "This reverts commit "+bump) {
+	if msg := gittest.Git(t, work, "log", "-1", "--format=%B"); !strings.Contains(msg, "This reverts commit "+bump) {
 		t.Errorf("not a git revert commit:\n%s", msg)
 	}
 
 	// An app rollback reverts the newest commit touching its path.
 	res, err = promote.Rollback(context.Background(), promote.RollbackOptions{Dir: work, App: "fraud-detection-staging", NoPush: true})
-	if err != nil || res.Reverted != git_(t, work, "rev-parse", "HEAD~1") {
+	if err != nil || res.Reverted != gittest.Git(t, work, "rev-parse", "HEAD~1") {
 		t.Fatalf("app rollback: %+v %v", res, err)
 	}
 }

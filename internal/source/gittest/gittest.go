@@ -3,6 +3,9 @@
 package gittest
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"io/fs"
 	"net/http"
 	"net/http/cgi"
@@ -17,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"golang.org/x/crypto/ssh"
 )
 
 // Repo is a non-bare repository on branch main.
@@ -158,4 +162,41 @@ func (r *Repo) ServeHTTP(user, password string) string {
 	}))
 	r.t.Cleanup(srv.Close)
 	return srv.URL + "/" + filepath.Base(r.Dir) + "/.git"
+}
+
+// Git runs the git binary in dir as a fixed test identity and returns its
+// trimmed output, failing the test on error.
+func Git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Lead", "GIT_AUTHOR_EMAIL=lead@example.com", "GIT_COMMITTER_NAME=Lead", "GIT_COMMITTER_EMAIL=lead@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// SSHKey writes a new Ed25519 OpenSSH private key file and returns it with
+// the public key's SHA256 fingerprint and authorized_keys line.
+func SSHKey(t testing.TB) (file, fingerprint, authorized string) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, ssh.FingerprintSHA256(sp), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
 }
