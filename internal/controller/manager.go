@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -64,9 +65,12 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 		r.Reset()
 	}
 	rec := &ApplicationReconciler{
-		Client:   mgr.GetClient(),
-		Applier:  apply.New(direct, mgr.GetClient()),
-		Sources:  source.NewCache(source.Options{Dir: filepath.Join(o.CacheDir, "git"), MaxAge: o.PollInterval}),
+		Client:  mgr.GetClient(),
+		Applier: apply.New(direct, mgr.GetClient()),
+		// A fetch is reused for 80% of the poll interval: requeues come
+		// every interval ±10%, so each poll fetches and a commit is live
+		// within about one interval.
+		Sources:  source.NewCache(source.Options{Dir: filepath.Join(o.CacheDir, "git"), MaxAge: pollInterval(o.PollInterval) * 4 / 5}),
 		Renderer: render.New(),
 		Options:  o.Options,
 	}
@@ -78,3 +82,10 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 
 // Start runs the controller until ctx ends.
 func (c *Controller) Start(ctx context.Context) error { return c.Manager.Start(ctx) }
+
+func pollInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return 3 * time.Minute
+	}
+	return d
+}

@@ -158,7 +158,16 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	if app.Status.Health.Status == v1alpha1.HealthProgressing {
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
-	return ctrl.Result{RequeueAfter: r.jitter(r.Options.PollInterval)}, nil
+	// Poll: come back when the repository is due for a fetch, so a commit
+	// is seen within about one interval however often events woke us.
+	next := r.Options.PollInterval
+	if at := r.Sources.FetchedAt(src.RepoURL); !at.IsZero() {
+		next -= time.Since(at)
+	}
+	if next < time.Second {
+		next = time.Second
+	}
+	return ctrl.Result{RequeueAfter: r.jitter(next)}, nil
 }
 
 // apply runs one sync operation and records it in operationState.

@@ -299,3 +299,11 @@ func redactURL(u string) string {
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// FetchedAt is when the repository at url was last fetched (zero if never).
+func (c *Cache) FetchedAt(url string) time.Time {
+	e := c.entry(url)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.fetchedAt
+}
