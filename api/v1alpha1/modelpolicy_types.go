@@ -31,6 +31,10 @@ type ModelPolicySpec struct {
 	VersionKey      string             `json:"versionKey,omitempty"`
 	Environments    []ModelEnvironment `json:"environments,omitempty"`
 	Gates           []MetricGate       `json:"gates,omitempty"`
+	// Image names the image whose tag carries the version when an
+	// environment's valuesFile is a kustomization (images[name].newTag);
+	// default: the kustomization's first image.
+	Image string `json:"image,omitempty"`
 	// Rollout holds canary steps; a later release reads it.
 	Rollout map[string]any `json:"rollout,omitempty"`
 }

@@ -80,9 +80,13 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	var edited []byte
-	if dep.Param {
+	switch {
+	case dep.Param:
 		edited, err = setAppParameter(data, dep, key, o.Version)
-	} else {
+	case isKustomization(dep.File):
+		key = "images[" + dep.Policy.Spec.Image + "].newTag"
+		edited, err = setImageTag(data, dep.Policy.Spec.Image, o.Version)
+	default:
 		edited, err = setValue(data, key, o.Version)
 	}
 	if err != nil {
@@ -128,10 +132,69 @@ func setValue(data []byte, key, value string) ([]byte, error) {
 		return nil, err
 	}
 	parts := strings.Split(key, ".")
-	if _, err := node.Pipe(kyaml.LookupCreate(kyaml.MappingNode, parts[:len(parts)-1]...), kyaml.SetField(parts[len(parts)-1], kyaml.NewStringRNode(value))); err != nil {
+	parent, err := node.Pipe(kyaml.LookupCreate(kyaml.MappingNode, parts[:len(parts)-1]...))
+	if err != nil {
+		return nil, err
+	}
+	if err := setScalar(parent, parts[len(parts)-1], value); err != nil {
 		return nil, err
 	}
 	return []byte(node.MustString()), nil
+}
+
+// setScalar sets field of a mapping to a string, editing an existing
+// scalar in place so its comments and quoting style stay.
+func setScalar(m *kyaml.RNode, field, value string) error {
+	if f := m.Field(field); f != nil && f.Value.YNode().Kind == kyaml.ScalarNode {
+		y := f.Value.YNode()
+		y.Value, y.Tag = value, kyaml.NodeTagString
+		if y.Style == 0 && needsQuotes(value) {
+			y.Style = kyaml.DoubleQuotedStyle
+		}
+		return nil
+	}
+	_, err := m.Pipe(kyaml.SetField(field, kyaml.NewStringRNode(value)))
+	return err
+}
+
+// needsQuotes reports whether a plain scalar would not read back as this
+// string (a number, bool or null).
+func needsQuotes(v string) bool {
+	var out any
+	if err := kyaml.Unmarshal([]byte(v), &out); err != nil {
+		return true
+	}
+	_, isString := out.(string)
+	return !isString
+}
+
+// setImageTag sets images[name].newTag (the first image when name is "")
+// of a kustomization, keeping comments.
+func setImageTag(data []byte, name, tag string) ([]byte, error) {
+	node, err := kyaml.Parse(string(data))
+	if err != nil {
+		return nil, err
+	}
+	images, err := node.Pipe(kyaml.Lookup("images"))
+	if err != nil || images == nil {
+		return nil, errors.New("the kustomization has no images to retag")
+	}
+	elems, err := images.Elements()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range elems {
+		if name != "" {
+			if f := e.Field("name"); f == nil || kyaml.GetValue(f.Value) != name {
+				continue
+			}
+		}
+		if err := setScalar(e, "newTag", tag); err != nil {
+			return nil, err
+		}
+		return []byte(node.MustString()), nil
+	}
+	return nil, fmt.Errorf("no image %q in the kustomization", name)
 }
 
 // setAppParameter edits helm.parameters[name=key] of the Application that
@@ -157,7 +220,7 @@ func setAppParameter(data []byte, dep *Deployment, key, value string) ([]byte, e
 		if err != nil || param == nil {
 			continue
 		}
-		if _, err := param.Pipe(kyaml.SetField("value", kyaml.NewStringRNode(value))); err != nil {
+		if err := setScalar(param, "value", value); err != nil {
 			return nil, err
 		}
 		done = true

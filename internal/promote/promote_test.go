@@ -285,3 +285,35 @@ func plumbingHash(t *testing.T, s string) plumbing.Hash {
 	t.Helper()
 	return plumbing.NewHash(s)
 }
+
+func TestKustomizeImageVersion(t *testing.T) {
+	origin := gittest.New(t)
+	origin.Write(map[string]string{
+		"models/ranker/mlcd.yaml": `apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: ranker}
+spec:
+  registeredModel: ranker
+  image: ghcr.io/company/ranker
+  environments:
+  - {name: production, valuesFile: overlays/production/kustomization.yaml}
+`,
+		"models/ranker/overlays/production/kustomization.yaml": "# production overlay\nresources: [../../base]\nimages:\n- name: ghcr.io/company/sidecar\n  newTag: \"7\"\n- name: ghcr.io/company/ranker\n  newTag: v1.0.0 # bumped by mlcd\n",
+	})
+	origin.Commit("ranker")
+	work := filepath.Join(t.TempDir(), "work")
+	gittest.Git(t, filepath.Dir(work), "clone", "-q", origin.Dir, work)
+	res, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "ranker", Version: "v1.1.0", Env: "production", NoPush: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(work, res.File))
+	if res.From != "v1.0.0" || !strings.Contains(string(data), "newTag: v1.1.0 # bumped by mlcd") || !strings.Contains(string(data), `newTag: "7"`) {
+		t.Fatalf("from %s:\n%s", res.From, data)
+	}
+	repo, _ := git.PlainOpen(work)
+	changes, err := promote.Changes(repo, "origin/main", "HEAD")
+	if err != nil || len(changes) != 1 || changes[0].Version != "v1.1.0" || changes[0].From != "v1.0.0" {
+		t.Fatalf("changes %+v %v", changes, err)
+	}
+}

@@ -122,7 +122,11 @@ func (t *Tree) Deployments() ([]Deployment, error) {
 				if err := yaml.Unmarshal(data, &vals); err != nil {
 					return nil, fmt.Errorf("%s: invalid YAML: %w", d.File, err)
 				}
-				d.Version, _ = render.ValueAt(vals, pol.Spec.VersionKey)
+				if isKustomization(d.File) {
+					d.Version, _ = imageTag(vals, pol.Spec.Image)
+				} else {
+					d.Version, _ = render.ValueAt(vals, pol.Spec.VersionKey)
+				}
 			}
 			for _, a := range apps {
 				if !a.deploys(dir, env) {
@@ -213,4 +217,27 @@ func (t *Tree) applicationsIn(f string, data []byte) ([]appManifest, error) {
 		out = append(out, appManifest{file: f, app: a})
 	}
 	return out, nil
+}
+
+func isKustomization(p string) bool {
+	switch path.Base(p) {
+	case "kustomization.yaml", "kustomization.yml", "Kustomization":
+		return true
+	}
+	return false
+}
+
+// imageTag reads images[name].newTag (the first image when name is "")
+// from a kustomization.
+func imageTag(k map[string]any, name string) (string, bool) {
+	images, _ := k["images"].([]any)
+	for _, img := range images {
+		m, _ := img.(map[string]any)
+		if m == nil || (name != "" && m["name"] != name) {
+			continue
+		}
+		tag, ok := m["newTag"].(string)
+		return tag, ok
+	}
+	return "", false
 }
