@@ -192,3 +192,21 @@ func TestKill9LosesNothingCommitted(t *testing.T) {
 	}
 	t.Logf("%d acknowledged versions survived kill -9", n)
 }
+
+// A relative db path (mlcd up's default state dir is ".mlcd") must work.
+func TestRelativeDBPath(t *testing.T) {
+	dir := t.TempDir()
+	wd, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	srv, err := registry.NewServer(registry.ServerOptions{DB: filepath.Join(".mlcd", "registry", "registry.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	if _, err := os.Stat(filepath.Join(dir, ".mlcd", "registry", "registry.db")); err != nil {
+		t.Fatalf("db not created under the relative path: %v", err)
+	}
+}

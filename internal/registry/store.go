@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite driver
@@ -108,6 +109,12 @@ var migrations = []string{
 }
 
 func openStore(path string) (*store, error) {
+	// A relative path would read as a URI authority ("file:.mlcd/…").
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("registry db %s: %w", path, err)
+	}
+	path = abs
 	dsn := (&url.URL{Scheme: "file", Path: path, RawQuery: strings.Join([]string{
 		"_pragma=busy_timeout(30000)",
 		"_pragma=journal_mode(WAL)",
