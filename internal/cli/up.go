@@ -64,6 +64,11 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out := cmd.OutOrStdout()
+	abs, err := filepath.Abs(o.stateDir)
+	if err != nil {
+		return err
+	}
+	o.stateDir = abs
 
 	fmt.Fprintf(out, "starting local control plane in %s ...\n", o.stateDir)
 	started := time.Now()
