@@ -317,3 +317,27 @@ spec:
 		t.Fatalf("changes %+v %v", changes, err)
 	}
 }
+
+func TestRollbackThatConflictsChangesNothing(t *testing.T) {
+	_, work := setup(t)
+	f := filepath.Join(work, "models/fraud-detection/values-staging.yaml")
+	data, _ := os.ReadFile(f)
+	os.WriteFile(f, bytes.Replace(data, []byte("version: v2.3.1"), []byte("version: v2.3.2"), 1), 0o644)
+	gittest.Git(t, work, "commit", "-qam", "bump staging")
+	// A later edit of the same line that keeps the version.
+	data, _ = os.ReadFile(f)
+	os.WriteFile(f, bytes.Replace(data, []byte("version: v2.3.2"), []byte("version: v2.3.2 # canary passed"), 1), 0o644)
+	gittest.Git(t, work, "commit", "-qam", "annotate")
+	head := gittest.Git(t, work, "rev-parse", "HEAD")
+
+	_, err := promote.Rollback(context.Background(), promote.RollbackOptions{Dir: work, Model: "fraud-detection", Env: "staging", NoPush: true})
+	if err == nil || !strings.Contains(err.Error(), "conflicts") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("got %v, want a conflict that changes nothing", err)
+	}
+	if got := gittest.Git(t, work, "rev-parse", "HEAD"); got != head {
+		t.Errorf("HEAD moved to %s", got)
+	}
+	if st := gittest.Git(t, work, "status", "--porcelain"); st != "" {
+		t.Errorf("work tree not clean after the aborted revert:\n%s", st)
+	}
+}
