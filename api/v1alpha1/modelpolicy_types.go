@@ -25,6 +25,13 @@ type ModelPolicy struct {
 	Spec              ModelPolicySpec `json:"spec"`
 }
 
+// ModelPolicyList is a list of ModelPolicies.
+type ModelPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ModelPolicy `json:"items"`
+}
+
 // ModelPolicySpec is the policy.
 type ModelPolicySpec struct {
 	RegisteredModel string             `json:"registeredModel"`
@@ -74,11 +81,20 @@ func ParseModelPolicy(data []byte) (*ModelPolicy, error) {
 	if p.Kind != "ModelPolicy" || p.APIVersion != MLCDGroupVersion.String() {
 		return nil, fmt.Errorf("not a ModelPolicy: apiVersion %q kind %q", p.APIVersion, p.Kind)
 	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Validate fills defaults and checks the policy (also for ModelPolicy
+// objects read from the cluster).
+func (p *ModelPolicy) Validate() error {
 	if p.Spec.RegisteredModel == "" {
 		p.Spec.RegisteredModel = p.Name
 	}
 	if p.Spec.RegisteredModel == "" {
-		return nil, fmt.Errorf("ModelPolicy: spec.registeredModel is required")
+		return fmt.Errorf("ModelPolicy: spec.registeredModel is required")
 	}
 	if p.Spec.VersionKey == "" {
 		p.Spec.VersionKey = DefaultVersionKey
@@ -86,28 +102,28 @@ func ParseModelPolicy(data []byte) (*ModelPolicy, error) {
 	envs := map[string]bool{}
 	for _, e := range p.Spec.Environments {
 		if e.Name == "" || e.ValuesFile == "" {
-			return nil, fmt.Errorf("ModelPolicy %s: every environment needs name and valuesFile", p.Name)
+			return fmt.Errorf("ModelPolicy %s: every environment needs name and valuesFile", p.Name)
 		}
 		envs[e.Name] = true
 	}
 	for _, e := range p.Spec.Environments {
 		if e.Requires != "" && !envs[e.Requires] {
-			return nil, fmt.Errorf("ModelPolicy %s: environment %s requires unknown environment %s", p.Name, e.Name, e.Requires)
+			return fmt.Errorf("ModelPolicy %s: environment %s requires unknown environment %s", p.Name, e.Name, e.Requires)
 		}
 	}
 	for i, g := range p.Spec.Gates {
 		switch {
 		case g.Metric == "":
-			return nil, fmt.Errorf("ModelPolicy %s: gate %d has no metric", p.Name, i)
+			return fmt.Errorf("ModelPolicy %s: gate %d has no metric", p.Name, i)
 		case g.NotWorseThan != "":
 			if !envs[g.NotWorseThan] {
-				return nil, fmt.Errorf("ModelPolicy %s: gate on %s compares with unknown environment %s", p.Name, g.Metric, g.NotWorseThan)
+				return fmt.Errorf("ModelPolicy %s: gate on %s compares with unknown environment %s", p.Name, g.Metric, g.NotWorseThan)
 			}
 		case g.Value == nil || !validOp(g.Op):
-			return nil, fmt.Errorf("ModelPolicy %s: gate on %s needs op (>=, >, <=, <, ==) and value", p.Name, g.Metric)
+			return fmt.Errorf("ModelPolicy %s: gate on %s needs op (>=, >, <=, <, ==) and value", p.Name, g.Metric)
 		}
 	}
-	return p, nil
+	return nil
 }
 
 func validOp(op string) bool {

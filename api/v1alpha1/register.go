@@ -15,6 +15,8 @@ var GroupVersion = schema.GroupVersion{Group: "argoproj.io", Version: "v1alpha1"
 func AddToScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion, &Application{}, &ApplicationList{}, &AppProject{}, &AppProjectList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
+	s.AddKnownTypes(MLCDGroupVersion, &ModelPolicy{}, &ModelPolicyList{})
+	metav1.AddToGroupVersion(s, MLCDGroupVersion)
 	return nil
 }
 
@@ -49,3 +51,9 @@ func (p *AppProject) DeepCopyObject() runtime.Object { return deepCopyJSON(p) }
 
 // DeepCopyObject implements runtime.Object.
 func (l *AppProjectList) DeepCopyObject() runtime.Object { return deepCopyJSON(l) }
+
+// DeepCopyObject implements runtime.Object.
+func (p *ModelPolicy) DeepCopyObject() runtime.Object { return deepCopyJSON(p) }
+
+// DeepCopyObject implements runtime.Object.
+func (l *ModelPolicyList) DeepCopyObject() runtime.Object { return deepCopyJSON(l) }

@@ -89,6 +89,8 @@ func (h *harness) create(doc string, repl map[string]string) {
 	switch {
 	case strings.Contains(doc, "kind: AppProject"):
 		obj = &v1alpha1.AppProject{}
+	case strings.Contains(doc, "kind: ModelPolicy"):
+		obj = &v1alpha1.ModelPolicy{}
 	default:
 		obj = &v1alpha1.Application{}
 	}

@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
@@ -58,20 +60,9 @@ type modelState struct {
 // governance finds the app's ModelPolicy (mlcd.yaml in the app path) and
 // the version its rendered values name. nil means the app is not governed.
 func (r *ApplicationReconciler) governance(ctx context.Context, app *v1alpha1.Application, root string, src *v1alpha1.ApplicationSource, rendered *render.Result) (*governed, *stepError) {
-	p, err := gitsource.Join(root, path.Join(src.Path, v1alpha1.ModelPolicyFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fail(v1alpha1.ConditionComparisonError, false, "%s", err)
-	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fail(v1alpha1.ConditionComparisonError, true, "read %s: %s", v1alpha1.ModelPolicyFile, err)
-	}
-	policy, err := v1alpha1.ParseModelPolicy(data)
-	if err != nil {
-		return nil, fail(v1alpha1.ConditionComparisonError, false, "%s/%s: %s", src.Path, v1alpha1.ModelPolicyFile, err)
+	policy, serr := r.policyFor(ctx, app, root, src)
+	if serr != nil || policy == nil {
+		return nil, serr
 	}
 	env, ok := policy.EnvironmentForApp(app.Name)
 	if !ok && src.Helm != nil {
@@ -91,6 +82,47 @@ func (r *ApplicationReconciler) governance(ctx context.Context, app *v1alpha1.Ap
 		return nil, fail(v1alpha1.ConditionComparisonError, false, "values key %s is not set for %s (ModelPolicy %s)", policy.Spec.VersionKey, app.Name, policy.Name)
 	}
 	return &governed{policy: policy, env: env, version: version}, nil
+}
+
+// policyFor reads the app's ModelPolicy: mlcd.yaml in the app path wins;
+// else a ModelPolicy object in the app's (or the controller's) namespace
+// that names the app in an environment. nil means the app is ungoverned.
+func (r *ApplicationReconciler) policyFor(ctx context.Context, app *v1alpha1.Application, root string, src *v1alpha1.ApplicationSource) (*v1alpha1.ModelPolicy, *stepError) {
+	p, err := gitsource.Join(root, path.Join(src.Path, v1alpha1.ModelPolicyFile))
+	switch {
+	case err == nil:
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fail(v1alpha1.ConditionComparisonError, true, "read %s: %s", v1alpha1.ModelPolicyFile, err)
+		}
+		policy, err := v1alpha1.ParseModelPolicy(data)
+		if err != nil {
+			return nil, fail(v1alpha1.ConditionComparisonError, false, "%s/%s: %s", src.Path, v1alpha1.ModelPolicyFile, err)
+		}
+		return policy, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fail(v1alpha1.ConditionComparisonError, false, "%s", err)
+	}
+	for _, ns := range uniq(app.Namespace, r.Options.ControllerNamespace) {
+		var list v1alpha1.ModelPolicyList
+		if err := r.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			if meta.IsNoMatchError(err) {
+				return nil, nil
+			}
+			return nil, fail(v1alpha1.ConditionComparisonError, true, "list ModelPolicies: %s", err)
+		}
+		for i := range list.Items {
+			mp := &list.Items[i]
+			if _, ok := mp.EnvironmentForApp(app.Name); !ok {
+				continue
+			}
+			if err := mp.Validate(); err != nil {
+				return nil, fail(v1alpha1.ConditionComparisonError, false, "ModelPolicy %s/%s: %s", mp.Namespace, mp.Name, err)
+			}
+			return mp, nil
+		}
+	}
+	return nil, nil
 }
 
 // resolve finds the registry version (cached once found).

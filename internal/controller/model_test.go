@@ -67,3 +67,35 @@ func TestModelGateAndWriteBack(t *testing.T) {
 		t.Fatalf("running image changed to %s", img)
 	}
 }
+
+// TestModelPolicyObject: without mlcd.yaml in Git, a ModelPolicy object in
+// the app's namespace that names the app governs it.
+func TestModelPolicyObject(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	h := startWith(t, time.Minute, reg.Client)
+	repo := modelRepo(t)
+	h.create(`apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: fraud-detection, namespace: {{NS}}}
+spec:
+  registeredModel: fraud-detection
+  environments:
+  - {name: production, valuesFile: values-production.yaml, application: fd-obj}
+  gates:
+  - {metric: auc, op: ">=", value: 0.92}
+`, nil)
+	dest := h.ns + "-obj"
+	h.namespaceGone(t, dest)
+	h.create(app, map[string]string{"{{NAME}}": "fd-obj", "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
+	h.waitCondition("fd-obj", controller.ConditionModelGate, "fraud-detection has no version v2.3.1")
+	if h.deployment(dest, "fraud-detection") != nil {
+		t.Fatal("a version missing from the registry was applied")
+	}
+	v := registrytest.Register(t, reg.Client, "fraud-detection", "v2.3.1", map[string]float64{"auc": 0.95})
+	h.refresh("fd-obj")
+	h.waitSynced("fd-obj", "")
+	h.eventually(20*time.Second, "alias production", func() (bool, string) {
+		got, err := reg.Client.GetVersionByAlias(context.Background(), "fraud-detection", "production")
+		return err == nil && got.Version == v.Version, ""
+	})
+}
