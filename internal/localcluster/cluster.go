@@ -117,7 +117,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		// kube-controller-manager exits the process with status 1 when it
 		// is stopped while still starting its controllers; after Stop asked
 		// for the shutdown that is not a failure unless the helper said so.
-		if err != nil && c.stopping.Load() && !strings.Contains(stderr, "error: ") {
+		if err != nil && c.stopping.Load() && !hasErrorLine(stderr) {
 			err = nil
 		}
 		c.err = helperError(err, stderr)
@@ -139,6 +139,17 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		_ = c.Stop()
 		return nil, fmt.Errorf("control plane not ready after %s (see %s)", opts.StartTimeout, filepath.Join(stateDir, "controlplane.log"))
 	}
+}
+
+// hasErrorLine reports whether the helper printed its "error: " line
+// (component logs on stderr may mention errors anywhere in a line).
+func hasErrorLine(stderr string) bool {
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(line, "error: ") {
+			return true
+		}
+	}
+	return false
 }
 
 // helperError turns the helper's exit into the one-line reason it printed.
