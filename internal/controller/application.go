@@ -152,7 +152,9 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if refresh || !equality.Semantic.DeepEqual(before.Status, app.Status) || before.Annotations[RevertedAnnotation] != app.Annotations[RevertedAnnotation] {
 		now := metav1.Now()
 		app.Status.ReconciledAt = &now
-		if perr := r.Client.Patch(ctx, app, client.MergeFrom(before)); perr != nil {
+		// Optimistic lock: a reconcile that started from a stale cached
+		// copy must not overwrite newer status (history would lose entries).
+		if perr := r.Client.Patch(ctx, app, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); perr != nil {
 			if apierrors.IsConflict(perr) || apierrors.IsNotFound(perr) {
 				return ctrl.Result{Requeue: true}, nil
 			}
