@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"cmp"
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,7 +43,7 @@ func (p *AppProject) PermitsDestination(d ApplicationDestination) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("application destination {%s %s} is not permitted in project '%s'", firstNonEmpty(d.Server, d.Name), d.Namespace, p.Name)
+	return fmt.Errorf("application destination {%s %s} is not permitted in project '%s'", cmp.Or(d.Server, d.Name), d.Namespace, p.Name)
 }
 
 // PermitsKind reports whether the project allows a kind: cluster-scoped
@@ -76,13 +77,6 @@ func groupKind(group, kind string) string {
 		return kind
 	}
 	return group + "/" + kind
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Permissive returns the implicit default project.

@@ -2,11 +2,9 @@ package cli
 
 import (
 	"errors"
-	"sort"
 
 	"github.com/mlcd-dev/mlcd/internal/registry"
 )
 
 func isNotFound(err error) bool      { return errors.Is(err, registry.ErrNotFound) }
 func isAlreadyExists(err error) bool { return errors.Is(err, registry.ErrAlreadyExists) }
-func sortStrings(s []string)         { sort.Strings(s) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -272,7 +273,7 @@ func printVersion(w io.Writer, v *registry.ModelVersion, metrics map[string]floa
 	for k := range metrics {
 		keys = append(keys, k)
 	}
-	sortStrings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		fmt.Fprintf(w, "metric:   %s=%g\n", k, metrics[k])
 	}

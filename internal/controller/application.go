@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -217,7 +218,7 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 		return ctrl.Result{}, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
 	}
 	if !(dest.Server == v1alpha1.InClusterServer || (dest.Server == "" && dest.Name == "in-cluster")) {
-		return ctrl.Result{}, fail(v1alpha1.ConditionInvalidSpecError, false, "destination %s is not a known cluster: mlcd syncs to the cluster it runs in (%s)", firstNonEmpty(dest.Server, dest.Name), v1alpha1.InClusterServer)
+		return ctrl.Result{}, fail(v1alpha1.ConditionInvalidSpecError, false, "destination %s is not a known cluster: mlcd syncs to the cluster it runs in (%s)", cmp.Or(dest.Server, dest.Name), v1alpha1.InClusterServer)
 	}
 
 	// Source.
@@ -324,13 +325,6 @@ func uniq(a, b string) []string {
 		return []string{a}
 	}
 	return []string{a, b}
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func shortSHA(s string) string {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"io/fs"
 	"strconv"
@@ -617,7 +618,7 @@ func (s *Server) updateRun(r *request) (any, error) {
 	if err := r.decode(&in); err != nil {
 		return nil, err
 	}
-	id := firstNonEmpty(in.RunID, in.RunUUID)
+	id := cmp.Or(in.RunID, in.RunUUID)
 	if id == "" {
 		return nil, apiErr(CodeInvalidParam, "Missing value for required parameter 'run_id'. See the API docs for more information about request parameters.")
 	}
@@ -634,13 +635,6 @@ func (s *Server) updateRun(r *request) (any, error) {
 	return map[string]any{"run_info": info}, nil
 }
 
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 func (s *Server) getRun(r *request) (any, error) {
 	var in struct {
 		RunID   string `json:"run_id"`
@@ -649,7 +643,7 @@ func (s *Server) getRun(r *request) (any, error) {
 	if err := r.decode(&in); err != nil {
 		return nil, err
 	}
-	id := firstNonEmpty(in.RunID, in.RunUUID)
+	id := cmp.Or(in.RunID, in.RunUUID)
 	if id == "" {
 		return nil, apiErr(CodeInvalidParam, "Missing value for required parameter 'run_id'. See the API docs for more information about request parameters.")
 	}
@@ -739,7 +733,7 @@ func (s *Server) metricHistory(r *request) (any, error) {
 	if err := r.decode(&in); err != nil {
 		return nil, err
 	}
-	id := firstNonEmpty(in.RunID, in.RunUUID)
+	id := cmp.Or(in.RunID, in.RunUUID)
 	if id == "" {
 		return nil, apiErr(CodeInvalidParam, "Missing value for required parameter 'run_id'. See the API docs for more information about request parameters.")
 	}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/mlcd-dev/mlcd/internal/manifest"
+	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
 // repoMount is where the checkout appears in kustomize's in-memory file
@@ -38,7 +39,7 @@ func kustomizeBuild(in Input, dir string) ([]*unstructured.Unstructured, error) 
 			return nil
 		}
 		real, err := filepath.EvalSymlinks(p)
-		if err != nil || !within(realRoot, real) {
+		if err != nil || !source.Within(realRoot, real) {
 			return nil // a link out of the repository is not part of it
 		}
 		st, err := os.Stat(real)
@@ -161,9 +162,4 @@ func parseImage(s string) map[string]any {
 		img["name"] = repl
 	}
 	return img
-}
-
-func within(root, p string) bool {
-	r, err := filepath.Rel(root, p)
-	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
 }

@@ -15,7 +15,7 @@ func Join(root, rel string) (string, error) {
 		return "", fmt.Errorf("path %s: absolute paths are not allowed", rel)
 	}
 	p := filepath.Join(root, filepath.FromSlash(rel))
-	if !within(root, p) {
+	if !Within(root, p) {
 		return "", fmt.Errorf("path %s leaves the repository", rel)
 	}
 	real, err := filepath.EvalSymlinks(p)
@@ -29,13 +29,15 @@ func Join(root, rel string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !within(realRoot, real) {
+	if !Within(realRoot, real) {
 		return "", fmt.Errorf("path %s is a symlink that leaves the repository", rel)
 	}
 	return p, nil
 }
 
-func within(root, p string) bool {
+// Within reports whether p is root or lies under it (both cleaned, no
+// symlinks resolved).
+func Within(root, p string) bool {
 	rel, err := filepath.Rel(root, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
@@ -59,7 +61,7 @@ func CheckConfined(root, dir string) error {
 		if err != nil {
 			return fmt.Errorf("symlink %s: target does not resolve inside the repository", rel)
 		}
-		if !within(realRoot, real) {
+		if !Within(realRoot, real) {
 			return fmt.Errorf("symlink %s points outside the repository", rel)
 		}
 		return nil
