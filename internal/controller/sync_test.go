@@ -128,10 +128,12 @@ func TestCommitIsLiveAfterRefreshAndAfterPoll(t *testing.T) {
 	took := h.eventually(10*time.Second, "v2.3.2 live after refresh", live("v2.3.2"))
 	t.Logf("live %s after the refresh annotation", took.Round(10*time.Millisecond))
 
-	bump("v2.3.3")
+	sha := bump("v2.3.3")
 	took = h.eventually(15*time.Second, "v2.3.3 live after a poll", live("v2.3.3"))
 	t.Logf("live %s after the commit, poll interval 3s", took.Round(10*time.Millisecond))
-	a := h.waitSynced("fd", "")
+	// The Deployment changes before the status write that records the
+	// sync, so wait for the status at this commit, not any Synced one.
+	a := h.waitSynced("fd", sha)
 	if len(a.Status.History) != 3 {
 		t.Errorf("history has %d entries, want 3", len(a.Status.History))
 	}
