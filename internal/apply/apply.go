@@ -13,6 +13,7 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -22,6 +23,9 @@ import (
 
 // FieldManager is mlcd's server-side apply field manager.
 const FieldManager = "mlcd"
+
+// createConcurrency bounds the concurrent creates of one Apply.
+const createConcurrency = 8
 
 // Applier applies and prunes objects.
 type Applier struct {
@@ -46,6 +50,9 @@ type Result struct {
 	Object  *unstructured.Unstructured
 	Action  string
 	Message string
+	// Live is the object as the API server returned it from the write,
+	// when the write was a create; nil otherwise.
+	Live *unstructured.Unstructured
 }
 
 // Normalize sets the destination namespace on namespaced objects that have
@@ -114,36 +121,77 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 // server-side apply each; existing ones go through ssa, which dry-runs and
 // writes only what differs.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, error) {
-	var out []Result
-	var existing []*unstructured.Unstructured
+	// Namespaces, CRDs and classes first (ssa stages them and waits until
+	// they are established), so the objects that need them can be created.
+	var defs, rest []*unstructured.Unstructured
 	for _, o := range objs {
 		if ssautils.IsClusterDefinition(o) || ssautils.IsClassDefinition(o) {
-			existing = append(existing, o) // staged and waited for by ssa
-			continue
+			defs = append(defs, o)
+		} else {
+			rest = append(rest, o)
 		}
+	}
+	out, err := a.applyStaged(ctx, defs)
+	if err != nil {
+		return out, err
+	}
+	var existing, missing []*unstructured.Unstructured
+	for _, o := range rest {
 		// The cache is enough to find objects that do not exist yet: if it
 		// lags and the object exists, the apply below is still correct
 		// (server-side apply is idempotent), only reported as created.
 		live := &unstructured.Unstructured{}
 		live.SetGroupVersionKind(o.GroupVersionKind())
 		err := a.reader.Get(ctx, client.ObjectKeyFromObject(o), live)
-		if !apierrors.IsNotFound(err) {
+		if apierrors.IsNotFound(err) {
+			missing = append(missing, o)
+		} else {
 			existing = append(existing, o)
-			continue
 		}
-		if err := a.client.Patch(ctx, o.DeepCopy(), client.Apply, client.FieldOwner(FieldManager)); err != nil {
-			if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
-				existing = append(existing, o)
-				continue
+	}
+	// Creates are independent of each other (Namespaces and CRDs, which
+	// others may need, go through the staged path): run them concurrently.
+	created := make([]*unstructured.Unstructured, len(missing))
+	exists := make([]bool, len(missing))
+	var g errgroup.Group
+	g.SetLimit(createConcurrency)
+	for i, o := range missing {
+		g.Go(func() error {
+			c := o.DeepCopy()
+			if err := a.client.Patch(ctx, c, client.Apply, client.FieldOwner(FieldManager)); err != nil {
+				if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
+					exists[i] = true
+					return nil
+				}
+				return fmt.Errorf("apply: %s created failed: %s", describe(o), oneLine(err))
 			}
-			return out, fmt.Errorf("apply: %s created failed: %s", describe(o), oneLine(err))
+			created[i] = c
+			return nil
+		})
+	}
+	err = g.Wait()
+	for i, o := range missing {
+		switch {
+		case created[i] != nil:
+			out = append(out, Result{Object: o, Action: string(ssa.CreatedAction), Live: created[i]})
+		case exists[i]:
+			existing = append(existing, o)
 		}
-		out = append(out, Result{Object: o, Action: string(ssa.CreatedAction)})
 	}
-	objs = existing
+	if err != nil {
+		return out, err
+	}
+	res, err := a.applyStaged(ctx, existing)
+	return append(out, res...), err
+}
+
+// applyStaged applies through ssa, which dry-runs each object and writes
+// only those that differ.
+func (a *Applier) applyStaged(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, error) {
 	if len(objs) == 0 {
-		return out, nil
+		return nil, nil
 	}
+	var out []Result
 	opts := ssa.DefaultApplyOptions()
 	opts.Force = false
 	cs, err := a.rm.ApplyAllStaged(ctx, objs, opts)

@@ -85,7 +85,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		}
 		// Server-side apply dry-runs each object and writes only those that
 		// differ, so it doubles as the comparison.
-		result, changed, serr := r.apply(ctx, app, sha, objs, stale, auto, sha != lastRevision || lastOp == nil)
+		result, changed, created, serr := r.apply(ctx, app, sha, objs, stale, auto, sha != lastRevision || lastOp == nil)
 		if serr != nil {
 			r.forget(appKey)
 			return ctrl.Result{RequeueAfter: nextRetry(policy, app.Status.OperationState)}, serr
@@ -96,6 +96,11 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 			r.recordRevert(ctx, app, src.RepoURL, sha, lastRevision)
 		}
 		synced = !changed
+		if created != nil {
+			// Everything was just created: the server's replies are the
+			// comparison the next reconcile would otherwise dry-run.
+			fp, synced = created, true
+		}
 	default:
 		var err error
 		if drift, err = r.Applier.Diff(ctx, objs); err != nil {
@@ -175,7 +180,10 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 // It reports whether anything was written; the operation is recorded in
 // status only then, on failure, or when record is set (a new revision), so
 // an app at rest writes nothing.
-func (r *ApplicationReconciler) apply(ctx context.Context, app *v1alpha1.Application, sha string, objs, stale []*unstructured.Unstructured, auto *v1alpha1.SyncPolicyAutomated, record bool) (map[string]bool, bool, *stepError) {
+//
+// When every object was created by this sync it also returns their
+// fingerprints from the API server's replies.
+func (r *ApplicationReconciler) apply(ctx context.Context, app *v1alpha1.Application, sha string, objs, stale []*unstructured.Unstructured, auto *v1alpha1.SyncPolicyAutomated, record bool) (map[string]bool, bool, map[string]string, *stepError) {
 	started := metav1.Now()
 	op := &v1alpha1.OperationState{Phase: v1alpha1.PhaseRunning, StartedAt: started}
 	if prev := app.Status.OperationState; prev != nil && prev.Phase != v1alpha1.PhaseSucceeded && prev.SyncResult != nil && prev.SyncResult.Revision == sha {
@@ -190,7 +198,7 @@ func (r *ApplicationReconciler) apply(ctx context.Context, app *v1alpha1.Applica
 	if dest := app.Spec.Destination.Namespace; dest != "" && app.HasSyncOption("CreateNamespace=true") {
 		if err := r.Applier.EnsureNamespace(ctx, dest); err != nil {
 			finish(v1alpha1.PhaseFailed, err.Error(), nil)
-			return nil, false, fail(v1alpha1.ConditionSyncError, true, "%s", err)
+			return nil, false, nil, fail(v1alpha1.ConditionSyncError, true, "%s", err)
 		}
 	}
 	applied, err := r.Applier.Apply(ctx, objs)
@@ -206,7 +214,7 @@ func (r *ApplicationReconciler) apply(ctx context.Context, app *v1alpha1.Applica
 	}
 	if err != nil {
 		finish(v1alpha1.PhaseFailed, err.Error(), results)
-		return nil, false, fail(v1alpha1.ConditionSyncError, true, "%s", err)
+		return nil, false, nil, fail(v1alpha1.ConditionSyncError, true, "%s", err)
 	}
 	pruned := map[string]bool{}
 	if auto != nil && auto.Prune {
@@ -215,7 +223,7 @@ func (r *ApplicationReconciler) apply(ctx context.Context, app *v1alpha1.Applica
 			live, err := r.Applier.Get(ctx, o)
 			if err != nil {
 				finish(v1alpha1.PhaseFailed, err.Error(), results)
-				return nil, false, fail(v1alpha1.ConditionSyncError, true, "read %s %s before pruning: %s", o.GetKind(), o.GetName(), err)
+				return nil, false, nil, fail(v1alpha1.ConditionSyncError, true, "read %s %s before pruning: %s", o.GetKind(), o.GetName(), err)
 			}
 			if live == nil {
 				continue
@@ -235,7 +243,7 @@ func (r *ApplicationReconciler) apply(ctx context.Context, app *v1alpha1.Applica
 		// PruneLast=true and the default both prune after every apply.
 		if _, err := r.Applier.Prune(ctx, toPrune); err != nil {
 			finish(v1alpha1.PhaseFailed, err.Error(), results)
-			return nil, false, fail(v1alpha1.ConditionSyncError, true, "%s", err)
+			return nil, false, nil, fail(v1alpha1.ConditionSyncError, true, "%s", err)
 		}
 		for _, o := range toPrune {
 			pruned[manifest.Key(o)] = true
@@ -246,7 +254,11 @@ func (r *ApplicationReconciler) apply(ctx context.Context, app *v1alpha1.Applica
 	if changed || record {
 		finish(v1alpha1.PhaseSucceeded, fmt.Sprintf("successfully synced (%d resources)", len(objs)), results)
 	}
-	return pruned, changed, nil
+	var created map[string]string
+	if len(pruned) == 0 {
+		created, _ = createdFingerprint(objs, applied)
+	}
+	return pruned, changed, created, nil
 }
 
 func appendHistory(app *v1alpha1.Application, sha string, src v1alpha1.ApplicationSource) {

@@ -271,3 +271,27 @@ func TestEmptyRenderRefusesToPruneEverything(t *testing.T) {
 		t.Fatalf("keep-me was pruned: %v", err)
 	}
 }
+
+// A source that brings its own Namespace gets it before the objects in it,
+// and the app's fresh objects are created together in one sync.
+func TestNamespaceInSourceComesFirst(t *testing.T) {
+	h := start(t, time.Minute)
+	team := h.ns + "-team"
+	h.namespaceGone(t, team)
+	repo := gittest.New(t)
+	files := map[string]string{"manifests/00-ns.yaml": fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", team)}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		files["manifests/"+n+".yaml"] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s, namespace: %s}\ndata: {k: v}\n", n, team)
+	}
+	sha := repo.Write(files).Commit("namespace and its objects")
+	h.create(dirApp, map[string]string{"{{NAME}}": "own-ns", "{{REPO}}": repo.URL(), "{{DEST}}": team, "{{PRUNE}}": "true"})
+	a := h.waitSynced("own-ns", sha)
+	if len(a.Status.Resources) != 5 || a.Status.OperationState == nil || len(a.Status.OperationState.SyncResult.Resources) != 5 {
+		t.Fatalf("resources %v, operation %+v", a.Status.Resources, a.Status.OperationState)
+	}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		if err := h.c.Get(context.Background(), types.NamespacedName{Namespace: team, Name: n}, &corev1.ConfigMap{}); err != nil {
+			t.Errorf("configmap %s: %v", n, err)
+		}
+	}
+}

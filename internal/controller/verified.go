@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/apply"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 )
 
@@ -44,17 +45,44 @@ func (r *ApplicationReconciler) fingerprint(ctx context.Context, objs []*unstruc
 		if err != nil {
 			return nil, fail(v1alpha1.ConditionComparisonError, true, "read %s %s: %s", o.GetKind(), o.GetName(), err)
 		}
-		if live == nil {
-			fp[manifest.Key(o)] = ""
-			continue
-		}
-		v := live.GetResourceVersion()
-		if g := live.GetGeneration(); g > 0 {
-			v = strconv.FormatInt(g, 10)
-		}
-		fp[manifest.Key(o)] = v + "/" + hashOf([2]map[string]string{pick(live.GetLabels(), o.GetLabels()), pick(live.GetAnnotations(), o.GetAnnotations())})
+		fp[manifest.Key(o)] = fingerprintOf(live, o)
 	}
 	return fp, nil
+}
+
+// fingerprintOf is one live object's fingerprint against its desired
+// object; "" when it does not exist.
+func fingerprintOf(live, desired *unstructured.Unstructured) string {
+	if live == nil {
+		return ""
+	}
+	v := live.GetResourceVersion()
+	if g := live.GetGeneration(); g > 0 {
+		v = strconv.FormatInt(g, 10)
+	}
+	return v + "/" + hashOf([2]map[string]string{pick(live.GetLabels(), desired.GetLabels()), pick(live.GetAnnotations(), desired.GetAnnotations())})
+}
+
+// createdFingerprint is the fingerprint of objects that a sync has just
+// created, from the API server's replies: the next reconcile then needs no
+// dry run once the cache shows the same objects. It reports false unless
+// every object was created by this sync.
+func createdFingerprint(objs []*unstructured.Unstructured, results []apply.Result) (map[string]string, bool) {
+	live := map[string]*unstructured.Unstructured{}
+	for _, r := range results {
+		if r.Live != nil && r.Object != nil {
+			live[manifest.Key(r.Object)] = r.Live
+		}
+	}
+	fp := make(map[string]string, len(objs))
+	for _, o := range objs {
+		l := live[manifest.Key(o)]
+		if l == nil {
+			return nil, false
+		}
+		fp[manifest.Key(o)] = fingerprintOf(l, o)
+	}
+	return fp, true
 }
 
 func (r *ApplicationReconciler) verifiedAs(app types.NamespacedName, sha, spec string, fp map[string]string) bool {
