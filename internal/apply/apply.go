@@ -9,8 +9,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
 	"golang.org/x/sync/errgroup"
@@ -131,7 +133,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 			rest = append(rest, o)
 		}
 	}
-	out, err := a.applyStaged(ctx, defs)
+	out, err := a.applyAll(ctx, defs, true)
 	if err != nil {
 		return out, err
 	}
@@ -150,7 +152,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		}
 	}
 	// Creates are independent of each other (Namespaces and CRDs, which
-	// others may need, go through the staged path): run them concurrently.
+	// others may need, were applied above): run them concurrently.
 	created := make([]*unstructured.Unstructured, len(missing))
 	exists := make([]bool, len(missing))
 	var g errgroup.Group
@@ -181,20 +183,21 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	if err != nil {
 		return out, err
 	}
-	res, err := a.applyStaged(ctx, existing)
+	res, err := a.applyAll(ctx, existing, false)
 	return append(out, res...), err
 }
 
-// applyStaged applies through ssa, which dry-runs each object and writes
-// only those that differ.
-func (a *Applier) applyStaged(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, error) {
+// applyAll applies through ssa, which dry-runs each object and writes
+// only those that differ. With wait set, it then waits (until ctx ends or
+// DefinitionTimeout) for the Namespaces and CRDs among them to be ready.
+func (a *Applier) applyAll(ctx context.Context, objs []*unstructured.Unstructured, wait bool) ([]Result, error) {
 	if len(objs) == 0 {
 		return nil, nil
 	}
 	var out []Result
 	opts := ssa.DefaultApplyOptions()
 	opts.Force = false
-	cs, err := a.rm.ApplyAllStaged(ctx, objs, opts)
+	cs, err := a.rm.ApplyAll(ctx, objs, opts)
 	if cs != nil {
 		byKey := map[string]*unstructured.Unstructured{}
 		for _, o := range objs {
@@ -207,7 +210,33 @@ func (a *Applier) applyStaged(ctx context.Context, objs []*unstructured.Unstruct
 	if err != nil {
 		return out, fmt.Errorf("apply: %s", oneLine(err))
 	}
+	if wait {
+		var defs []*unstructured.Unstructured
+		for _, o := range objs {
+			if ssautils.IsClusterDefinition(o) {
+				defs = append(defs, o)
+			}
+		}
+		set := object.UnstructuredSetToObjMetadataSet(defs)
+		// ssa's own staged apply waits without a context; this wait ends
+		// with the reconcile (a stopping controller does not hang on a
+		// Namespace that is being deleted).
+		if err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: 500 * time.Millisecond, Timeout: DefinitionTimeout}); err != nil {
+			return out, fmt.Errorf("apply: waiting for %s: %s", describeAll(defs), oneLine(err))
+		}
+	}
 	return out, nil
+}
+
+// DefinitionTimeout bounds the wait for a source's Namespaces and CRDs.
+const DefinitionTimeout = time.Minute
+
+func describeAll(objs []*unstructured.Unstructured) string {
+	names := make([]string, len(objs))
+	for i, o := range objs {
+		names[i] = describe(o)
+	}
+	return strings.Join(names, ", ")
 }
 
 // EnsureNamespace creates the namespace when missing (CreateNamespace=true).

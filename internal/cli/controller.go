@@ -26,6 +26,7 @@ type controllerFlags struct {
 	cacheDir      string
 	namespace     string
 	registry      string
+	concurrency   int
 }
 
 func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
@@ -36,6 +37,7 @@ func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 	cmd.Flags().StringVar(&f.appNamespaces, "app-namespaces", "", "comma-separated namespaces to read Applications from (default all)")
 	cmd.Flags().DurationVar(&f.pollInterval, "poll-interval", 3*time.Minute, "how often repositories are fetched without a refresh request")
 	cmd.Flags().StringVar(&f.registry, "registry", "", "model registry URL for model gates and write-back (default $MLFLOW_TRACKING_URI)")
+	cmd.Flags().IntVar(&f.concurrency, "concurrency", controller.DefaultConcurrency, "Applications reconciled at once (each mostly waits on the API server and Git)")
 	cmd.Flags().StringVar(&f.namespace, "namespace", "argocd", "the controller's own namespace (also searched for projects and repository Secrets)")
 }
 
@@ -47,7 +49,7 @@ func (f *controllerFlags) options(cacheDir, registryURL string) (controller.Mana
 		}
 	}
 	o := controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: f.pollInterval, AppNamespaces: nss, ControllerNamespace: f.namespace},
+		Options:  controller.Options{PollInterval: f.pollInterval, AppNamespaces: nss, ControllerNamespace: f.namespace, MaxConcurrentReconciles: f.concurrency},
 		CacheDir: cacheDir,
 	}
 	if registryURL == "" {

@@ -46,12 +46,18 @@ type Options struct {
 	AppNamespaces []string
 	// ControllerNamespace also holds repository credential Secrets.
 	ControllerNamespace string
-	// MaxConcurrentReconciles defaults to 8.
+	// MaxConcurrentReconciles defaults to DefaultConcurrency.
 	MaxConcurrentReconciles int
 	// Registry gates governed apps and receives write-backs; nil means
 	// governed apps are not synced (fail closed).
 	Registry ModelRegistry
 }
+
+// DefaultConcurrency is how many Applications are reconciled at once. A
+// reconcile mostly waits on the API server; on the 2-core reference
+// machine 1,000 cold apps sync fastest with about 48 (16: 100 s, 48:
+// 76-84 s, 96: 89 s, see BenchmarkSyncApps).
+const DefaultConcurrency = 48
 
 // ApplicationReconciler syncs Applications.
 type ApplicationReconciler struct {
@@ -76,8 +82,8 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Options.PollInterval == 0 {
 		r.Options.PollInterval = 3 * time.Minute
 	}
-	if r.Options.MaxConcurrentReconciles == 0 {
-		r.Options.MaxConcurrentReconciles = 8
+	if r.Options.MaxConcurrentReconciles <= 0 {
+		r.Options.MaxConcurrentReconciles = DefaultConcurrency
 	}
 	r.watched = map[schema.GroupVersionKind]bool{}
 	r.verified = map[types.NamespacedName]verification{}

@@ -89,7 +89,7 @@ func benchSync(b *testing.B, n int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c, err := controller.New(ctx, cfg, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: 10 * time.Minute, AppNamespaces: []string{ns}, MaxConcurrentReconciles: 16},
+		Options:  controller.Options{PollInterval: 10 * time.Minute, AppNamespaces: []string{ns}},
 		CacheDir: b.TempDir(),
 	})
 	if err != nil {
