@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -98,6 +99,8 @@ func benchSync(b *testing.B, n int) {
 	go func() { _ = c.Start(ctx) }()
 	cl, _ := client.New(env.Config, client.Options{Scheme: controller.Scheme()})
 
+	reconciles0, reconcileSeconds0 := reconcileTime(b)
+	allocs0, allocSeconds0 := clusterIPAllocations(b, env.Config)
 	b.ResetTimer()
 	start := time.Now()
 	// Eight writers, as a kubectl apply of a directory or an app-of-apps
@@ -175,6 +178,9 @@ spec:
 	cold := time.Since(start)
 	coldRequests := counter.requests.Load()
 	reconciles, reconcileSeconds := reconcileTime(b)
+	reconciles, reconcileSeconds = reconciles-reconciles0, reconcileSeconds-reconcileSeconds0
+	allocs, allocSeconds := clusterIPAllocations(b, env.Config)
+	allocs, allocSeconds = allocs-allocs0, allocSeconds-allocSeconds0
 	b.StopTimer()
 
 	// At rest: nothing changed in Git or the cluster.
@@ -197,6 +203,9 @@ spec:
 	b.ReportMetric(float64(restRenders), "renders-at-rest")
 	b.ReportMetric(float64(restWrites), "writes-at-rest")
 	b.Logf("%d apps created in %s; the controller made %d API requests (%.1f per app) until all were Healthy", n, created.Round(100*time.Millisecond), coldRequests, float64(coldRequests)/float64(n))
+	// kube-apiserver allocates ClusterIPs one at a time (a mutex held
+	// across the IPAddress write), so this is a floor under the wall time.
+	b.Logf("kube-apiserver spent %.1f s allocating %.0f ClusterIPs one at a time (%.0f ms each)", allocSeconds, allocs, 1000*allocSeconds/max(allocs, 1))
 	b.Logf("%d reconciles, %.0f ms each on average", reconciles, 1000*reconcileSeconds/float64(max(reconciles, 1)))
 	b.Logf("%d apps: all Synced after %s, all Synced+Healthy (pods Ready) after %s, peak RSS %.0f MiB (test process incl. controller), heap %.0f MiB; at rest after a full resync: %d renders, %d API writes",
 		n, allSynced.Round(100*time.Millisecond), cold.Round(100*time.Millisecond), peak, float64(ms.HeapAlloc)/(1<<20), restRenders, restWrites)
@@ -223,4 +232,29 @@ func reconcileTime(b *testing.B) (uint64, float64) {
 		}
 	}
 	return n, sum
+}
+
+// clusterIPAllocations reads kube-apiserver's ClusterIP allocation count
+// and total seconds from its metrics.
+func clusterIPAllocations(b *testing.B, cfg *rest.Config) (count, seconds float64) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, rest, _ := strings.Cut(line, "{")
+		_, value, _ := strings.Cut(rest, "} ")
+		v, _ := strconv.ParseFloat(value, 64)
+		switch name {
+		case "kube_apiserver_clusterip_allocator_allocation_duration_seconds_count":
+			count += v
+		case "kube_apiserver_clusterip_allocator_allocation_duration_seconds_sum":
+			seconds += v
+		}
+	}
+	return count, seconds
 }
