@@ -9,6 +9,7 @@ import (
 	"github.com/mlcd-dev/mlcd/internal/controller"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
+	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
 
 const policy = `apiVersion: mlcd.io/v1alpha1
@@ -98,4 +99,69 @@ spec:
 		got, err := reg.Client.GetVersionByAlias(context.Background(), "fraud-detection", "production")
 		return err == nil && got.Version == v.Version, ""
 	})
+}
+
+// TestKustomizeOverlayIsGoverned: a kustomize overlay's app is governed by
+// mlcd.yaml in the model directory above it; the version is the image tag
+// (the Application's kustomize.images override wins over the
+// kustomization), and a version missing from the registry is not applied.
+func TestKustomizeOverlayIsGoverned(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	h := startWith(t, time.Minute, reg.Client)
+	repo := gittest.New(t)
+	repo.Write(map[string]string{
+		"models/ranker/mlcd.yaml": `apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: ranker}
+spec:
+  registeredModel: ranker
+  image: ghcr.io/company/ranker
+  environments:
+  - {name: production, valuesFile: overlays/production/kustomization.yaml}
+`,
+		"models/ranker/base/kustomization.yaml": "resources: [deployment.yaml]\n",
+		"models/ranker/base/deployment.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ranker}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: ranker}}
+  template:
+    metadata: {labels: {app: ranker}}
+    spec:
+      containers: [{name: server, image: ghcr.io/company/ranker:latest, resources: {requests: {cpu: 10m}}}]
+`,
+		"models/ranker/overlays/production/kustomization.yaml": "resources: [../../base]\nimages:\n- name: ghcr.io/company/ranker\n  newTag: v1.0.0\n",
+	})
+	repo.Commit("ranker")
+	dest := h.ns + "-rk"
+	h.namespaceGone(t, dest)
+	doc := `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: ranker-production, namespace: {{NS}}}
+spec:
+  project: default
+  source:
+    repoURL: {{REPO}}
+    targetRevision: main
+    path: models/ranker/overlays/production
+    kustomize:
+      images: [ghcr.io/company/ranker:v1.1.0]
+  destination: {server: https://kubernetes.default.svc, namespace: {{DEST}}}
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+    syncOptions: [CreateNamespace=true]
+`
+	h.create(doc, map[string]string{"{{REPO}}": repo.URL(), "{{DEST}}": dest})
+	h.waitCondition("ranker-production", controller.ConditionModelGate, "ranker has no version v1.1.0")
+	if h.deployment(dest, "ranker") != nil {
+		t.Fatal("a version missing from the registry was applied")
+	}
+	registrytest.Register(t, reg.Client, "ranker", "v1.1.0", nil)
+	h.refresh("ranker-production")
+	h.waitSynced("ranker-production", "")
+	d := h.deployment(dest, "ranker")
+	if img := image(d); img != "ghcr.io/company/ranker:v1.1.0" || d.Annotations[controller.AnnotationModelVersion] != "v1.1.0" {
+		t.Fatalf("image %s, annotations %v", img, d.Annotations)
+	}
 }

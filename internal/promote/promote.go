@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"sigs.k8s.io/kustomize/kyaml/kio"
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/mlcd-dev/mlcd/internal/render"
 )
 
 // Options describe a promotion.
@@ -81,6 +84,9 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	}
 	var edited []byte
 	switch {
+	case dep.Param && isKustomization(dep.Env.ValuesFile):
+		key = "kustomize.images[" + dep.Policy.Spec.Image + "]"
+		edited, err = setAppImage(data, dep, o.Version)
 	case dep.Param:
 		edited, err = setAppParameter(data, dep, key, o.Version)
 	case isKustomization(dep.File):
@@ -104,7 +110,10 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	}
 	who := author(repo)
 	where := dep.File
-	if dep.Param {
+	switch {
+	case dep.Param && isKustomization(dep.Env.ValuesFile):
+		where += " (kustomize image of the Application)"
+	case dep.Param:
 		where += " (helm parameter of the Application)"
 	}
 	msg := fmt.Sprintf("Promote %s %s to %s\n\n%s: %s -> %s in %s\n\nModel: %s\nVersion: %s\nEnvironment: %s\nPromoted-by: %s <%s>\n",
@@ -200,6 +209,63 @@ func setImageTag(data []byte, name, tag string) ([]byte, error) {
 // setAppParameter edits helm.parameters[name=key] of the Application that
 // deploys dep, in a file that may hold several documents.
 func setAppParameter(data []byte, dep *Deployment, key, value string) ([]byte, error) {
+	return editApp(data, dep, "parameter "+key, func(n *kyaml.RNode) (bool, error) {
+		param, err := n.Pipe(kyaml.Lookup("spec", "source", "helm", "parameters", "[name="+key+"]"))
+		if err != nil || param == nil {
+			return false, nil
+		}
+		return true, setScalar(param, "value", value)
+	})
+}
+
+// setAppImage rewrites the tag of the policy's image in the kustomize.images
+// of the Application that deploys dep (name:tag and name=newName:tag forms;
+// a digest is replaced by the tag).
+func setAppImage(data []byte, dep *Deployment, tag string) ([]byte, error) {
+	image := dep.Policy.Spec.Image
+	return editApp(data, dep, "kustomize image "+image, func(n *kyaml.RNode) (bool, error) {
+		images, err := n.Pipe(kyaml.Lookup("spec", "source", "kustomize", "images"))
+		if err != nil || images == nil {
+			return false, nil
+		}
+		elems, err := images.Elements()
+		if err != nil {
+			return false, err
+		}
+		for i := len(elems) - 1; i >= 0; i-- {
+			e := elems[i]
+			old := kyaml.GetValue(e)
+			img := render.ParseImage(old)
+			if image != "" && img["name"] != image {
+				continue
+			}
+			e.YNode().Value = withTag(old, tag)
+			return true, nil
+		}
+		return false, nil
+	})
+}
+
+// withTag replaces the tag or digest of an Argo CD image override.
+func withTag(override, tag string) string {
+	name, repl, hasEq := strings.Cut(override, "=")
+	if !hasEq {
+		name, repl = "", override
+	}
+	if i := strings.Index(repl, "@"); i >= 0 {
+		repl = repl[:i]
+	} else if i := strings.LastIndex(repl, ":"); i > strings.LastIndex(repl, "/") {
+		repl = repl[:i]
+	}
+	if hasEq {
+		return name + "=" + repl + ":" + tag
+	}
+	return repl + ":" + tag
+}
+
+// editApp applies edit to the Application documents that deploy dep and
+// reports an error naming what when none had it.
+func editApp(data []byte, dep *Deployment, what string, edit func(*kyaml.RNode) (bool, error)) ([]byte, error) {
 	nodes, err := kio.FromBytes(data)
 	if err != nil {
 		return nil, err
@@ -210,23 +276,20 @@ func setAppParameter(data []byte, dep *Deployment, key, value string) ([]byte, e
 			continue
 		}
 		p, err := n.Pipe(kyaml.Lookup("spec", "source", "path"))
-		if err != nil || p == nil || filepath.Clean(kyaml.GetValue(p)) != filepath.Clean(dep.Dir) {
+		if err != nil || p == nil || path.Clean(kyaml.GetValue(p)) != appPath(dep.Dir, dep.Env) {
 			continue
 		}
 		if dep.Env.Application != "" && n.GetName() != dep.Env.Application {
 			continue
 		}
-		param, err := n.Pipe(kyaml.Lookup("spec", "source", "helm", "parameters", "[name="+key+"]"))
-		if err != nil || param == nil {
-			continue
-		}
-		if err := setScalar(param, "value", value); err != nil {
+		ok, err := edit(n)
+		if err != nil {
 			return nil, err
 		}
-		done = true
+		done = done || ok
 	}
 	if !done {
-		return nil, errors.New("no Application parameter " + key + " found")
+		return nil, errors.New("no Application " + what + " found")
 	}
 	var buf bytes.Buffer
 	if err := (kio.ByteWriter{Writer: &buf}).Write(nodes); err != nil {

@@ -341,3 +341,60 @@ func TestRollbackThatConflictsChangesNothing(t *testing.T) {
 		t.Errorf("work tree not clean after the aborted revert:\n%s", st)
 	}
 }
+
+// An Application's kustomize.images override names the running version
+// (it wins over the kustomization at render time): Deployments and Changes
+// read it, and Promote rewrites it, keeping its form.
+func TestKustomizeImageOverrideInApplication(t *testing.T) {
+	origin := gittest.New(t)
+	origin.Write(map[string]string{
+		"models/ranker/mlcd.yaml": `apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: ranker}
+spec:
+  registeredModel: ranker
+  image: ghcr.io/company/ranker
+  environments:
+  - {name: production, valuesFile: overlays/production/kustomization.yaml}
+`,
+		"models/ranker/overlays/production/kustomization.yaml": "resources: [../../base]\nimages:\n- name: ghcr.io/company/ranker\n  newTag: v1.0.0\n",
+		"argocd/ranker.yaml": `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: ranker-production, namespace: argocd}
+spec:
+  project: default
+  source:
+    repoURL: https://example.invalid/ml.git
+    path: models/ranker/overlays/production
+    kustomize:
+      images:
+      - ghcr.io/company/sidecar:7
+      - ghcr.io/company/ranker=registry.internal/ranker:v1.2.0 # pinned here
+  destination: {server: https://kubernetes.default.svc, namespace: ml-production}
+`,
+	})
+	origin.Commit("ranker")
+	work := filepath.Join(t.TempDir(), "work")
+	gittest.Git(t, filepath.Dir(work), "clone", "-q", origin.Dir, work)
+	repo, _ := git.PlainOpen(work)
+	tree, _, err := promote.TreeAt(repo, "HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps, err := tree.Deployments()
+	if err != nil || len(deps) != 1 || deps[0].Version != "v1.2.0" || deps[0].ValuesVersion != "v1.0.0" || deps[0].File != "argocd/ranker.yaml" {
+		t.Fatalf("deployments %+v %v", deps, err)
+	}
+	res, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "ranker", Version: "v1.3.0", Env: "production", NoPush: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(work, "argocd/ranker.yaml"))
+	if res.From != "v1.2.0" || !strings.Contains(string(data), "- ghcr.io/company/ranker=registry.internal/ranker:v1.3.0 # pinned here") || !strings.Contains(string(data), "- ghcr.io/company/sidecar:7") {
+		t.Fatalf("from %s:\n%s", res.From, data)
+	}
+	changes, err := promote.Changes(repo, "origin/main", "HEAD")
+	if err != nil || len(changes) != 1 || changes[0].Version != "v1.3.0" || changes[0].From != "v1.2.0" {
+		t.Fatalf("changes %+v %v", changes, err)
+	}
+}

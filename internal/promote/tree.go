@@ -28,7 +28,8 @@ type Deployment struct {
 	// overrides the values file, as it does at render time.
 	Version string
 	// File is where Version is written; Param is set when it is an
-	// Application's helm.parameters entry.
+	// Application's helm.parameters entry or, for a kustomization, an
+	// entry of its kustomize.images.
 	File  string
 	Param bool
 	// App is the Application manifest that deploys this environment, if
@@ -123,7 +124,7 @@ func (t *Tree) Deployments() ([]Deployment, error) {
 					return nil, fmt.Errorf("%s: invalid YAML: %w", d.File, err)
 				}
 				if isKustomization(d.File) {
-					d.Version, _ = imageTag(vals, pol.Spec.Image)
+					d.Version, _ = render.KustomizationTag(vals, pol.Spec.Image)
 				} else {
 					d.Version, _ = render.ValueAt(vals, pol.Spec.VersionKey)
 				}
@@ -133,7 +134,11 @@ func (t *Tree) Deployments() ([]Deployment, error) {
 					continue
 				}
 				d.App = a.file
-				if v, ok := a.param(pol.Spec.VersionKey); ok {
+				v, ok := a.param(pol.Spec.VersionKey)
+				if isKustomization(d.File) {
+					v, ok = a.imageTag(pol.Spec.Image)
+				}
+				if ok {
 					d.ValuesVersion = d.Version
 					d.Version, d.File, d.Param = v, a.file, true
 				}
@@ -152,11 +157,14 @@ type appManifest struct {
 
 func (a appManifest) deploys(dir string, env v1alpha1.ModelEnvironment) bool {
 	src := a.app.SourceOf()
-	if src == nil || path.Clean(src.Path) != path.Clean(dir) {
+	if src == nil || path.Clean(src.Path) != appPath(dir, env) {
 		return false
 	}
 	if env.Application != "" {
 		return a.app.Name == env.Application
+	}
+	if isKustomization(env.ValuesFile) {
+		return true // the app's path is this environment's overlay
 	}
 	if src.Helm != nil {
 		for _, vf := range src.Helm.ValueFiles {
@@ -166,6 +174,26 @@ func (a appManifest) deploys(dir string, env v1alpha1.ModelEnvironment) bool {
 		}
 	}
 	return false
+}
+
+// appPath is the source path of an environment's Application: the model
+// directory for Helm, the kustomization's directory for Kustomize.
+func appPath(dir string, env v1alpha1.ModelEnvironment) string {
+	if isKustomization(env.ValuesFile) {
+		return path.Dir(path.Join(dir, env.ValuesFile))
+	}
+	return path.Clean(dir)
+}
+
+// imageTag is the tag the Application's kustomize.images override sets for
+// image (any image when image is ""); the last entry wins, as at render
+// time.
+func (a appManifest) imageTag(image string) (string, bool) {
+	src := a.app.SourceOf()
+	if src == nil || src.Kustomize == nil {
+		return "", false
+	}
+	return render.OverrideTag(src.Kustomize.Images, image)
 }
 
 func (a appManifest) param(key string) (string, bool) {
@@ -225,19 +253,4 @@ func isKustomization(p string) bool {
 		return true
 	}
 	return false
-}
-
-// imageTag reads images[name].newTag (the first image when name is "")
-// from a kustomization.
-func imageTag(k map[string]any, name string) (string, bool) {
-	images, _ := k["images"].([]any)
-	for _, img := range images {
-		m, _ := img.(map[string]any)
-		if m == nil || (name != "" && m["name"] != name) {
-			continue
-		}
-		tag, ok := m["newTag"].(string)
-		return tag, ok
-	}
-	return "", false
 }

@@ -120,7 +120,7 @@ func overlay(mem filesys.FileSystem, appDir, prefix, suffix, namespace string, l
 	if len(images) > 0 {
 		list, _ := k["images"].([]any)
 		for _, img := range images {
-			list = append(list, parseImage(img))
+			list = append(list, ParseImage(img))
 		}
 		k["images"] = list
 	}
@@ -138,9 +138,9 @@ func orEmpty(v any) any {
 	return v
 }
 
-// parseImage reads Argo CD's image override forms: name=newName:tag,
+// ParseImage reads Argo CD's image override forms: name=newName:tag,
 // name:tag, name@digest.
-func parseImage(s string) map[string]any {
+func ParseImage(s string) map[string]any {
 	img := map[string]any{}
 	name, repl, hasEq := strings.Cut(s, "=")
 	if !hasEq {
@@ -162,4 +162,34 @@ func parseImage(s string) map[string]any {
 		img["name"] = repl
 	}
 	return img
+}
+
+// OverrideTag is the tag an Application's kustomize.images overrides set
+// for image (the original name; any image when image is ""): the last
+// matching entry, as it wins at render time.
+func OverrideTag(overrides []string, image string) (string, bool) {
+	for i := len(overrides) - 1; i >= 0; i-- {
+		img := ParseImage(overrides[i])
+		if image != "" && img["name"] != image {
+			continue
+		}
+		tag, ok := img["newTag"].(string)
+		return tag, ok
+	}
+	return "", false
+}
+
+// KustomizationTag reads images[name].newTag of a parsed kustomization
+// (the first image when name is "").
+func KustomizationTag(k map[string]any, name string) (string, bool) {
+	images, _ := k["images"].([]any)
+	for _, img := range images {
+		m, _ := img.(map[string]any)
+		if m == nil || (name != "" && m["name"] != name) {
+			continue
+		}
+		tag, ok := m["newTag"].(string)
+		return tag, ok
+	}
+	return "", false
 }
