@@ -286,10 +286,8 @@ func plumbingHash(t *testing.T, s string) plumbing.Hash {
 	return plumbing.NewHash(s)
 }
 
-func TestKustomizeImageVersion(t *testing.T) {
-	origin := gittest.New(t)
-	origin.Write(map[string]string{
-		"models/ranker/mlcd.yaml": `apiVersion: mlcd.io/v1alpha1
+// rankerPolicy governs a kustomize-deployed model by its image tag.
+const rankerPolicy = `apiVersion: mlcd.io/v1alpha1
 kind: ModelPolicy
 metadata: {name: ranker}
 spec:
@@ -297,7 +295,12 @@ spec:
   image: ghcr.io/company/ranker
   environments:
   - {name: production, valuesFile: overlays/production/kustomization.yaml}
-`,
+`
+
+func TestKustomizeImageVersion(t *testing.T) {
+	origin := gittest.New(t)
+	origin.Write(map[string]string{
+		"models/ranker/mlcd.yaml": rankerPolicy,
 		"models/ranker/overlays/production/kustomization.yaml": "# production overlay\nresources: [../../base]\nimages:\n- name: ghcr.io/company/sidecar\n  newTag: \"7\"\n- name: ghcr.io/company/ranker\n  newTag: v1.0.0 # bumped by mlcd\n",
 	})
 	origin.Commit("ranker")
@@ -348,15 +351,7 @@ func TestRollbackThatConflictsChangesNothing(t *testing.T) {
 func TestKustomizeImageOverrideInApplication(t *testing.T) {
 	origin := gittest.New(t)
 	origin.Write(map[string]string{
-		"models/ranker/mlcd.yaml": `apiVersion: mlcd.io/v1alpha1
-kind: ModelPolicy
-metadata: {name: ranker}
-spec:
-  registeredModel: ranker
-  image: ghcr.io/company/ranker
-  environments:
-  - {name: production, valuesFile: overlays/production/kustomization.yaml}
-`,
+		"models/ranker/mlcd.yaml": rankerPolicy,
 		"models/ranker/overlays/production/kustomization.yaml": "resources: [../../base]\nimages:\n- name: ghcr.io/company/ranker\n  newTag: v1.0.0\n",
 		"argocd/ranker.yaml": `apiVersion: argoproj.io/v1alpha1
 kind: Application
