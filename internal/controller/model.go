@@ -82,7 +82,7 @@ func (r *ApplicationReconciler) governance(ctx context.Context, app *v1alpha1.Ap
 	if !ok {
 		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "application %s is not an environment of ModelPolicy %s (set spec.environments[].application)", app.Name, policy.Name)
 	}
-	if isKustomization(env.ValuesFile) {
+	if render.IsKustomization(env.ValuesFile) {
 		version, ok := r.kustomizeVersion(root, src, policy.Spec.Image)
 		if !ok || version == "" {
 			return nil, fail(v1alpha1.ConditionComparisonError, false, "image %s has no tag in %s/kustomization.yaml or the Application's kustomize.images (ModelPolicy %s)", policy.Spec.Image, src.Path, policy.Name)
@@ -105,7 +105,7 @@ func (r *ApplicationReconciler) kustomizeVersion(root string, src *v1alpha1.Appl
 			return tag, true
 		}
 	}
-	for _, name := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+	for _, name := range render.KustomizationFiles {
 		p, err := gitsource.Join(root, path.Join(src.Path, name))
 		if err != nil {
 			continue
@@ -127,19 +127,11 @@ func (r *ApplicationReconciler) kustomizeVersion(root string, src *v1alpha1.Appl
 // source path; dir is the policy's directory.
 func overlayEnvironment(p *v1alpha1.ModelPolicy, dir, srcPath string) (v1alpha1.ModelEnvironment, bool) {
 	for _, e := range p.Spec.Environments {
-		if isKustomization(e.ValuesFile) && path.Dir(path.Join(dir, e.ValuesFile)) == path.Clean(srcPath) {
+		if render.IsKustomization(e.ValuesFile) && path.Dir(path.Join(dir, e.ValuesFile)) == path.Clean(srcPath) {
 			return e, true
 		}
 	}
 	return v1alpha1.ModelEnvironment{}, false
-}
-
-func isKustomization(p string) bool {
-	switch path.Base(p) {
-	case "kustomization.yaml", "kustomization.yml", "Kustomization":
-		return true
-	}
-	return false
 }
 
 // policyFor reads the app's ModelPolicy and the directory its environment

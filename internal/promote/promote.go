@@ -84,12 +84,12 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	}
 	var edited []byte
 	switch {
-	case dep.Param && isKustomization(dep.Env.ValuesFile):
+	case dep.Param && render.IsKustomization(dep.Env.ValuesFile):
 		key = "kustomize.images[" + dep.Policy.Spec.Image + "]"
 		edited, err = setAppImage(data, dep, o.Version)
 	case dep.Param:
 		edited, err = setAppParameter(data, dep, key, o.Version)
-	case isKustomization(dep.File):
+	case render.IsKustomization(dep.File):
 		key = "images[" + dep.Policy.Spec.Image + "].newTag"
 		edited, err = setImageTag(data, dep.Policy.Spec.Image, o.Version)
 	default:
@@ -111,7 +111,7 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	who := author(repo)
 	where := dep.File
 	switch {
-	case dep.Param && isKustomization(dep.Env.ValuesFile):
+	case dep.Param && render.IsKustomization(dep.Env.ValuesFile):
 		where += " (kustomize image of the Application)"
 	case dep.Param:
 		where += " (helm parameter of the Application)"
@@ -246,21 +246,18 @@ func setAppImage(data []byte, dep *Deployment, tag string) ([]byte, error) {
 	})
 }
 
-// withTag replaces the tag or digest of an Argo CD image override.
+// withTag replaces the tag or digest of an Argo CD image override, keeping
+// its form.
 func withTag(override, tag string) string {
-	name, repl, hasEq := strings.Cut(override, "=")
-	if !hasEq {
-		name, repl = "", override
+	img := render.ParseImage(override)
+	name, _ := img["name"].(string)
+	if newName, ok := img["newName"].(string); ok {
+		return name + "=" + newName + ":" + tag
 	}
-	if i := strings.Index(repl, "@"); i >= 0 {
-		repl = repl[:i]
-	} else if i := strings.LastIndex(repl, ":"); i > strings.LastIndex(repl, "/") {
-		repl = repl[:i]
+	if strings.Contains(override, "=") {
+		return name + "=" + name + ":" + tag
 	}
-	if hasEq {
-		return name + "=" + repl + ":" + tag
-	}
-	return repl + ":" + tag
+	return name + ":" + tag
 }
 
 // editApp applies edit to the Application documents that deploy dep and

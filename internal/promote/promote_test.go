@@ -300,7 +300,7 @@ spec:
 func TestKustomizeImageVersion(t *testing.T) {
 	origin := gittest.New(t)
 	origin.Write(map[string]string{
-		"models/ranker/mlcd.yaml": rankerPolicy,
+		"models/ranker/mlcd.yaml":                              rankerPolicy,
 		"models/ranker/overlays/production/kustomization.yaml": "# production overlay\nresources: [../../base]\nimages:\n- name: ghcr.io/company/sidecar\n  newTag: \"7\"\n- name: ghcr.io/company/ranker\n  newTag: v1.0.0 # bumped by mlcd\n",
 	})
 	origin.Commit("ranker")
@@ -351,7 +351,7 @@ func TestRollbackThatConflictsChangesNothing(t *testing.T) {
 func TestKustomizeImageOverrideInApplication(t *testing.T) {
 	origin := gittest.New(t)
 	origin.Write(map[string]string{
-		"models/ranker/mlcd.yaml": rankerPolicy,
+		"models/ranker/mlcd.yaml":                              rankerPolicy,
 		"models/ranker/overlays/production/kustomization.yaml": "resources: [../../base]\nimages:\n- name: ghcr.io/company/ranker\n  newTag: v1.0.0\n",
 		"argocd/ranker.yaml": `apiVersion: argoproj.io/v1alpha1
 kind: Application

@@ -123,7 +123,7 @@ func (t *Tree) Deployments() ([]Deployment, error) {
 				if err := yaml.Unmarshal(data, &vals); err != nil {
 					return nil, fmt.Errorf("%s: invalid YAML: %w", d.File, err)
 				}
-				if isKustomization(d.File) {
+				if render.IsKustomization(d.File) {
 					d.Version, _ = render.KustomizationTag(vals, pol.Spec.Image)
 				} else {
 					d.Version, _ = render.ValueAt(vals, pol.Spec.VersionKey)
@@ -135,7 +135,7 @@ func (t *Tree) Deployments() ([]Deployment, error) {
 				}
 				d.App = a.file
 				v, ok := a.param(pol.Spec.VersionKey)
-				if isKustomization(d.File) {
+				if render.IsKustomization(d.File) {
 					v, ok = a.imageTag(pol.Spec.Image)
 				}
 				if ok {
@@ -163,7 +163,7 @@ func (a appManifest) deploys(dir string, env v1alpha1.ModelEnvironment) bool {
 	if env.Application != "" {
 		return a.app.Name == env.Application
 	}
-	if isKustomization(env.ValuesFile) {
+	if render.IsKustomization(env.ValuesFile) {
 		return true // the app's path is this environment's overlay
 	}
 	if src.Helm != nil {
@@ -179,7 +179,7 @@ func (a appManifest) deploys(dir string, env v1alpha1.ModelEnvironment) bool {
 // appPath is the source path of an environment's Application: the model
 // directory for Helm, the kustomization's directory for Kustomize.
 func appPath(dir string, env v1alpha1.ModelEnvironment) string {
-	if isKustomization(env.ValuesFile) {
+	if render.IsKustomization(env.ValuesFile) {
 		return path.Dir(path.Join(dir, env.ValuesFile))
 	}
 	return path.Clean(dir)
@@ -245,12 +245,4 @@ func (t *Tree) applicationsIn(f string, data []byte) ([]appManifest, error) {
 		out = append(out, appManifest{file: f, app: a})
 	}
 	return out, nil
-}
-
-func isKustomization(p string) bool {
-	switch path.Base(p) {
-	case "kustomization.yaml", "kustomization.yml", "Kustomization":
-		return true
-	}
-	return false
 }

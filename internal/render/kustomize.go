@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -77,11 +79,20 @@ func kustomizeBuild(in Input, dir string) ([]*unstructured.Unstructured, error) 
 	return manifest.Parse(rel(in.Root, dir), data)
 }
 
+// KustomizationFiles are the names kustomize reads a kustomization from,
+// in its order of preference.
+var KustomizationFiles = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
+
+// IsKustomization reports whether the file at p is a kustomization.
+func IsKustomization(p string) bool {
+	return slices.Contains(KustomizationFiles, path.Base(p))
+}
+
 // overlay applies the Application's kustomize options the way Argo CD's
 // `kustomize edit` does, by wrapping the app's kustomization.
 func overlay(mem filesys.FileSystem, appDir, prefix, suffix, namespace string, labels map[string]string, images []string) error {
 	name := ""
-	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+	for _, n := range KustomizationFiles {
 		if mem.Exists(filepath.Join(appDir, n)) {
 			name = filepath.Join(appDir, n)
 			break

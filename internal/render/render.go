@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -121,7 +122,7 @@ func (r *Renderer) render(in Input) (*Result, error) {
 	case in.Source.Helm != nil || exists(filepath.Join(dir, "Chart.yaml")):
 		objs, vals, err := helmTemplate(in, dir)
 		return &Result{Objects: objs, Type: TypeHelm, Values: vals}, err
-	case in.Source.Kustomize != nil || exists(filepath.Join(dir, "kustomization.yaml")) || exists(filepath.Join(dir, "kustomization.yml")) || exists(filepath.Join(dir, "Kustomization")):
+	case in.Source.Kustomize != nil || slices.ContainsFunc(KustomizationFiles, func(n string) bool { return exists(filepath.Join(dir, n)) }):
 		objs, err := kustomizeBuild(in, dir)
 		return &Result{Objects: objs, Type: TypeKustomize}, err
 	default:
