@@ -123,8 +123,8 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 // server-side apply each; existing ones go through ssa, which dry-runs and
 // writes only what differs.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, error) {
-	// Namespaces, CRDs and classes first (ssa stages them and waits until
-	// they are established), so the objects that need them can be created.
+	// Namespaces, CRDs and classes first, and the Namespaces and CRDs ready,
+	// so the objects that need them can be created.
 	var defs, rest []*unstructured.Unstructured
 	for _, o := range objs {
 		if ssautils.IsClusterDefinition(o) || ssautils.IsClassDefinition(o) {
