@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -58,33 +59,61 @@ type Result struct {
 }
 
 // Normalize sets the destination namespace on namespaced objects that have
-// none and refuses kinds the API server does not know (a missing CRD).
+// none, clears it on cluster-scoped ones, and refuses kinds that neither
+// the API server nor a CRD among objs defines (a missing CRD). Afterwards
+// an object is namespaced exactly when it has a namespace.
 func (a *Applier) Normalize(objs []*unstructured.Unstructured, namespace string) error {
+	defined := definedKinds(objs)
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
+		namespaced := false
 		m, err := a.client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
-			if meta.IsNoMatchError(err) {
+		switch {
+		case err == nil:
+			namespaced = m.Scope.Name() == meta.RESTScopeNameNamespace
+		case meta.IsNoMatchError(err):
+			scope, ok := defined[gvk.GroupKind()]
+			if !ok {
 				return fmt.Errorf("%s %s: unknown kind %s (is its CRD installed?)", gvk.Kind, o.GetName(), gvk.GroupVersion().WithKind(gvk.Kind))
 			}
+			namespaced = scope == "Namespaced"
+		default:
 			return fmt.Errorf("%s %s: %w", gvk.Kind, o.GetName(), err)
 		}
-		if m.Scope.Name() == meta.RESTScopeNameNamespace {
-			if o.GetNamespace() == "" {
-				o.SetNamespace(namespace)
-			}
-		} else {
+		switch {
+		case !namespaced:
 			o.SetNamespace("")
+		case o.GetNamespace() != "":
+		case namespace == "":
+			return fmt.Errorf("%s %s has no namespace and the application has no destination.namespace", gvk.Kind, o.GetName())
+		default:
+			o.SetNamespace(namespace)
 		}
 	}
 	return nil
 }
 
-// IsNamespaced reports the scope of an object's kind.
-func (a *Applier) IsNamespaced(o *unstructured.Unstructured) bool {
+// definedKinds maps the kinds that CRDs among objs define to their scope.
+func definedKinds(objs []*unstructured.Unstructured) map[schema.GroupKind]string {
+	out := map[schema.GroupKind]string{}
+	for _, o := range objs {
+		if o.GetKind() != "CustomResourceDefinition" || o.GroupVersionKind().Group != "apiextensions.k8s.io" {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+		scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
+		out[schema.GroupKind{Group: group, Kind: kind}] = scope
+	}
+	return out
+}
+
+// Known reports whether the API server serves the object's kind yet (a
+// CRD applied by the same sync may not be established).
+func (a *Applier) Known(o *unstructured.Unstructured) bool {
 	gvk := o.GroupVersionKind()
-	m, err := a.client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
-	return err == nil && m.Scope.Name() == meta.RESTScopeNameNamespace
+	_, err := a.client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	return err == nil
 }
 
 // Diff dry-runs every object and returns those that would change, with the
@@ -94,6 +123,10 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 	var out []Result
 	missingNS := map[string]bool{}
 	for _, o := range objs {
+		if !a.Known(o) { // its CRD is in the source but not applied yet
+			out = append(out, Result{Object: o, Action: string(ssa.CreatedAction)})
+			continue
+		}
 		if ns := o.GetNamespace(); ns != "" {
 			missing, seen := missingNS[ns]
 			if !seen {
@@ -277,16 +310,17 @@ func (a *Applier) Prune(ctx context.Context, objs []*unstructured.Unstructured) 
 	return out, nil
 }
 
-// Get returns the live object, nil when it does not exist.
+// Get returns the live object, nil when it does not exist (also when its
+// kind is not served yet: a CRD of the same source not yet applied).
 func (a *Applier) Get(ctx context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(o.GroupVersionKind())
 	err := a.reader.Get(ctx, client.ObjectKeyFromObject(o), live)
-	if client.IgnoreNotFound(err) != nil {
-		return nil, err
+	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil
+		return nil, err
 	}
 	return live, nil
 }

@@ -273,7 +273,7 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 	owner := app.Namespace + "/" + app.Name
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
-		if err := proj.PermitsKind(gvk.Group, gvk.Kind, r.Applier.IsNamespaced(o)); err != nil {
+		if err := proj.PermitsKind(gvk.Group, gvk.Kind, o.GetNamespace() != ""); err != nil {
 			return ctrl.Result{}, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
 		}
 		if ns := o.GetNamespace(); ns != "" && ns != dest.Namespace {
@@ -293,6 +293,11 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 		}
 		ann[manifest.AppAnnotation] = owner
 		o.SetAnnotations(ann)
+		// A kind defined by a CRD of this source is watched from the
+		// reconcile after the CRD is established.
+		if !r.Applier.Known(o) {
+			continue
+		}
 		if err := r.watch(gvk); err != nil {
 			return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, true, "watch %s: %s", gvk.Kind, err)
 		}

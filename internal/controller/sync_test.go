@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -293,5 +294,45 @@ func TestNamespaceInSourceComesFirst(t *testing.T) {
 		if err := h.c.Get(context.Background(), types.NamespacedName{Namespace: team, Name: n}, &corev1.ConfigMap{}); err != nil {
 			t.Errorf("configmap %s: %v", n, err)
 		}
+	}
+}
+
+// A source that ships a CRD and an object of its kind syncs in one go: the
+// CRD is applied and established first, then the object is created.
+func TestCRDAndItsObjectInOneSource(t *testing.T) {
+	h := start(t, time.Minute)
+	group := strings.ReplaceAll(h.ns, "-", "") + ".mlcd.test"
+	crd := fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: servings.%[1]s}
+spec:
+  group: %[1]s
+  names: {kind: Serving, plural: servings, singular: serving, listKind: ServingList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+`, group)
+	t.Cleanup(func() {
+		obj := &unstructured.Unstructured{}
+		obj.SetAPIVersion("apiextensions.k8s.io/v1")
+		obj.SetKind("CustomResourceDefinition")
+		obj.SetName("servings." + group)
+		_ = h.c.Delete(context.Background(), obj)
+	})
+	repo := gittest.New(t)
+	sha := repo.Write(map[string]string{
+		"manifests/crd.yaml":     crd,
+		"manifests/serving.yaml": fmt.Sprintf("apiVersion: %s/v1\nkind: Serving\nmetadata: {name: fraud}\nspec: {model: fraud-detection, version: v2.3.1}\n", group),
+	}).Commit("crd and object")
+	h.create(dirApp, map[string]string{"{{NAME}}": "crd-app", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitSynced("crd-app", sha)
+	obj := &unstructured.Unstructured{}
+	obj.SetAPIVersion(group + "/v1")
+	obj.SetKind("Serving")
+	if err := h.c.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: "fraud"}, obj); err != nil {
+		t.Fatalf("the Serving object: %v", err)
 	}
 }
