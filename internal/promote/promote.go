@@ -232,17 +232,16 @@ func setAppImage(data []byte, dep *Deployment, tag string) ([]byte, error) {
 		if err != nil {
 			return false, err
 		}
-		for i := len(elems) - 1; i >= 0; i-- {
-			e := elems[i]
-			old := kyaml.GetValue(e)
-			img := render.ParseImage(old)
-			if image != "" && img["name"] != image {
-				continue
-			}
-			e.YNode().Value = withTag(old, tag)
-			return true, nil
+		values := make([]string, len(elems))
+		for i, e := range elems {
+			values[i] = kyaml.GetValue(e)
 		}
-		return false, nil
+		i := render.OverrideFor(values, image)
+		if i < 0 {
+			return false, nil
+		}
+		elems[i].YNode().Value = withTag(values[i], tag)
+		return true, nil
 	})
 }
 

@@ -179,15 +179,23 @@ func ParseImage(s string) map[string]any {
 // for image (the original name; any image when image is ""): the last
 // matching entry, as it wins at render time.
 func OverrideTag(overrides []string, image string) (string, bool) {
-	for i := len(overrides) - 1; i >= 0; i-- {
-		img := ParseImage(overrides[i])
-		if image != "" && img["name"] != image {
-			continue
-		}
-		tag, ok := img["newTag"].(string)
-		return tag, ok
+	i := OverrideFor(overrides, image)
+	if i < 0 {
+		return "", false
 	}
-	return "", false
+	tag, ok := ParseImage(overrides[i])["newTag"].(string)
+	return tag, ok
+}
+
+// OverrideFor is the index of the override that applies to image (the
+// last one naming it; the last one when image is ""), -1 when none does.
+func OverrideFor(overrides []string, image string) int {
+	for i := len(overrides) - 1; i >= 0; i-- {
+		if image == "" || ParseImage(overrides[i])["name"] == image {
+			return i
+		}
+	}
+	return -1
 }
 
 // KustomizationTag reads images[name].newTag of a parsed kustomization
