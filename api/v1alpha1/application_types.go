@@ -155,6 +155,7 @@ type ApplicationStatus struct {
 	History        []RevisionHistory      `json:"history,omitempty"`
 	Conditions     []ApplicationCondition `json:"conditions,omitempty"`
 	ReconciledAt   *metav1.Time           `json:"reconciledAt,omitempty"`
+	ObservedAt     *metav1.Time           `json:"observedAt,omitempty"`
 	OperationState *OperationState        `json:"operationState,omitempty"`
 	SourceType     string                 `json:"sourceType,omitempty"`
 }

@@ -6,6 +6,9 @@
 package apply
 
 import (
+	"github.com/mlcd-dev/mlcd/internal/manifest"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"context"
 	"fmt"
 	"strings"
@@ -48,10 +51,45 @@ func New(c client.Client, reader client.Reader) *Applier {
 	return &Applier{rm: rm, client: c, reader: reader}
 }
 
+// Action is what a sync did, or would do, to one object: the words the
+// controller, the CLI and the UI share.
+type Action string
+
+// Actions.
+const (
+	Created    Action = "created"
+	Configured Action = "configured"
+	Unchanged  Action = "unchanged"
+	Skipped    Action = "skipped"
+	Pruned     Action = "pruned"
+	Deleted    Action = "deleted"
+	Failed     Action = "failed"
+)
+
+// Changed reports whether the action wrote to the cluster.
+func (a Action) Changed() bool { return a == Created || a == Configured || a == Pruned || a == Deleted }
+
+// actionOf maps ssa's words to mlcd's.
+func actionOf(a ssa.Action) Action {
+	switch a {
+	case ssa.CreatedAction:
+		return Created
+	case ssa.ConfiguredAction:
+		return Configured
+	case ssa.UnchangedAction:
+		return Unchanged
+	case ssa.DeletedAction:
+		return Pruned
+	case ssa.SkippedAction:
+		return Skipped
+	}
+	return Action(a)
+}
+
 // Result is one object's outcome.
 type Result struct {
 	Object  *unstructured.Unstructured
-	Action  string
+	Action  Action
 	Message string
 	// Live is the object as the API server returned it from the write,
 	// when the write was a create; nil otherwise.
@@ -124,7 +162,7 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 	missingNS := map[string]bool{}
 	for _, o := range objs {
 		if !a.Known(o) { // its CRD is in the source but not applied yet
-			out = append(out, Result{Object: o, Action: string(ssa.CreatedAction)})
+			out = append(out, Result{Object: o, Action: Created})
 			continue
 		}
 		if ns := o.GetNamespace(); ns != "" {
@@ -136,16 +174,16 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 				missingNS[ns] = missing
 			}
 			if missing { // nothing exists there yet: a dry run cannot be made
-				out = append(out, Result{Object: o, Action: string(ssa.CreatedAction)})
+				out = append(out, Result{Object: o, Action: Created})
 				continue
 			}
 		}
 		entry, _, _, err := a.rm.Diff(ctx, o, ssa.DiffOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("diff %s: %s", describe(o), oneLine(err))
+			return nil, fmt.Errorf("diff %s: %s", describe(o), manifest.OneLine(err))
 		}
 		if entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction {
-			out = append(out, Result{Object: o, Action: string(entry.Action)})
+			out = append(out, Result{Object: o, Action: actionOf(entry.Action)})
 		}
 	}
 	return out, nil
@@ -154,8 +192,10 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 // Apply applies the objects (Namespaces and CRDs first) and returns each
 // object's outcome. Objects that do not exist yet are created with one
 // server-side apply each; existing ones go through ssa, which dry-runs and
-// writes only what differs.
-func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, error) {
+// writes only what differs. live, when not nil, holds the caller's read
+// of each object by manifest.Key (nil: missing), so Apply reads nothing
+// again.
+func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, live map[string]*unstructured.Unstructured) ([]Result, error) {
 	// Namespaces, CRDs and classes first, and the Namespaces and CRDs ready,
 	// so the objects that need them can be created.
 	var defs, rest []*unstructured.Unstructured
@@ -175,9 +215,17 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		// The cache is enough to find objects that do not exist yet: if it
 		// lags and the object exists, the apply below is still correct
 		// (server-side apply is idempotent), only reported as created.
-		live := &unstructured.Unstructured{}
-		live.SetGroupVersionKind(o.GroupVersionKind())
-		err := a.reader.Get(ctx, client.ObjectKeyFromObject(o), live)
+		if l, ok := live[manifest.Key(o)]; ok {
+			if l == nil {
+				missing = append(missing, o)
+			} else {
+				existing = append(existing, o)
+			}
+			continue
+		}
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(o.GroupVersionKind())
+		err := a.reader.Get(ctx, client.ObjectKeyFromObject(o), got)
 		if apierrors.IsNotFound(err) {
 			missing = append(missing, o)
 		} else {
@@ -198,7 +246,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 					exists[i] = true
 					return nil
 				}
-				return fmt.Errorf("apply: %s created failed: %s", describe(o), oneLine(err))
+				return fmt.Errorf("apply: %s created failed: %s", describe(o), manifest.OneLine(err))
 			}
 			created[i] = c
 			return nil
@@ -208,7 +256,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 	for i, o := range missing {
 		switch {
 		case created[i] != nil:
-			out = append(out, Result{Object: o, Action: string(ssa.CreatedAction), Live: created[i]})
+			out = append(out, Result{Object: o, Action: Created, Live: created[i]})
 		case exists[i]:
 			existing = append(existing, o)
 		}
@@ -237,11 +285,11 @@ func (a *Applier) applyAll(ctx context.Context, objs []*unstructured.Unstructure
 			byKey[describe(o)] = o
 		}
 		for _, e := range cs.Entries {
-			out = append(out, Result{Object: byKey[e.Subject], Action: string(e.Action)})
+			out = append(out, Result{Object: byKey[e.Subject], Action: actionOf(e.Action)})
 		}
 	}
 	if err != nil {
-		return out, fmt.Errorf("apply: %s", oneLine(err))
+		return out, fmt.Errorf("apply: %s", manifest.OneLine(err))
 	}
 	if wait {
 		var defs []*unstructured.Unstructured
@@ -255,7 +303,7 @@ func (a *Applier) applyAll(ctx context.Context, objs []*unstructured.Unstructure
 		// with the reconcile (a stopping controller does not hang on a
 		// Namespace that is being deleted).
 		if err := a.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: 500 * time.Millisecond, Timeout: DefinitionTimeout}); err != nil {
-			return out, fmt.Errorf("apply: waiting for %s: %s", describeAll(defs), oneLine(err))
+			return out, fmt.Errorf("apply: waiting for %s: %s", describeAll(defs), manifest.OneLine(err))
 		}
 	}
 	return out, nil
@@ -293,19 +341,40 @@ func (a *Applier) Prune(ctx context.Context, objs []*unstructured.Unstructured) 
 	if len(objs) == 0 {
 		return nil, nil
 	}
-	cs, err := a.rm.DeleteAll(ctx, objs, ssa.DefaultDeleteOptions())
+	return a.delete(ctx, objs, ssa.DefaultDeleteOptions())
+}
+
+// Delete deletes the objects with the given propagation policy (an app
+// deleted with its resources finalizer).
+func (a *Applier) Delete(ctx context.Context, objs []*unstructured.Unstructured, propagation metav1.DeletionPropagation) ([]Result, error) {
+	if len(objs) == 0 {
+		return nil, nil
+	}
+	opts := ssa.DefaultDeleteOptions()
+	opts.PropagationPolicy = propagation
+	out, err := a.delete(ctx, objs, opts)
+	for i := range out {
+		if out[i].Action == Pruned {
+			out[i].Action = Deleted
+		}
+	}
+	return out, err
+}
+
+func (a *Applier) delete(ctx context.Context, objs []*unstructured.Unstructured, opts ssa.DeleteOptions) ([]Result, error) {
+	cs, err := a.rm.DeleteAll(ctx, objs, opts)
 	var out []Result
 	if cs != nil {
+		byKey := map[string]*unstructured.Unstructured{}
+		for _, o := range objs {
+			byKey[describe(o)] = o
+		}
 		for _, e := range cs.Entries {
-			action := string(e.Action)
-			if e.Action == ssa.DeletedAction {
-				action = "pruned"
-			}
-			out = append(out, Result{Action: action, Message: e.Subject})
+			out = append(out, Result{Object: byKey[e.Subject], Action: actionOf(e.Action), Message: e.Subject})
 		}
 	}
 	if err != nil {
-		return out, fmt.Errorf("prune: %s", oneLine(err))
+		return out, fmt.Errorf("prune: %s", manifest.OneLine(err))
 	}
 	return out, nil
 }
@@ -326,5 +395,3 @@ func (a *Applier) Get(ctx context.Context, o *unstructured.Unstructured) (*unstr
 }
 
 func describe(o *unstructured.Unstructured) string { return ssautils.FmtUnstructured(o) }
-
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

@@ -11,8 +11,8 @@ import (
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/examples"
 	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/desired"
 	"github.com/mlcd-dev/mlcd/internal/registry"
-	"github.com/mlcd-dev/mlcd/internal/render"
 	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
@@ -45,40 +45,33 @@ func repoURLOf(repo string) (string, error) {
 
 // applyRoot applies every manifest found under path at revision of the
 // repository — Applications, AppProjects, the root of an app-of-apps —
-// creating the namespaces they name. The controller takes over from there.
+// creating the namespaces they name. It computes them with the same
+// desired-state engine as the controller, which takes over from there.
 func applyRoot(ctx context.Context, c *controller.Controller, repoURL, revision, path string) (int, error) {
-	r := c.Reconciler
-	sha, err := r.Sources.Resolve(ctx, repoURL, revision, source.Credentials{}, true)
+	engine := c.Reconciler.Engine()
+	src := v1alpha1.ApplicationSource{RepoURL: repoURL, TargetRevision: revision, Path: path, Directory: &v1alpha1.ApplicationSourceDirectory{Recurse: true}}
+	sha, err := engine.Resolve(ctx, src, source.Credentials{}, true)
 	if err != nil {
 		return 0, err
 	}
-	root, err := r.Sources.Checkout(ctx, repoURL, sha)
+	st, err := engine.Build(ctx, desired.Input{Source: src, Revision: sha, Destination: v1alpha1.ApplicationDestination{Namespace: c.Namespace()}})
 	if err != nil {
 		return 0, err
 	}
-	res, err := r.Renderer.Render(render.Input{
-		Root: root, Revision: sha,
-		Source: v1alpha1.ApplicationSource{RepoURL: repoURL, Path: path, Directory: &v1alpha1.ApplicationSourceDirectory{Recurse: true}},
-	})
-	if err != nil {
-		return 0, err
-	}
-	if err := r.Applier.Normalize(res.Objects, "argocd"); err != nil {
-		return 0, err
-	}
+	applier := c.Reconciler.Applier()
 	seen := map[string]bool{}
-	for _, o := range res.Objects {
+	for _, o := range st.Objects {
 		if ns := o.GetNamespace(); ns != "" && !seen[ns] {
 			seen[ns] = true
-			if err := r.Applier.EnsureNamespace(ctx, ns); err != nil {
+			if err := applier.EnsureNamespace(ctx, ns); err != nil {
 				return 0, err
 			}
 		}
 	}
-	if _, err := r.Applier.Apply(ctx, res.Objects); err != nil {
+	if _, err := applier.Apply(ctx, st.Objects, nil); err != nil {
 		return 0, err
 	}
-	return len(res.Objects), nil
+	return len(st.Objects), nil
 }
 
 // exampleVersions are the model versions the bundled example names, with

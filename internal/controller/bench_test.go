@@ -90,7 +90,7 @@ func benchSync(b *testing.B, n int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c, err := controller.New(ctx, cfg, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: 10 * time.Minute, AppNamespaces: []string{ns}},
+		Options:  controller.Options{PollInterval: 10 * time.Minute, ControllerNamespace: ns},
 		CacheDir: b.TempDir(),
 	})
 	if err != nil {
@@ -185,7 +185,7 @@ spec:
 
 	// At rest: nothing changed in Git or the cluster.
 	time.Sleep(3 * time.Second)
-	renders, writes := c.Reconciler.Renderer.Renders(), counter.writes.Load()
+	renders, writes := c.Reconciler.Renders(), counter.writes.Load()
 	// Force a full level-based pass over every app, as a resync would.
 	for i := 0; i < n; i++ {
 		req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("model-%d", i)}}
@@ -194,7 +194,7 @@ spec:
 		}
 	}
 	time.Sleep(time.Second)
-	restRenders, restWrites := c.Reconciler.Renderer.Renders()-renders, counter.writes.Load()-writes
+	restRenders, restWrites := c.Reconciler.Renders()-renders, counter.writes.Load()-writes
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(cold.Seconds(), "cold-s")

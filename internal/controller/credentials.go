@@ -1,6 +1,9 @@
 package controller
 
 import (
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"context"
 	"strings"
 
@@ -19,14 +22,29 @@ const (
 
 // credentials finds the Secret for repoURL as Argo CD does: a
 // "repository" Secret whose url equals repoURL wins, else the
-// "repo-creds" template with the longest url prefix. Secrets are read in
-// the app's namespace and in the controller's own namespace.
-func (r *ApplicationReconciler) credentials(ctx context.Context, namespaces []string, repoURL string) (source.Credentials, error) {
+// "repo-creds" template with the longest url prefix. Secrets are read only
+// in the control-plane namespace; SSH known hosts not in the Secret come
+// from its argocd-ssh-known-hosts-cm.
+func (r *ApplicationReconciler) credentials(ctx context.Context, ns string, repoURL string) (source.Credentials, error) {
+	creds, err := r.secretCredentials(ctx, ns, repoURL)
+	if err != nil || creds.SSHPrivateKey == "" || creds.KnownHosts != "" {
+		return creds, err
+	}
+	var cm corev1.ConfigMap
+	if err := r.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.SSHKnownHostsConfigMap}, &cm); err == nil {
+		creds.KnownHosts = cm.Data["ssh_known_hosts"]
+	} else if !apierrors.IsNotFound(err) {
+		return creds, err
+	}
+	return creds, nil
+}
+
+func (r *ApplicationReconciler) secretCredentials(ctx context.Context, ns string, repoURL string) (source.Credentials, error) {
 	var best *corev1.Secret
 	bestLen := -1
-	for _, ns := range namespaces {
+	{
 		var list corev1.SecretList
-		if err := r.Client.List(ctx, &list, client.InNamespace(ns), client.HasLabels{secretTypeLabel}); err != nil {
+		if err := r.client.List(ctx, &list, client.InNamespace(ns), client.HasLabels{secretTypeLabel}); err != nil {
 			return source.Credentials{}, err
 		}
 		for i := range list.Items {

@@ -11,7 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
@@ -35,7 +35,7 @@ func TestModelUpdateWorkflowEndToEnd(t *testing.T) {
 	gittest.Git(t, filepath.Dir(work), "clone", "-q", origin.Dir, work)
 
 	// Production requires commits signed by the tech lead.
-	if err := h.c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: controller.GPGKeysConfigMap, Namespace: h.ns}, Data: map[string]string{"lead.pub": leadPub}}); err != nil {
+	if err := h.c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.GPGKeysConfigMap, Namespace: h.ns}, Data: map[string]string{"lead.pub": leadPub}}); err != nil {
 		t.Fatal(err)
 	}
 	h.create(`
@@ -137,6 +137,6 @@ spec:
 	aliasIs("production", v1.Version)
 	h.eventually(10*time.Second, "reverted revision recorded", func() (bool, string) {
 		a := h.app("fd-production")
-		return strings.Contains(a.Annotations[controller.RevertedAnnotation], res.Commit), a.Annotations[controller.RevertedAnnotation]
+		return strings.Contains(a.Annotations[v1alpha1.RevertedAnnotation], res.Commit), a.Annotations[v1alpha1.RevertedAnnotation]
 	})
 }

@@ -47,7 +47,7 @@ func startWith(t *testing.T, poll time.Duration, reg controller.ModelRegistry) *
 	ns := env.Namespace(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ctrl, err := controller.New(ctx, env.Config, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: poll, AppNamespaces: []string{ns}, Registry: reg},
+		Options:  controller.Options{PollInterval: poll, ControllerNamespace: ns, Registry: reg},
 		CacheDir: t.TempDir(),
 	})
 	if err != nil {
@@ -131,7 +131,7 @@ func (h *harness) refresh(name string) {
 		if a.Annotations == nil {
 			a.Annotations = map[string]string{}
 		}
-		a.Annotations[controller.RefreshAnnotation] = "normal"
+		a.Annotations[v1alpha1.RefreshAnnotation] = "normal"
 	})
 }
 

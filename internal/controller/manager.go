@@ -1,10 +1,15 @@
 package controller
 
 import (
+	"cmp"
+
+	"github.com/mlcd-dev/mlcd/internal/desired"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"context"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -64,28 +69,43 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 	if r, ok := mgr.GetRESTMapper().(interface{ Reset() }); ok {
 		r.Reset()
 	}
-	rec := &ApplicationReconciler{
-		Client:  mgr.GetClient(),
-		Applier: apply.New(direct, mgr.GetClient()),
-		// A fetch is reused for 80% of the poll interval: requeues come
-		// every interval ±10%, so each poll fetches and a commit is live
-		// within about one interval.
-		Sources:  source.NewCache(source.Options{Dir: filepath.Join(o.CacheDir, "git"), MaxAge: pollInterval(o.PollInterval) * 4 / 5}),
-		Renderer: render.New(),
-		Options:  o.Options,
+	ns := cmp.Or(o.ControllerNamespace, v1alpha1.DefaultControlPlaneNamespace)
+	if err := EnsureDefaultProject(ctx, direct, ns); err != nil {
+		return nil, err
 	}
-	if err := rec.SetupWithManager(mgr); err != nil {
+	applier := apply.New(direct, mgr.GetClient())
+	rec := &ApplicationReconciler{
+		client:  mgr.GetClient(),
+		applier: applier,
+		engine: &desired.Engine{
+			// A fetch is reused for 80% of the poll interval: requeues
+			// come every interval ±10%, so each poll fetches and a commit
+			// is live within about one interval.
+			Sources:    source.NewCache(source.Options{Dir: filepath.Join(o.CacheDir, "git"), MaxAge: cmp.Or(o.PollInterval, v1alpha1.DefaultPollInterval) * 4 / 5}),
+			Renderer:   render.New(),
+			Normalizer: applier,
+		},
+		events:  mgr.GetEventRecorder("mlcd-application-controller"),
+		Options: o.Options,
+	}
+	if err := rec.setup(mgr); err != nil {
 		return nil, err
 	}
 	return &Controller{Manager: mgr, Reconciler: rec}, nil
 }
 
+// Namespace is the control-plane namespace.
+func (c *Controller) Namespace() string { return c.Reconciler.Options.ControllerNamespace }
+
 // Start runs the controller until ctx ends.
 func (c *Controller) Start(ctx context.Context) error { return c.Manager.Start(ctx) }
 
-func pollInterval(d time.Duration) time.Duration {
-	if d == 0 {
-		return 3 * time.Minute
+// ensureNamespace creates a namespace when it is missing.
+func ensureNamespace(ctx context.Context, c client.Client, name string) error {
+	ns := &corev1.Namespace{}
+	ns.Name = name
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
-	return d
+	return nil
 }

@@ -22,17 +22,6 @@ import (
 	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
 
-// Lineage annotations on every workload of a governed app.
-const (
-	AnnotationModel        = "mlcd.io/model"
-	AnnotationModelVersion = "mlcd.io/model-version"
-	AnnotationRunID        = "mlcd.io/registry-run-id"
-	AnnotationGitSHA       = "mlcd.io/git-sha"
-)
-
-// ConditionModelGate is set when a model version may not be deployed.
-const ConditionModelGate = "ModelGateFailed"
-
 // ModelRegistry is what the controller needs of the registry: the gate's
 // reads and the write-back of aliases and tags.
 type ModelRegistry interface {
@@ -157,9 +146,9 @@ func (r *ApplicationReconciler) policyFor(ctx context.Context, app *v1alpha1.App
 			}
 		}
 	}
-	for _, ns := range uniq(app.Namespace, r.Options.ControllerNamespace) {
+	for _, ns := range []string{r.Options.ControllerNamespace} {
 		var list v1alpha1.ModelPolicyList
-		if err := r.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		if err := r.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			if meta.IsNoMatchError(err) {
 				return nil, "", nil
 			}
@@ -229,14 +218,14 @@ var errNoRegistry = errors.New("no model registry configured (--registry or MLFL
 
 // gateCheck runs the full gate unless the live workloads already run this
 // version: a model change must pass it, self-healing what runs need not.
-func (r *ApplicationReconciler) gateCheck(ctx context.Context, g *governed, objs []*unstructured.Unstructured) *stepError {
+func (r *ApplicationReconciler) gateCheck(ctx context.Context, app *v1alpha1.Application, g *governed, objs []*unstructured.Unstructured, live liveSet) *stepError {
 	running := false
 	for _, o := range objs {
 		if !isWorkload(o) {
 			continue
 		}
-		live, err := r.Applier.Get(ctx, o)
-		if err != nil || live == nil || live.GetAnnotations()[AnnotationModelVersion] != g.version {
+		l := live.of(o)
+		if l == nil || l.GetAnnotations()[v1alpha1.AnnotationModelVersion] != g.version {
 			running = false
 			break
 		}
@@ -246,14 +235,14 @@ func (r *ApplicationReconciler) gateCheck(ctx context.Context, g *governed, objs
 		return nil
 	}
 	if r.Options.Registry == nil {
-		return fail(ConditionModelGate, true, "model %s %s: %s; nothing applied", g.policy.Spec.RegisteredModel, g.version, errNoRegistry)
+		return refuse(v1alpha1.ConditionModelGate, true, "model %s %s: %s; nothing applied", g.policy.Spec.RegisteredModel, g.version, errNoRegistry)
 	}
 	res, err := gate.Evaluate(ctx, r.Options.Registry, g.policy, g.env.Name, g.version)
 	if err != nil {
-		return fail(ConditionModelGate, true, "model %s %s: %s; nothing applied, the running version is kept", g.policy.Spec.RegisteredModel, g.version, err)
+		return refuse(v1alpha1.ConditionModelGate, true, "model %s %s: %s; nothing applied, the running version is kept", g.policy.Spec.RegisteredModel, g.version, err)
 	}
 	if !res.OK() {
-		return fail(ConditionModelGate, true, "%s; nothing applied, the running version is kept", res.Summary())
+		return refuse(v1alpha1.ConditionModelGate, true, "%s; nothing applied, the running version is kept", res.Summary())
 	}
 	return nil
 }
@@ -277,11 +266,11 @@ func stampLineage(objs []*unstructured.Unstructured, g *governed, sha string) {
 		if ann == nil {
 			ann = map[string]string{}
 		}
-		ann[AnnotationModel] = g.policy.Spec.RegisteredModel
-		ann[AnnotationModelVersion] = g.version
-		ann[AnnotationGitSHA] = sha
+		ann[v1alpha1.AnnotationModel] = g.policy.Spec.RegisteredModel
+		ann[v1alpha1.AnnotationModelVersion] = g.version
+		ann[v1alpha1.AnnotationGitSHA] = sha
 		if g.reg != nil && g.reg.RunID != "" {
-			ann[AnnotationRunID] = g.reg.RunID
+			ann[v1alpha1.AnnotationRunID] = g.reg.RunID
 		}
 		o.SetAnnotations(ann)
 	}

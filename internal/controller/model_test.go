@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
 	"github.com/mlcd-dev/mlcd/internal/source/gittest"
@@ -55,14 +55,14 @@ func TestModelGateAndWriteBack(t *testing.T) {
 		}
 	}
 	d := h.deployment(prod, "fraud-detection")
-	if d.Annotations[controller.AnnotationModelVersion] != "v2.3.1" || d.Annotations[controller.AnnotationRunID] != v1.RunID || d.Annotations[controller.AnnotationGitSHA] == "" {
+	if d.Annotations[v1alpha1.AnnotationModelVersion] != "v2.3.1" || d.Annotations[v1alpha1.AnnotationRunID] != v1.RunID || d.Annotations[v1alpha1.AnnotationGitSHA] == "" {
 		t.Errorf("lineage annotations = %v", d.Annotations)
 	}
 
 	// Git names v2.3.3, which the registry lacks: nothing changes.
 	repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": "model:\n  version: v2.3.3\n  replicas: 5\n"}).Commit("bump to a missing version")
 	h.refresh("fd-production")
-	h.waitCondition("fd-production", controller.ConditionModelGate, "model exists in registry: fraud-detection has no version v2.3.3")
+	h.waitCondition("fd-production", v1alpha1.ConditionModelGate, "model exists in registry: fraud-detection has no version v2.3.3")
 	time.Sleep(time.Second)
 	if img := image(h.deployment(prod, "fraud-detection")); !strings.HasSuffix(img, ":v2.3.1") {
 		t.Fatalf("running image changed to %s", img)
@@ -88,7 +88,7 @@ spec:
 	dest := h.ns + "-obj"
 	h.namespaceGone(t, dest)
 	h.create(app, map[string]string{"{{NAME}}": "fd-obj", "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
-	h.waitCondition("fd-obj", controller.ConditionModelGate, "fraud-detection has no version v2.3.1")
+	h.waitCondition("fd-obj", v1alpha1.ConditionModelGate, "fraud-detection has no version v2.3.1")
 	if h.deployment(dest, "fraud-detection") != nil {
 		t.Fatal("a version missing from the registry was applied")
 	}
@@ -153,7 +153,7 @@ spec:
     syncOptions: [CreateNamespace=true]
 `
 	h.create(doc, map[string]string{"{{REPO}}": repo.URL(), "{{DEST}}": dest})
-	h.waitCondition("ranker-production", controller.ConditionModelGate, "ranker has no version v1.1.0")
+	h.waitCondition("ranker-production", v1alpha1.ConditionModelGate, "ranker has no version v1.1.0")
 	if h.deployment(dest, "ranker") != nil {
 		t.Fatal("a version missing from the registry was applied")
 	}
@@ -161,7 +161,7 @@ spec:
 	h.refresh("ranker-production")
 	h.waitSynced("ranker-production", "")
 	d := h.deployment(dest, "ranker")
-	if img := image(d); img != "ghcr.io/company/ranker:v1.1.0" || d.Annotations[controller.AnnotationModelVersion] != "v1.1.0" {
+	if img := image(d); img != "ghcr.io/company/ranker:v1.1.0" || d.Annotations[v1alpha1.AnnotationModelVersion] != "v1.1.0" {
 		t.Fatalf("image %s, annotations %v", img, d.Annotations)
 	}
 }

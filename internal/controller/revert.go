@@ -9,12 +9,6 @@ import (
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 )
 
-// RevertedAnnotation lists, comma-separated, the revisions that synced
-// revert commits of this app undid. They are never applied again, so a
-// stale refresh or a cache that lags behind the revert cannot bring a
-// rolled-back version back.
-const RevertedAnnotation = "mlcd.io/reverted-revisions"
-
 const maxReverted = 20
 
 var revertRE = regexp.MustCompile(`This reverts commit ([0-9a-f]{40})`)
@@ -23,7 +17,7 @@ var revertRE = regexp.MustCompile(`This reverts commit ([0-9a-f]{40})`)
 // synced revision (exclusive) and sha undid (an approval commit may sit on
 // top of the revert).
 func (r *ApplicationReconciler) recordRevert(ctx context.Context, app *v1alpha1.Application, url, sha, since string) {
-	c, err := r.Sources.Commit(ctx, url, sha)
+	c, err := r.engine.Sources.Commit(ctx, url, sha)
 	if err != nil {
 		return
 	}
@@ -50,11 +44,11 @@ func (r *ApplicationReconciler) recordRevert(ctx context.Context, app *v1alpha1.
 	if app.Annotations == nil {
 		app.Annotations = map[string]string{}
 	}
-	app.Annotations[RevertedAnnotation] = strings.Join(list, ",")
+	app.Annotations[v1alpha1.RevertedAnnotation] = strings.Join(list, ",")
 }
 
 func reverted(app *v1alpha1.Application) []string {
-	v := app.Annotations[RevertedAnnotation]
+	v := app.Annotations[v1alpha1.RevertedAnnotation]
 	if v == "" {
 		return nil
 	}

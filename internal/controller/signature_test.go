@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
-	"github.com/mlcd-dev/mlcd/internal/controller"
 	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
@@ -19,7 +18,7 @@ func TestSignedRevisionsOnly(t *testing.T) {
 	h := start(t, time.Minute)
 	lead, leadFP, leadPub := gittest.SSHKey(t)
 	other, _, _ := gittest.SSHKey(t)
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: controller.GPGKeysConfigMap, Namespace: h.ns}, Data: map[string]string{"tech-lead.pub": leadPub}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.GPGKeysConfigMap, Namespace: h.ns}, Data: map[string]string{"tech-lead.pub": leadPub}}
 	if err := h.c.Create(context.Background(), cm); err != nil {
 		t.Fatal(err)
 	}

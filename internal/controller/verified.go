@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 )
@@ -33,21 +31,16 @@ func hashOf(v any) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// fingerprint reads the live objects (from the cache) and fingerprints
-// each: generation where the API server keeps one, else resourceVersion,
+// fingerprints fingerprints each live object: generation where the API server keeps one, else resourceVersion,
 // plus the live values of the labels and annotations the desired object
 // sets (keys others add, such as deployment.kubernetes.io/revision, are not
 // mlcd's to compare). Missing objects have an empty fingerprint.
-func (r *ApplicationReconciler) fingerprint(ctx context.Context, objs []*unstructured.Unstructured) (map[string]string, *stepError) {
+func fingerprints(objs []*unstructured.Unstructured, live liveSet) map[string]string {
 	fp := make(map[string]string, len(objs))
 	for _, o := range objs {
-		live, err := r.Applier.Get(ctx, o)
-		if err != nil {
-			return nil, fail(v1alpha1.ConditionComparisonError, true, "read %s %s: %s", o.GetKind(), o.GetName(), err)
-		}
-		fp[manifest.Key(o)] = fingerprintOf(live, o)
+		fp[manifest.Key(o)] = fingerprintOf(live.of(o), o)
 	}
-	return fp, nil
+	return fp
 }
 
 // fingerprintOf is one live object's fingerprint against its desired

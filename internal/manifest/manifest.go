@@ -38,14 +38,14 @@ func Parse(source string, data []byte) ([]*unstructured.Unstructured, error) {
 			if errors.Is(err, io.EOF) {
 				return out, nil
 			}
-			return nil, fmt.Errorf("%s: document %d: invalid YAML: %s", source, i, oneLine(err))
+			return nil, fmt.Errorf("%s: document %d: invalid YAML: %s", source, i, OneLine(err))
 		}
 		// apimachinery's json keeps integers int64, as objects from the
 		// API server have them.
 		var obj map[string]any
 		if len(bytes.TrimSpace(raw)) > 0 && string(bytes.TrimSpace(raw)) != "null" {
 			if err := utiljson.Unmarshal(raw, &obj); err != nil {
-				return nil, fmt.Errorf("%s: document %d: not an object: %s", source, i, oneLine(err))
+				return nil, fmt.Errorf("%s: document %d: not an object: %s", source, i, OneLine(err))
 			}
 		}
 		if len(obj) == 0 {
@@ -86,4 +86,5 @@ func HasSyncOption(u *unstructured.Unstructured, opt string) bool {
 	return false
 }
 
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+// OneLine is err's message on one line, for conditions and events.
+func OneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

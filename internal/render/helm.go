@@ -25,7 +25,7 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, map[strin
 	chartPath := rel(in.Root, dir)
 	chrt, err := loader.Load(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load chart %s: %s", chartPath, oneLine(err))
+		return nil, nil, fmt.Errorf("load chart %s: %s", chartPath, manifest.OneLine(err))
 	}
 	vals := map[string]any{}
 	h := in.Source.Helm
@@ -55,21 +55,21 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, map[strin
 			}
 			var fileVals map[string]any
 			if err := yaml.Unmarshal(data, &fileVals); err != nil {
-				return nil, nil, fmt.Errorf("values file %s: invalid YAML: %s", relToRoot, oneLine(err))
+				return nil, nil, fmt.Errorf("values file %s: invalid YAML: %s", relToRoot, manifest.OneLine(err))
 			}
 			mergeMaps(vals, fileVals)
 		}
 		if h.Values != "" {
 			var inline map[string]any
 			if err := yaml.Unmarshal([]byte(h.Values), &inline); err != nil {
-				return nil, nil, fmt.Errorf("helm.values: invalid YAML: %s", oneLine(err))
+				return nil, nil, fmt.Errorf("helm.values: invalid YAML: %s", manifest.OneLine(err))
 			}
 			mergeMaps(vals, inline)
 		}
 		if h.ValuesObject != nil && len(h.ValuesObject.Raw) > 0 {
 			var obj map[string]any
 			if err := yaml.Unmarshal(h.ValuesObject.Raw, &obj); err != nil {
-				return nil, nil, fmt.Errorf("helm.valuesObject: %s", oneLine(err))
+				return nil, nil, fmt.Errorf("helm.valuesObject: %s", manifest.OneLine(err))
 			}
 			mergeMaps(vals, obj)
 		}
@@ -82,18 +82,18 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, map[strin
 				err = strvals.ParseInto(set, vals)
 			}
 			if err != nil {
-				return nil, nil, fmt.Errorf("helm parameter %s: %s", p.Name, oneLine(err))
+				return nil, nil, fmt.Errorf("helm parameter %s: %s", p.Name, manifest.OneLine(err))
 			}
 		}
 	}
 	opts := common.ReleaseOptions{Name: releaseName, Namespace: in.Namespace, Revision: 1, IsInstall: true}
 	renderVals, err := chartutil.ToRenderValues(chrt, vals, opts, common.DefaultCapabilities.Copy())
 	if err != nil {
-		return nil, nil, fmt.Errorf("chart %s values: %s", chartPath, oneLine(err))
+		return nil, nil, fmt.Errorf("chart %s values: %s", chartPath, manifest.OneLine(err))
 	}
 	files, err := engine.Render(chrt, renderVals)
 	if err != nil {
-		return nil, nil, fmt.Errorf("chart %s: template error: %s", chartPath, oneLine(err))
+		return nil, nil, fmt.Errorf("chart %s: template error: %s", chartPath, manifest.OneLine(err))
 	}
 	names := make([]string, 0, len(files))
 	for name := range files {
@@ -148,8 +148,6 @@ func mergeMaps(dst, src map[string]any) {
 		dst[k] = v
 	}
 }
-
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // ValueAt reads a dotted key ("model.version") from values as a string.
 func ValueAt(values map[string]any, key string) (string, bool) {

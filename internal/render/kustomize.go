@@ -67,7 +67,7 @@ func kustomizeBuild(in Input, dir string) ([]*unstructured.Unstructured, error) 
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	resMap, err := krusty.MakeKustomizer(opts).Run(mem, appDir)
 	if err != nil {
-		msg := strings.ReplaceAll(oneLine(err), repoMount+"/", "")
+		msg := strings.ReplaceAll(manifest.OneLine(err), repoMount+"/", "")
 		return nil, fmt.Errorf("kustomize build %s: %s", rel(in.Root, dir), msg)
 	}
 	// resource.Map() values hold ints kustomize cannot deep-copy: go
@@ -107,7 +107,7 @@ func overlay(mem filesys.FileSystem, appDir, prefix, suffix, namespace string, l
 	}
 	var k map[string]any
 	if err := yaml.Unmarshal(data, &k); err != nil {
-		return fmt.Errorf("%s: invalid YAML: %s", strings.TrimPrefix(name, repoMount+"/"), oneLine(err))
+		return fmt.Errorf("%s: invalid YAML: %s", strings.TrimPrefix(name, repoMount+"/"), manifest.OneLine(err))
 	}
 	if prefix != "" {
 		k["namePrefix"] = prefix + fmt.Sprint(orEmpty(k["namePrefix"]))

@@ -136,12 +136,7 @@ func exists(p string) bool {
 	return err == nil
 }
 
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
-}
+func short(sha string) string { return v1alpha1.ShortSHA(sha) }
 
 func rel(root, p string) string {
 	r, err := filepath.Rel(root, p)

@@ -1,6 +1,8 @@
 package source
 
 import (
+	"github.com/mlcd-dev/mlcd/internal/manifest"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -126,7 +128,7 @@ func (c *Cache) fetch(ctx context.Context, e *repoEntry, url string, creds Crede
 	}
 	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
 	if err != nil {
-		return fmt.Errorf("repository %s is unreachable: %s", redactURL(url), oneLine(err))
+		return fmt.Errorf("repository %s is unreachable: %s", redactURL(url), manifest.OneLine(err))
 	}
 	for _, r := range refs {
 		if r.Name() == plumbing.HEAD && r.Type() == plumbing.SymbolicReference {
@@ -141,7 +143,7 @@ func (c *Cache) fetch(ctx context.Context, e *repoEntry, url string, creds Crede
 		Tags:     git.NoTags,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("fetch %s: %s", redactURL(url), oneLine(err))
+		return fmt.Errorf("fetch %s: %s", redactURL(url), manifest.OneLine(err))
 	}
 	e.fetchedAt = time.Now()
 	return nil
@@ -297,8 +299,6 @@ func redactURL(u string) string {
 	}
 	return u
 }
-
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // FetchedAt is when the repository at url was last fetched (zero if never).
 func (c *Cache) FetchedAt(url string) time.Time {

@@ -1,0 +1,63 @@
+package v1alpha1
+
+import "time"
+
+// Words that several packages share: the annotations, labels, condition
+// types and ConfigMap names users see on objects. They live here so that
+// the CLI, the server and the controller spell them once.
+
+// Annotations on an Application.
+const (
+	// RefreshAnnotation asks for an immediate fetch of the app's
+	// repository (Argo CD's "argocd.argoproj.io/refresh").
+	RefreshAnnotation = "argocd.argoproj.io/refresh"
+	// RevertedAnnotation lists, comma-separated, the revisions that synced
+	// revert commits of this app undid; they are never applied again.
+	RevertedAnnotation = "mlcd.io/reverted-revisions"
+)
+
+// Finalizers on an Application, as Argo CD names them: with one of them
+// the app's resources are deleted before the app is.
+const (
+	ResourcesFinalizer           = "resources-finalizer.argocd.argoproj.io"
+	ResourcesFinalizerBackground = "resources-finalizer.argocd.argoproj.io/background"
+	ResourcesFinalizerForeground = "resources-finalizer.argocd.argoproj.io/foreground"
+)
+
+// Lineage annotations on every workload of a governed app.
+const (
+	AnnotationModel        = "mlcd.io/model"
+	AnnotationModelVersion = "mlcd.io/model-version"
+	AnnotationRunID        = "mlcd.io/registry-run-id"
+	AnnotationGitSHA       = "mlcd.io/git-sha"
+)
+
+// ConditionModelGate is set when a model version may not be deployed.
+const ConditionModelGate = "ModelGateFailed"
+
+// ConfigMaps in the control-plane namespace, in Argo CD's shapes.
+const (
+	// GPGKeysConfigMap holds the public keys that AppProject
+	// signatureKeys name: data key = key ID, value = armored OpenPGP key.
+	// mlcd also accepts SSH keys (value = an authorized_keys line), named
+	// in a project by fingerprint ("SHA256:…").
+	GPGKeysConfigMap = "argocd-gpg-keys-cm"
+	// SSHKnownHostsConfigMap holds known_hosts lines under ssh_known_hosts.
+	SSHKnownHostsConfigMap = "argocd-ssh-known-hosts-cm"
+)
+
+// DefaultControlPlaneNamespace is where mlcd reads AppProjects,
+// repository Secrets and keys, as Argo CD's "argocd".
+const DefaultControlPlaneNamespace = "argocd"
+
+// DefaultPollInterval is how often a repository is fetched without a
+// refresh request (Argo CD's timeout.reconciliation).
+const DefaultPollInterval = 3 * time.Minute
+
+// ShortSHA is the first seven characters of a commit hash.
+func ShortSHA(s string) string {
+	if len(s) > 7 {
+		return s[:7]
+	}
+	return s
+}

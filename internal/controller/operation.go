@@ -1,0 +1,182 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/apply"
+	"github.com/mlcd-dev/mlcd/internal/health"
+	"github.com/mlcd-dev/mlcd/internal/inventory"
+	"github.com/mlcd-dev/mlcd/internal/manifest"
+)
+
+// operation is what one sync operation did.
+type operation struct {
+	actions map[string]apply.Action
+	// replies are the API server's copies of objects this sync created.
+	replies map[string]*unstructured.Unstructured
+	changed bool
+	// created: every object was created by this sync; their fingerprints.
+	created map[string]string
+	// last are the PruneLast objects left for after the app is healthy.
+	last []*unstructured.Unstructured
+}
+
+// action is what the operation did to o ("" when there was none).
+func (op *operation) action(o *unstructured.Unstructured) apply.Action {
+	if op == nil {
+		return ""
+	}
+	return op.actions[manifest.Key(o)]
+}
+
+// operate runs one sync operation — CreateNamespace, apply, prune — and
+// records it in operationState (phase, message, revision, per-object
+// results) and as Events.
+//
+// The operation is recorded only when it wrote something, failed, or
+// synced a new revision, so an app at rest writes nothing.
+func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Application, in syncInput, stale []*unstructured.Unstructured, live liveSet, newRevision bool) (*operation, *stepError) {
+	op := &operation{actions: map[string]apply.Action{}, replies: map[string]*unstructured.Unstructured{}}
+	state := &v1alpha1.OperationState{Phase: v1alpha1.PhaseRunning, StartedAt: metav1.Now()}
+	if prev := app.Status.OperationState; prev != nil && prev.Phase != v1alpha1.PhaseSucceeded && lastSyncedRevision(app) == in.sha {
+		state.RetryCount = prev.RetryCount + 1
+	}
+	var results []v1alpha1.ResourceResult
+	finish := func(phase, msg string) {
+		now := metav1.Now()
+		state.Phase, state.Message, state.FinishedAt = phase, msg, &now
+		state.SyncResult = &v1alpha1.SyncOperationResult{Revision: in.sha, Resources: results}
+		app.Status.OperationState = state
+	}
+	failed := func(err error) *stepError {
+		finish(v1alpha1.PhaseFailed, err.Error())
+		r.event(app, eventWarning, "SyncFailed", "sync to %s failed: %s", v1alpha1.ShortSHA(in.sha), err)
+		return refuse(v1alpha1.ConditionSyncError, true, "%s", err)
+	}
+	if newRevision {
+		r.event(app, eventNormal, "SyncStarted", "syncing %s (%d resources)", v1alpha1.ShortSHA(in.sha), len(in.objs))
+	}
+	if dest := app.Spec.Destination.Namespace; dest != "" && app.HasSyncOption("CreateNamespace=true") {
+		if err := r.applier.EnsureNamespace(ctx, dest); err != nil {
+			return nil, failed(err)
+		}
+	}
+	applied, err := r.applier.Apply(ctx, in.objs, live)
+	for _, a := range applied {
+		if a.Object == nil {
+			continue
+		}
+		results = append(results, resourceResult(a.Object, a.Action, a.Message))
+		op.actions[manifest.Key(a.Object)] = a.Action
+		if a.Live != nil {
+			op.replies[manifest.Key(a.Object)] = a.Live
+		}
+		op.changed = op.changed || a.Action.Changed()
+	}
+	if err != nil {
+		return nil, failed(err)
+	}
+	if auto := automated(app); auto != nil && auto.Prune {
+		plan := inventory.Prunable(app.Namespace+"/"+app.Name, stale, live, app.HasSyncOption("PruneLast=true"))
+		for _, s := range plan.Skipped {
+			results = append(results, resourceResult(s.Object, apply.Skipped, s.Reason))
+		}
+		pruned, err := r.applier.Prune(ctx, plan.Prune)
+		if err != nil {
+			return nil, failed(err)
+		}
+		for _, p := range pruned {
+			if p.Object != nil {
+				results = append(results, resourceResult(p.Object, p.Action, ""))
+				op.actions[manifest.Key(p.Object)] = p.Action
+				op.changed = true
+			}
+		}
+		op.last = plan.PruneLast
+	}
+	if op.changed || newRevision {
+		finish(v1alpha1.PhaseSucceeded, fmt.Sprintf("successfully synced (%s)", summarize(results)))
+		r.event(app, eventNormal, "SyncSucceeded", "synced %s: %s", v1alpha1.ShortSHA(in.sha), summarize(results))
+	}
+	if fp, ok := createdFingerprint(in.objs, applied); ok && len(op.last) == 0 {
+		op.created = fp
+	}
+	return op, nil
+}
+
+// pruneLast prunes the operation's PruneLast objects once every other
+// object is applied and the app is Healthy; until then they stay in the
+// inventory, out of sync.
+func (r *ApplicationReconciler) pruneLast(ctx context.Context, app *v1alpha1.Application, op *operation, live liveSet, stale []*unstructured.Unstructured) *stepError {
+	var last []*unstructured.Unstructured
+	if op != nil {
+		last = op.last
+	} else if auto := automated(app); auto != nil && auto.Prune && len(stale) > 0 {
+		// A later reconcile of the same operation: prune what waited.
+		last = inventory.Prunable(app.Namespace+"/"+app.Name, stale, live, app.HasSyncOption("PruneLast=true")).PruneLast
+	}
+	if len(last) == 0 || app.Status.Health.Status != v1alpha1.HealthHealthy {
+		return nil
+	}
+	pruned, err := r.applier.Prune(ctx, last)
+	if err != nil {
+		return refuse(v1alpha1.ConditionSyncError, true, "%s", err)
+	}
+	gone := map[string]bool{}
+	for _, p := range pruned {
+		if p.Object != nil && p.Action == apply.Pruned {
+			gone[manifest.Key(p.Object)] = true
+			if st := app.Status.OperationState; st != nil && st.SyncResult != nil {
+				st.SyncResult.Resources = append(st.SyncResult.Resources, resourceResult(p.Object, apply.Pruned, "PruneLast"))
+			}
+		}
+	}
+	kept := app.Status.Resources[:0]
+	outOfSync := false
+	for _, rs := range app.Status.Resources {
+		if gone[manifest.Key(inventory.Object(rs))] {
+			continue
+		}
+		outOfSync = outOfSync || rs.Status == v1alpha1.SyncStatusOutOfSync
+		kept = append(kept, rs)
+	}
+	app.Status.Resources = kept
+	if !outOfSync {
+		app.Status.Sync.Status = v1alpha1.SyncStatusSynced
+	}
+	r.event(app, eventNormal, "PrunedLast", "pruned %d resources last (PruneLast)", len(gone))
+	return nil
+}
+
+// summarize counts results by action: "created 2, unchanged 1".
+func summarize(results []v1alpha1.ResourceResult) string {
+	counts := map[string]int{}
+	var order []string
+	for _, r := range results {
+		if counts[r.Status] == 0 {
+			order = append(order, r.Status)
+		}
+		counts[r.Status]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, a := range order {
+		parts = append(parts, fmt.Sprintf("%s %d", a, counts[a]))
+	}
+	if len(parts) == 0 {
+		return "no resources"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func resourceResult(o *unstructured.Unstructured, action apply.Action, msg string) v1alpha1.ResourceResult {
+	gvk := o.GroupVersionKind()
+	return v1alpha1.ResourceResult{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName(), Status: string(action), Message: msg}
+}
+
+var _ = health.Of

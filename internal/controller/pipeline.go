@@ -1,0 +1,127 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/desired"
+	"github.com/mlcd-dev/mlcd/internal/registry"
+)
+
+// pipeline is the straight line of one reconcile: project → source →
+// desired state → model governance → sync. Each step sets at most one
+// failure.
+func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Application) (ctrl.Result, *stepError) {
+	src := app.SourceOf()
+	if src == nil || src.RepoURL == "" {
+		return ctrl.Result{}, fail(v1alpha1.ConditionInvalidSpecError, false, "spec.source.repoURL is required")
+	}
+	// Project rules before anything is read from Git or written.
+	proj, serr := r.projectOf(ctx, app)
+	if serr != nil {
+		return ctrl.Result{}, serr
+	}
+	if serr := r.permitted(app, proj, src); serr != nil {
+		return ctrl.Result{}, serr
+	}
+	sha, serr := r.revision(ctx, app, proj, src)
+	if serr != nil {
+		return ctrl.Result{}, serr
+	}
+	st, err := r.engine.Build(ctx, desired.Input{
+		Owner: app.Namespace + "/" + app.Name, AppName: app.Name,
+		Source: *src, Destination: app.Spec.Destination, Revision: sha, Project: proj,
+	})
+	if err != nil {
+		return ctrl.Result{}, fromDesired(err)
+	}
+	app.Status.SourceType = st.Rendered.Type
+	gov, serr := r.governance(ctx, app, st.Root, src, st.Rendered)
+	if serr != nil {
+		return ctrl.Result{}, serr
+	}
+	if gov != nil {
+		if err := r.resolve(ctx, gov); err != nil && !errors.Is(err, registry.ErrNotFound) {
+			// Without the run id the lineage is incomplete: the gate
+			// decides whether anything may be applied.
+			log.FromContext(ctx).Info("model version not resolved", "app", app.Namespace+"/"+app.Name, "error", err.Error())
+		}
+		stampLineage(st.Objects, gov, sha)
+	}
+	if serr := r.watchKinds(st); serr != nil {
+		return ctrl.Result{}, serr
+	}
+	return r.sync(ctx, app, syncInput{src: src, sha: sha, objs: st.Objects, gov: gov})
+}
+
+// permitted checks the app against its project: source repository and
+// destination. Objects are checked by the desired-state step.
+func (r *ApplicationReconciler) permitted(app *v1alpha1.Application, proj *v1alpha1.AppProject, src *v1alpha1.ApplicationSource) *stepError {
+	for _, s := range app.Spec.Sources {
+		if err := proj.PermitsSource(s.RepoURL); err != nil {
+			return fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+		}
+	}
+	if err := proj.PermitsSource(src.RepoURL); err != nil {
+		return fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+	}
+	dest := app.Spec.Destination
+	if err := proj.PermitsDestination(dest); err != nil {
+		return fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+	}
+	if !(dest.Server == v1alpha1.InClusterServer || (dest.Server == "" && dest.Name == "in-cluster")) {
+		return fail(v1alpha1.ConditionInvalidSpecError, false, "destination %s is not a known cluster: mlcd syncs to the cluster it runs in (%s)", cmp.Or(dest.Server, dest.Name), v1alpha1.InClusterServer)
+	}
+	return nil
+}
+
+// revision resolves the commit to sync and checks that it may be synced:
+// not undone by a revert, signed as the project requires.
+func (r *ApplicationReconciler) revision(ctx context.Context, app *v1alpha1.Application, proj *v1alpha1.AppProject, src *v1alpha1.ApplicationSource) (string, *stepError) {
+	_, refresh := app.Annotations[v1alpha1.RefreshAnnotation]
+	creds, err := r.repoCredentials(ctx, src.RepoURL)
+	if err != nil {
+		return "", fail(v1alpha1.ConditionComparisonError, true, "read repository credentials: %s", err)
+	}
+	sha, err := r.engine.Resolve(ctx, *src, creds, refresh)
+	if err != nil {
+		return "", fromDesired(err)
+	}
+	if slices.Contains(reverted(app), sha) {
+		return "", fail(v1alpha1.ConditionComparisonError, false, "revision %s was rolled back by a revert commit and is not applied again (stale refresh?); push a new commit to deploy it", v1alpha1.ShortSHA(sha))
+	}
+	if serr := r.verifySignature(ctx, proj, src.RepoURL, sha); serr != nil {
+		return "", serr
+	}
+	return sha, nil
+}
+
+// watchKinds watches every kind the app deploys, once per kind. A kind
+// defined by a CRD of this source is watched from the reconcile after the
+// CRD is established.
+func (r *ApplicationReconciler) watchKinds(st *desired.State) *stepError {
+	for _, o := range st.Objects {
+		if !r.applier.Known(o) {
+			continue
+		}
+		if err := r.watch(o.GroupVersionKind()); err != nil {
+			return fail(v1alpha1.ConditionComparisonError, true, "watch %s: %s", o.GetKind(), err)
+		}
+	}
+	return nil
+}
+
+// fromDesired turns a desired-state error into a step error.
+func fromDesired(err error) *stepError {
+	var de *desired.Error
+	if errors.As(err, &de) {
+		return fail(string(de.Reason), de.Transient, "%s", de.Err)
+	}
+	return fail(v1alpha1.ConditionComparisonError, true, "%s", err)
+}

@@ -1,0 +1,187 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+)
+
+// Recorder is told the outcome of every reconcile; the metrics recorder
+// implements it.
+type Recorder interface {
+	Reconciled(app *v1alpha1.Application, o Outcome)
+}
+
+// Outcome is what one reconcile of an app came to.
+type Outcome struct {
+	Duration time.Duration
+	// Err is the failure, nil when the reconcile completed.
+	Err error
+	// Reason is the failed step's condition type ("" on success).
+	Reason string
+	// Synced reports a sync operation that wrote to the cluster.
+	Synced bool
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Reconciled(*v1alpha1.Application, Outcome) {}
+
+// syncStatus of a failed step: Unknown when the desired state could not be
+// computed, OutOfSync when it is known but was not applied.
+type stepError struct {
+	condition string
+	msg       string
+	transient bool
+	sync      string
+}
+
+func (e *stepError) Error() string { return e.msg }
+
+// fail is a comparison that could not complete: sync status Unknown.
+func fail(condition string, transient bool, format string, args ...any) *stepError {
+	return &stepError{condition: condition, transient: transient, sync: v1alpha1.SyncStatusUnknown, msg: fmt.Sprintf(format, args...)}
+}
+
+// refuse is a desired state that is known but not applied: OutOfSync.
+func refuse(condition string, transient bool, format string, args ...any) *stepError {
+	return &stepError{condition: condition, transient: transient, sync: v1alpha1.SyncStatusOutOfSync, msg: fmt.Sprintf(format, args...)}
+}
+
+// Reconcile is the outer shell: load the app, handle deletion, run the
+// pipeline, and in a deferred step write status (only when it changed),
+// emit events and record the outcome. A transient failure is returned as
+// an error (controller-runtime backs off exponentially); one that needs a
+// change in Git or the app is a terminal error, and the app is requeued at
+// the next poll.
+func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	if !r.namespaceWatched(req.Namespace) {
+		return ctrl.Result{}, nil
+	}
+	app := &v1alpha1.Application{}
+	if err := r.client.Get(ctx, req.NamespacedName, app); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if app.DeletionTimestamp != nil {
+		return r.finalize(ctx, app)
+	}
+	started := time.Now()
+	before := app.DeepCopy()
+	res, serr := r.pipeline(ctx, app)
+
+	var err error
+	if serr != nil {
+		log.FromContext(ctx).Info("application not synced", "app", app.Namespace+"/"+app.Name, "reason", serr.condition, "message", serr.msg)
+		r.failed(ctx, app, serr)
+		err = serr
+		if serr.transient {
+			res = ctrl.Result{}
+		} else {
+			r.requeueAfter(req.NamespacedName, r.jitter(r.Options.PollInterval))
+			err = reconcile.TerminalError(serr)
+			res = ctrl.Result{}
+		}
+	} else {
+		clearConditions(app, errorConditions...)
+	}
+	r.emit(before, app)
+
+	_, refresh := app.Annotations[v1alpha1.RefreshAnnotation]
+	if refresh {
+		delete(app.Annotations, v1alpha1.RefreshAnnotation)
+	}
+	if refresh || !equality.Semantic.DeepEqual(before.Status, app.Status) || before.Annotations[v1alpha1.RevertedAnnotation] != app.Annotations[v1alpha1.RevertedAnnotation] {
+		now := metav1.Now()
+		app.Status.ReconciledAt = &now
+		app.Status.ObservedAt = &now
+		// Optimistic lock: a reconcile that started from a stale cached
+		// copy must not overwrite newer status (history would lose entries).
+		if perr := r.client.Patch(ctx, app, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); perr != nil {
+			if apierrors.IsConflict(perr) || apierrors.IsNotFound(perr) {
+				return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+			}
+			return ctrl.Result{}, errors.Join(err, fmt.Errorf("write status: %w", perr))
+		}
+	}
+	o := Outcome{Duration: time.Since(started), Err: err, Synced: app.Status.OperationState != nil && !equality.Semantic.DeepEqual(before.Status.OperationState, app.Status.OperationState)}
+	if serr != nil {
+		o.Reason = serr.condition
+	}
+	r.Options.Recorder.Reconciled(app, o)
+	return res, err
+}
+
+// errorConditions are the conditions a reconcile sets on failure; each
+// reconcile removes those that no longer apply.
+var errorConditions = []string{v1alpha1.ConditionComparisonError, v1alpha1.ConditionInvalidSpecError, v1alpha1.ConditionSyncError, v1alpha1.ConditionModelGate}
+
+// failed records a failed step in status: its condition (and only it),
+// the sync status it implies, and the live health of what runs.
+func (r *ApplicationReconciler) failed(ctx context.Context, app *v1alpha1.Application, serr *stepError) {
+	var others []string
+	for _, c := range errorConditions {
+		if c != serr.condition {
+			others = append(others, c)
+		}
+	}
+	clearConditions(app, others...)
+	setCondition(app, serr.condition, serr.msg)
+	app.Status.Sync.Status = serr.sync
+	// Health is what runs: the inventory's live objects.
+	if len(app.Status.Resources) == 0 {
+		if app.Status.Health.Status == "" {
+			app.Status.Health = v1alpha1.HealthStatus{Status: v1alpha1.HealthUnknown}
+		}
+		return
+	}
+	if h, ok := r.inventoryHealth(ctx, app); ok {
+		app.Status.Health = h
+	}
+}
+
+func setCondition(app *v1alpha1.Application, typ, msg string) {
+	for i, c := range app.Status.Conditions {
+		if c.Type == typ {
+			if c.Message != msg {
+				now := metav1.Now()
+				app.Status.Conditions[i] = v1alpha1.ApplicationCondition{Type: typ, Message: msg, LastTransitionTime: &now}
+			}
+			return
+		}
+	}
+	now := metav1.Now()
+	app.Status.Conditions = append(app.Status.Conditions, v1alpha1.ApplicationCondition{Type: typ, Message: msg, LastTransitionTime: &now})
+}
+
+func clearConditions(app *v1alpha1.Application, types ...string) {
+	out := app.Status.Conditions[:0]
+	for _, c := range app.Status.Conditions {
+		keep := true
+		for _, t := range types {
+			if c.Type == t {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	app.Status.Conditions = out
+}

@@ -1,0 +1,166 @@
+// Package desired answers one question: what does Git say an Application
+// should run? It resolves the revision, checks it out, renders it, gives
+// every object its namespace, enforces the AppProject's rules on every
+// object and stamps the app's tracking label and annotation. The
+// controller, `mlcd up`'s bootstrap and the diff of the CLI and the API
+// server all call it, so a diff predicts a sync. It never writes to a
+// cluster.
+package desired
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/manifest"
+	"github.com/mlcd-dev/mlcd/internal/render"
+	"github.com/mlcd-dev/mlcd/internal/source"
+)
+
+// Normalizer gives objects their namespace from the API server's scopes
+// (apply.Applier).
+type Normalizer interface {
+	Normalize(objs []*unstructured.Unstructured, namespace string) error
+}
+
+// Engine computes desired states.
+type Engine struct {
+	Sources    *source.Cache
+	Renderer   *render.Renderer
+	Normalizer Normalizer
+}
+
+// Reason says which kind of failure an Error is; the controller turns it
+// into the Application's condition type.
+type Reason string
+
+// Reasons, as Argo CD's condition types.
+const (
+	// ReasonComparison: the comparison could not complete (repository,
+	// revision, render).
+	ReasonComparison Reason = v1alpha1.ConditionComparisonError
+	// ReasonInvalidSpec: the app or its project forbids what Git holds.
+	ReasonInvalidSpec Reason = v1alpha1.ConditionInvalidSpecError
+)
+
+// Error is a desired state that could not be computed.
+type Error struct {
+	Reason Reason
+	// Transient errors may pass by themselves (a network failure); the
+	// others need a change in Git or in the app.
+	Transient bool
+	Err       error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(reason Reason, transient bool, format string, args ...any) *Error {
+	return &Error{Reason: reason, Transient: transient, Err: fmt.Errorf(format, args...)}
+}
+
+// Resolve returns the commit the source's targetRevision names, fetching
+// when refresh is set or the last fetch is older than the cache's age.
+func (e *Engine) Resolve(ctx context.Context, src v1alpha1.ApplicationSource, creds source.Credentials, refresh bool) (string, error) {
+	sha, err := e.Sources.Resolve(ctx, src.RepoURL, src.TargetRevision, creds, refresh)
+	if err != nil {
+		return "", &Error{Reason: ReasonComparison, Transient: !errors.Is(err, source.ErrRevisionNotFound), Err: err}
+	}
+	return sha, nil
+}
+
+// Input is what one desired state depends on.
+type Input struct {
+	// Owner is the app as namespace/name, stamped on every object.
+	Owner string
+	// AppName is the instance label and the default Helm release name.
+	AppName     string
+	Source      v1alpha1.ApplicationSource
+	Destination v1alpha1.ApplicationDestination
+	Revision    string
+	// Project's rules are enforced on every object; nil allows all.
+	Project *v1alpha1.AppProject
+}
+
+// State is an app's desired state at one revision.
+type State struct {
+	Revision string
+	// Root is the checkout; read only.
+	Root     string
+	Rendered *render.Result
+	// Objects are namespaced, permitted and stamped; the caller may
+	// annotate them further.
+	Objects []*unstructured.Unstructured
+}
+
+// Build checks out in.Revision, renders, normalizes, enforces the project
+// and stamps ownership.
+func (e *Engine) Build(ctx context.Context, in Input) (*State, error) {
+	root, err := e.Sources.Checkout(ctx, in.Source.RepoURL, in.Revision)
+	if err != nil {
+		return nil, &Error{Reason: ReasonComparison, Transient: true, Err: err}
+	}
+	rendered, err := e.Renderer.Render(render.Input{Root: root, Revision: in.Revision, Source: in.Source, AppName: in.AppName, Namespace: in.Destination.Namespace})
+	if err != nil {
+		return nil, fail(ReasonComparison, false, "rendering %s at %s: %s", in.Source.Path, v1alpha1.ShortSHA(in.Revision), err)
+	}
+	// The render is cached and shared: work on copies.
+	objs := make([]*unstructured.Unstructured, len(rendered.Objects))
+	for i, o := range rendered.Objects {
+		objs[i] = o.DeepCopy()
+	}
+	if err := e.Normalizer.Normalize(objs, in.Destination.Namespace); err != nil {
+		return nil, fail(ReasonComparison, false, "%s", err)
+	}
+	if in.Project != nil {
+		if err := Permitted(in.Project, in.Destination, objs); err != nil {
+			return nil, &Error{Reason: ReasonInvalidSpec, Err: err}
+		}
+	}
+	Stamp(objs, in.Owner, in.AppName)
+	return &State{Revision: in.Revision, Root: root, Rendered: rendered, Objects: objs}, nil
+}
+
+// Permitted checks every object against the project: its kind (cluster
+// and namespace resource lists) and its namespace (destinations). The
+// error names the rule and the object.
+func Permitted(proj *v1alpha1.AppProject, dest v1alpha1.ApplicationDestination, objs []*unstructured.Unstructured) error {
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if err := proj.PermitsKind(gvk.Group, gvk.Kind, o.GetNamespace() != ""); err != nil {
+			return fmt.Errorf("%s %s: %w", gvk.Kind, o.GetName(), err)
+		}
+		if ns := o.GetNamespace(); ns != "" && ns != dest.Namespace {
+			if err := proj.PermitsDestination(v1alpha1.ApplicationDestination{Server: dest.Server, Name: dest.Name, Namespace: ns}); err != nil {
+				return fmt.Errorf("%s %s: %w", gvk.Kind, o.GetName(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// Stamp sets the tracking label (app name) and annotation (owner) that
+// mark an object as applied by this app.
+func Stamp(objs []*unstructured.Unstructured, owner, appName string) {
+	for _, o := range objs {
+		labels := o.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		if appName != "" {
+			labels[manifest.InstanceLabel] = appName
+		}
+		o.SetLabels(labels)
+		ann := o.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		if owner != "" {
+			ann[manifest.AppAnnotation] = owner
+		}
+		o.SetAnnotations(ann)
+	}
+}
