@@ -14,6 +14,10 @@ const (
 	// RevertedAnnotation lists, comma-separated, the revisions that synced
 	// revert commits of this app undid; they are never applied again.
 	RevertedAnnotation = "mlcd.io/reverted-revisions"
+	// HealthyVersionsAnnotation lists, comma-separated, the model versions
+	// this app ran Synced and Healthy and that no revert undid: mlcd's own
+	// record, which exempts a rollback from the staging requirement.
+	HealthyVersionsAnnotation = "mlcd.io/healthy-versions"
 )
 
 // Finalizers on an Application, as Argo CD names them: with one of them

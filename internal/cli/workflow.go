@@ -15,6 +15,7 @@ import (
 
 func newModelCheckCmd(reg *registryFlag) *cobra.Command {
 	var base, head, dir, junit, keysFile string
+	var allowPolicyChange bool
 	cmd := &cobra.Command{
 		Use:   "check --base REV --head REV",
 		Short: "CI check: every model version the diff changes exists, passes its gates and ran in staging",
@@ -24,8 +25,10 @@ that deploy them) and checks each against the registry: model exists in
 registry (READY), passed offline tests (the policy's metric gates), and, for
 environments that require another, deployment successful there (its registry
 alias points at the version). For an Application whose AppProject (in the
-repository) lists signatureKeys, it also checks that --head is signed by one of
-them (signed approval; see mlcd model approve). It needs registry access only,
+repository at --base) lists signatureKeys, it also checks that --head is signed
+by one of them (signed approval; see mlcd model approve). Policies and projects
+are read from --base: a change that adds, edits or deletes an mlcd.yaml or an
+AppProject fails the "policy changed" check unless --allow-policy-change. It needs registry access only,
 never cluster credentials. Exit status 1 names each failed check.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -33,12 +36,31 @@ never cluster credentials. Exit status 1 names each failed check.`,
 			if err != nil {
 				return fmt.Errorf("open repository %s: %w", dir, err)
 			}
-			changes, err := promote.Changes(repo, base, head)
+			// A change to a ModelPolicy or an AppProject needs its own
+			// review: the gates come from --base, so the change under
+			// review cannot weaken them.
+			policyChanges, err := promote.PolicyChanges(repo, base, head)
+			if err != nil {
+				return err
+			}
+			changes, err := promote.Changes(repo, base, head, allowPolicyChange)
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			var failed []string
+			for _, pc := range policyChanges {
+				if allowPolicyChange {
+					fmt.Fprintf(out, "policy changed: %s (allowed by --allow-policy-change)\n", pc)
+					continue
+				}
+				fmt.Fprintf(out, "policy changed: %s: FAILED (review it on its own; --allow-policy-change after that review)\n", pc)
+				failed = append(failed, "policy changed: "+pc)
+			}
 			if len(changes) == 0 {
+				if len(failed) > 0 {
+					return fmt.Errorf("%d check(s) failed: %s", len(failed), strings.Join(failed, "; "))
+				}
 				fmt.Fprintf(out, "no model version changes between %s and %s\n", base, head)
 				return nil
 			}
@@ -46,7 +68,7 @@ never cluster credentials. Exit status 1 names each failed check.`,
 			if err != nil {
 				return err
 			}
-			results, err := promote.Check(cmd.Context(), c, changes)
+			results, err := promote.Check(cmd.Context(), c, changes, nil)
 			if err != nil {
 				return err
 			}
@@ -56,7 +78,11 @@ never cluster credentials. Exit status 1 names each failed check.`,
 					return err
 				}
 			}
-			if err := promote.CheckSignatures(repo, head, results, keys); err != nil {
+			projectsAt := base
+			if allowPolicyChange {
+				projectsAt = head
+			}
+			if err := promote.CheckSignatures(repo, head, projectsAt, results, keys); err != nil {
 				return err
 			}
 			promote.WriteTable(out, results)
@@ -76,7 +102,6 @@ never cluster credentials. Exit status 1 names each failed check.`,
 					return err
 				}
 			}
-			var failed []string
 			for _, r := range results {
 				for _, fc := range r.Failed() {
 					failed = append(failed, fmt.Sprintf("%s %s (%s): %s", r.Model, r.Version, r.Env, fc.Name))
@@ -93,6 +118,7 @@ never cluster credentials. Exit status 1 names each failed check.`,
 	cmd.Flags().StringVar(&head, "head", "HEAD", "revision under review")
 	cmd.Flags().StringVar(&dir, "repo", ".", "path of the deployment repository checkout")
 	cmd.Flags().StringVar(&junit, "junit", "", "write a JUnit XML report to this file")
+	cmd.Flags().BoolVar(&allowPolicyChange, "allow-policy-change", false, "accept changes to ModelPolicies (mlcd.yaml) and AppProjects in the diff and check against head's policies (after the separate review such a change needs)")
 	cmd.Flags().StringVar(&keysFile, "signature-keys", "", "public keys (argocd-gpg-keys-cm manifest or a name: key map) for projects that require signed commits")
 	return cmd
 }

@@ -1,6 +1,8 @@
 package controller_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,12 @@ import (
 func TestBadInputKeepsWhatRuns(t *testing.T) {
 	h := start(t, time.Minute)
 	chart := "models/fraud-detection/"
+	outside := filepath.Join(h.cacheDir, "git", "outside-base")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(outside, "kustomization.yaml"), []byte("resources: [cm.yaml]\n"), 0o644)
+	os.WriteFile(filepath.Join(outside, "cm.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: outside}\n"), 0o644)
 	cases := []struct {
 		name      string
 		repo      func(r *gittest.Repo)
@@ -44,6 +52,14 @@ func TestBadInputKeepsWhatRuns(t *testing.T) {
 			r.Write(map[string]string{chart + "values-production.yaml": "->/etc/passwd"})
 		}, condition: v1alpha1.ConditionComparisonError, contains: "values-production.yaml points outside the repository"},
 		{name: "kustomize-base-outside", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{"kust/kustomization.yaml": "resources: [../../../../outside-base]\n"})
+		}, app: func(a *v1alpha1.Application) {
+			a.Spec.Source.Path, a.Spec.Source.Helm = "kust", nil
+		}, condition: v1alpha1.ConditionComparisonError, contains: "kustomize build kust"},
+		{name: "kustomize-base-outside-exists", repo: func(r *gittest.Repo) {
+			// ../../../../outside-base from <cache>/git/trees/<repo>/<sha>/kust
+			// is <cache>/git/outside-base, which the test fills with a
+			// valid kustomization.
 			r.Write(map[string]string{"kust/kustomization.yaml": "resources: [../../../../outside-base]\n"})
 		}, app: func(a *v1alpha1.Application) {
 			a.Spec.Source.Path, a.Spec.Source.Helm = "kust", nil
@@ -80,6 +96,12 @@ func TestBadInputKeepsWhatRuns(t *testing.T) {
 			}
 			h.refresh(c.name)
 			h.waitCondition(c.name, c.condition, c.contains)
+			// The status tells the truth: not Synced over a failed
+			// comparison, while health stays that of what runs.
+			if st := h.app(c.name).Status; st.Sync.Status != v1alpha1.SyncStatusUnknown || st.Health.Status != v1alpha1.HealthHealthy {
+				t.Errorf("status sync=%s health=%s, want Unknown and Healthy", st.Sync.Status, st.Health.Status)
+			}
+			h.waitEvent(c.name, c.condition, c.contains)
 			time.Sleep(500 * time.Millisecond)
 			after := h.deployment(dest, "fraud-detection")
 			if after == nil || after.Generation != before.Generation || image(after) != image(before) {

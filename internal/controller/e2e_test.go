@@ -95,11 +95,11 @@ spec:
 	}
 	// 3. CI checks the branch.
 	repo, _ := git.PlainOpen(work)
-	changes, err := promote.Changes(repo, "origin/main", "HEAD")
+	changes, err := promote.Changes(repo, "origin/main", "HEAD", false)
 	if err != nil || len(changes) != 1 {
 		t.Fatalf("changes %v %v", changes, err)
 	}
-	results, err := promote.Check(ctx, reg.Client, changes)
+	results, err := promote.Check(ctx, reg.Client, changes, nil)
 	if err != nil || !results[0].OK() {
 		t.Fatalf("check: %+v %v", results, err)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
+
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +36,8 @@ type harness struct {
 	t  *testing.T
 	ns string
 	c  client.Client
+	// cacheDir is the controller's Git cache (checkouts live under it).
+	cacheDir string
 }
 
 func start(t *testing.T, poll time.Duration) *harness {
@@ -43,13 +47,19 @@ func start(t *testing.T, poll time.Duration) *harness {
 
 func startWith(t *testing.T, poll time.Duration, reg controller.ModelRegistry) *harness {
 	t.Helper()
+	return startOpts(t, controller.Options{PollInterval: poll, Registry: reg})
+}
+
+// startOpts runs a controller whose control-plane namespace is a new
+// test namespace.
+func startOpts(t *testing.T, o controller.Options) *harness {
+	t.Helper()
 	env := clustertest.Get(t)
 	ns := env.Namespace(t)
+	o.ControllerNamespace = ns
 	ctx, cancel := context.WithCancel(context.Background())
-	ctrl, err := controller.New(ctx, env.Config, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: poll, ControllerNamespace: ns, Registry: reg},
-		CacheDir: t.TempDir(),
-	})
+	cacheDir := t.TempDir()
+	ctrl, err := controller.New(ctx, env.Config, controller.ManagerOptions{Options: o, CacheDir: cacheDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +75,7 @@ func startWith(t *testing.T, poll time.Duration, reg controller.ModelRegistry) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, ns: ns, c: c}
+	return &harness{t: t, ns: ns, c: c, cacheDir: cacheDir}
 }
 
 // modelRepo is a repository holding the example's fraud-detection chart.
@@ -185,6 +195,37 @@ func (h *harness) waitCondition(name, typ, contains string) {
 			}
 		}
 		return false, fmt.Sprintf("%v", app.Status.Conditions)
+	})
+}
+
+// events returns "Type Reason: note" of the Events on the app.
+func (h *harness) events(name string) []string {
+	h.t.Helper()
+	var list eventsv1.EventList
+	if err := h.c.List(context.Background(), &list, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "Application" && e.Regarding.Name == name {
+			out = append(out, e.Type+" "+e.Reason+": "+e.Note)
+		}
+	}
+	return out
+}
+
+// waitEvent waits for an Event on the app whose reason is reason and
+// whose note contains contains.
+func (h *harness) waitEvent(name, reason, contains string) {
+	h.t.Helper()
+	h.eventually(30*time.Second, fmt.Sprintf("event %s on %s containing %q", reason, name, contains), func() (bool, string) {
+		evs := h.events(name)
+		for _, e := range evs {
+			if strings.Contains(e, " "+reason+": ") && strings.Contains(e, contains) {
+				return true, ""
+			}
+		}
+		return false, strings.Join(evs, " | ")
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -237,7 +239,9 @@ func (r *ApplicationReconciler) gateCheck(ctx context.Context, app *v1alpha1.App
 	if r.Options.Registry == nil {
 		return refuse(v1alpha1.ConditionModelGate, true, "model %s %s: %s; nothing applied", g.policy.Spec.RegisteredModel, g.version, errNoRegistry)
 	}
-	res, err := gate.Evaluate(ctx, r.Options.Registry, g.policy, g.env.Name, g.version)
+	res, err := gate.Evaluate(ctx, r.Options.Registry, g.policy, g.env.Name, g.version, func(env, version string) bool {
+		return env == g.env.Name && slices.Contains(healthyVersions(app), version)
+	})
 	if err != nil {
 		return refuse(v1alpha1.ConditionModelGate, true, "model %s %s: %s; nothing applied, the running version is kept", g.policy.Spec.RegisteredModel, g.version, err)
 	}
@@ -290,6 +294,9 @@ func (r *ApplicationReconciler) writeBack(ctx context.Context, app *v1alpha1.App
 	if done {
 		return
 	}
+	if !slices.Contains(healthyVersions(app), g.version) {
+		setHealthyVersions(app, append(healthyVersions(app), g.version))
+	}
 	model := g.policy.Spec.RegisteredModel
 	err := errors.Join(
 		r.Options.Registry.SetAlias(ctx, model, g.env.Name, g.reg.Version),
@@ -305,4 +312,58 @@ func (r *ApplicationReconciler) writeBack(ctx context.Context, app *v1alpha1.App
 	r.models.mu.Lock()
 	r.models.writtenBack[appKey] = mark
 	r.models.mu.Unlock()
+}
+
+const maxHealthyVersions = 20
+
+func healthyVersions(app *v1alpha1.Application) []string {
+	v := app.Annotations[v1alpha1.HealthyVersionsAnnotation]
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+func setHealthyVersions(app *v1alpha1.Application, list []string) {
+	if len(list) > maxHealthyVersions {
+		list = list[len(list)-maxHealthyVersions:]
+	}
+	if app.Annotations == nil {
+		app.Annotations = map[string]string{}
+	}
+	if len(list) == 0 {
+		delete(app.Annotations, v1alpha1.HealthyVersionsAnnotation)
+		return
+	}
+	app.Annotations[v1alpha1.HealthyVersionsAnnotation] = strings.Join(list, ",")
+}
+
+// runningVersion is the model version the live workloads carry ("" when
+// none or they disagree).
+func runningVersion(objs []*unstructured.Unstructured, live liveSet) string {
+	v := ""
+	for _, o := range objs {
+		if !isWorkload(o) {
+			continue
+		}
+		l := live.of(o)
+		if l == nil {
+			return ""
+		}
+		lv := l.GetAnnotations()[v1alpha1.AnnotationModelVersion]
+		if v != "" && lv != v {
+			return ""
+		}
+		v = lv
+	}
+	return v
+}
+
+// forgetReverted drops a version that a revert undid from the app's
+// record of healthy versions: it is no longer exempt.
+func forgetReverted(app *v1alpha1.Application, version string) {
+	list := healthyVersions(app)
+	if i := slices.Index(list, version); i >= 0 {
+		setHealthyVersions(app, slices.Delete(list, i, i+1))
+	}
 }

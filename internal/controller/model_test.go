@@ -63,6 +63,11 @@ func TestModelGateAndWriteBack(t *testing.T) {
 	repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": "model:\n  version: v2.3.3\n  replicas: 5\n"}).Commit("bump to a missing version")
 	h.refresh("fd-production")
 	h.waitCondition("fd-production", v1alpha1.ConditionModelGate, "model exists in registry: fraud-detection has no version v2.3.3")
+	// Known but refused: OutOfSync, while what runs stays Healthy.
+	if st := h.app("fd-production").Status; st.Sync.Status != v1alpha1.SyncStatusOutOfSync || st.Health.Status != v1alpha1.HealthHealthy {
+		t.Errorf("status sync=%s health=%s, want OutOfSync and Healthy", st.Sync.Status, st.Health.Status)
+	}
+	h.waitEvent("fd-production", v1alpha1.ConditionModelGate, "v2.3.3")
 	time.Sleep(time.Second)
 	if img := image(h.deployment(prod, "fraud-detection")); !strings.HasSuffix(img, ":v2.3.1") {
 		t.Fatalf("running image changed to %s", img)

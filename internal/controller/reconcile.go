@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -104,7 +105,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if refresh {
 		delete(app.Annotations, v1alpha1.RefreshAnnotation)
 	}
-	if refresh || !equality.Semantic.DeepEqual(before.Status, app.Status) || before.Annotations[v1alpha1.RevertedAnnotation] != app.Annotations[v1alpha1.RevertedAnnotation] {
+	if refresh || !equality.Semantic.DeepEqual(before.Status, app.Status) || !maps.Equal(before.Annotations, app.Annotations) {
 		now := metav1.Now()
 		app.Status.ReconciledAt = &now
 		app.Status.ObservedAt = &now

@@ -15,11 +15,11 @@ var revertRE = regexp.MustCompile(`This reverts commit ([0-9a-f]{40})`)
 
 // recordRevert notes the commits that revert commits between the last
 // synced revision (exclusive) and sha undid (an approval commit may sit on
-// top of the revert).
-func (r *ApplicationReconciler) recordRevert(ctx context.Context, app *v1alpha1.Application, url, sha, since string) {
+// top of the revert). It reports whether it found any.
+func (r *ApplicationReconciler) recordRevert(ctx context.Context, app *v1alpha1.Application, url, sha, since string) bool {
 	c, err := r.engine.Sources.Commit(ctx, url, sha)
 	if err != nil {
-		return
+		return false
 	}
 	list := reverted(app)
 	added := false
@@ -36,7 +36,7 @@ func (r *ApplicationReconciler) recordRevert(ctx context.Context, app *v1alpha1.
 		}
 	}
 	if !added {
-		return
+		return false
 	}
 	if len(list) > maxReverted {
 		list = list[len(list)-maxReverted:]
@@ -45,6 +45,7 @@ func (r *ApplicationReconciler) recordRevert(ctx context.Context, app *v1alpha1.
 		app.Annotations = map[string]string{}
 	}
 	app.Annotations[v1alpha1.RevertedAnnotation] = strings.Join(list, ",")
+	return true
 }
 
 func reverted(app *v1alpha1.Application) []string {

@@ -70,6 +70,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 				return ctrl.Result{}, serr
 			}
 		}
+		running := runningVersion(in.objs, live)
 		var serr *stepError
 		if op, serr = r.operate(ctx, app, in, stale, live, newRevision); serr != nil {
 			r.forget(key)
@@ -79,7 +80,9 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 			app.Status.History = inventory.AppendHistory(app.Status.History, v1alpha1.RevisionHistory{
 				Revision: in.sha, DeployedAt: *app.Status.OperationState.FinishedAt, DeployStartedAt: &app.Status.OperationState.StartedAt, Source: *in.src,
 			}, app.Spec.RevisionHistoryLimit)
-			r.recordRevert(ctx, app, in.src.RepoURL, in.sha, lastSyncedBefore(app))
+			if r.recordRevert(ctx, app, in.src.RepoURL, in.sha, lastSyncedBefore(app)) && running != "" && (in.gov == nil || running != in.gov.version) {
+				forgetReverted(app, running)
+			}
 		}
 		if op.created != nil {
 			// Everything was just created: the server's replies are the

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -88,10 +90,12 @@ func TestSeedApplicationSyncs(t *testing.T) {
 	h.create(seedApp, map[string]string{"{{REPO}}": repo.URL()})
 
 	a := h.waitSynced("fraud-detection-model", sha)
-	d := h.deployment("ml-production", "fraud-detection")
-	if d == nil || *d.Spec.Replicas != 5 || d.Status.ReadyReplicas != 5 || !strings.HasSuffix(image(d), ":v2.3.1") {
-		t.Fatalf("deployment = %+v", d)
-	}
+	// The chart leaves replicas to its HPA (minReplicas 5).
+	var d *appsv1.Deployment
+	h.eventually(60*time.Second, "5 ready replicas at v2.3.1", func() (bool, string) {
+		d = h.deployment("ml-production", "fraud-detection")
+		return d != nil && *d.Spec.Replicas == 5 && d.Status.ReadyReplicas == 5 && strings.HasSuffix(image(d), ":v2.3.1"), fmt.Sprintf("%+v", d.Status)
+	})
 	if v := d.Spec.Template.Annotations["mlcd.io/model-version"]; v != "v2.3.1" {
 		t.Errorf("pod template model version %q", v)
 	}
@@ -206,7 +210,9 @@ func TestSelfHeal(t *testing.T) {
 			dest := fmt.Sprintf("%s-heal-%v", h.ns, heal)
 			h.namespaceGone(t, dest)
 			name := fmt.Sprintf("heal-%v", heal)
-			h.create(app, map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": fmt.Sprint(heal)})
+			// Without autoscaling: the chart sets replicas, mlcd asserts them.
+			doc := strings.Replace(app, "helm: {valueFiles: [values-production.yaml]}", `helm: {valueFiles: [values-production.yaml], parameters: [{name: autoscaling.enabled, value: "false"}]}`, 1)
+			h.create(doc, map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": fmt.Sprint(heal)})
 			h.waitSynced(name, "")
 			d := h.deployment(dest, "fraud-detection")
 			before := d.DeepCopy()

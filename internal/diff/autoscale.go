@@ -46,4 +46,3 @@ func KeepReplicas(desired, live *unstructured.Unstructured) {
 		unstructured.RemoveNestedField(desired.Object, "spec", "replicas")
 	}
 }
-

@@ -88,7 +88,13 @@ type Registry interface {
 var ErrRegistry = errors.New("registry unavailable")
 
 // Evaluate runs the checks for version (as written in Git) in env.
-func Evaluate(ctx context.Context, reg Registry, p *v1alpha1.ModelPolicy, env, version string) (Result, error) {
+//
+// ranHealthy reports whether mlcd's own record (an Application's history
+// on the cluster) shows the version Synced and Healthy in env and never
+// reverted there; such a version (a rollback) is exempt from the required
+// environment and the comparison with what runs. nil exempts nothing. A
+// registry tag, which any registry writer can set, never exempts.
+func Evaluate(ctx context.Context, reg Registry, p *v1alpha1.ModelPolicy, env, version string, ranHealthy func(env, version string) bool) (Result, error) {
 	res := Result{Model: p.Spec.RegisteredModel, Env: env, Version: version}
 	e, ok := p.Environment(env)
 	if !ok {
@@ -122,7 +128,7 @@ func Evaluate(ctx context.Context, reg Registry, p *v1alpha1.ModelPolicy, env, v
 	// A version that already ran healthy in this environment (a rollback)
 	// needs no newer evidence: the required environment and the
 	// comparison with what runs now do not apply to it.
-	_, before := v.Tag(DeployedTagPrefix + env)
+	before := ranHealthy != nil && (ranHealthy(env, version) || ranHealthy(env, v.Version))
 
 	offline, err := offlineCheck(ctx, reg, p, v, before)
 	if err != nil {

@@ -82,7 +82,7 @@ func TestCheckRequiresSignedApproval(t *testing.T) {
 	run := func() string {
 		res := check(t, reg.Client, work)
 		repo, _ := git.PlainOpen(work)
-		if err := promote.CheckSignatures(repo, "HEAD", res, keys); err != nil {
+		if err := promote.CheckSignatures(repo, "HEAD", "origin/main", res, keys); err != nil {
 			t.Fatal(err)
 		}
 		return failedNames(res)

@@ -22,7 +22,11 @@ type Change struct {
 // Changes lists the deployments whose effective version differs between
 // base and head. Two different versions for one model and environment in
 // one diff (a values file and a parameter that disagree) are an error.
-func Changes(repo *git.Repository, base, head string) ([]Change, error) {
+//
+// The ModelPolicies are read from base, so a change cannot delete or
+// weaken the policy that gates it; headPolicies reads them from head
+// instead (a policy change under its own review).
+func Changes(repo *git.Repository, base, head string, headPolicies bool) ([]Change, error) {
 	bt, _, err := TreeAt(repo, base)
 	if err != nil {
 		return nil, err
@@ -35,7 +39,11 @@ func Changes(repo *git.Repository, base, head string) ([]Change, error) {
 	if err != nil {
 		return nil, fmt.Errorf("at %s: %w", base, err)
 	}
-	after, err := ht.Deployments()
+	policies := bt
+	if headPolicies {
+		policies = ht
+	}
+	after, err := ht.DeploymentsUnder(policies)
 	if err != nil {
 		return nil, fmt.Errorf("at %s: %w", head, err)
 	}
@@ -75,11 +83,12 @@ type CheckResult struct {
 	gate.Result
 }
 
-// Check runs the gate for every change.
-func Check(ctx context.Context, reg gate.Registry, changes []Change) ([]CheckResult, error) {
+// Check runs the gate for every change. ranHealthy is mlcd's record of
+// versions that ran healthy per environment (nil: none is exempt).
+func Check(ctx context.Context, reg gate.Registry, changes []Change, ranHealthy func(env, version string) bool) ([]CheckResult, error) {
 	var out []CheckResult
 	for _, c := range changes {
-		res, err := gate.Evaluate(ctx, reg, c.Policy, c.Env.Name, c.Version)
+		res, err := gate.Evaluate(ctx, reg, c.Policy, c.Env.Name, c.Version, ranHealthy)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", c.Key(), c.Version, err)
 		}

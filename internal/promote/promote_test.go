@@ -136,11 +136,11 @@ func check(t *testing.T, c *registry.Client, work string) []promote.CheckResult 
 	if err != nil {
 		t.Fatal(err)
 	}
-	changes, err := promote.Changes(repo, "origin/main", "HEAD")
+	changes, err := promote.Changes(repo, "origin/main", "HEAD", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := promote.Check(context.Background(), c, changes)
+	res, err := promote.Check(context.Background(), c, changes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestConflictingVersionsInOneDiff(t *testing.T) {
 	os.WriteFile(f, bytes.Replace(data, []byte("v2.3.1"), []byte("v2.3.3"), 1), 0o644)
 	gittest.Git(t, work, "commit", "-qam", "two versions")
 	repo, _ := git.PlainOpen(work)
-	if _, err := promote.Changes(repo, "origin/main", "HEAD"); err == nil || !strings.Contains(err.Error(), "conflicting versions") {
+	if _, err := promote.Changes(repo, "origin/main", "HEAD", false); err == nil || !strings.Contains(err.Error(), "conflicting versions") {
 		t.Fatalf("got %v, want a conflicting-versions error", err)
 	}
 }
@@ -242,7 +242,7 @@ func TestValuesBumpHiddenByParameterChangesNothing(t *testing.T) {
 	os.WriteFile(f, bytes.Replace(data, []byte("v2.3.1"), []byte("v9.9.9"), 1), 0o644)
 	gittest.Git(t, work, "commit", "-qam", "values bump hidden by the parameter")
 	repo, _ := git.PlainOpen(work)
-	changes, err := promote.Changes(repo, "origin/main", "HEAD")
+	changes, err := promote.Changes(repo, "origin/main", "HEAD", false)
 	if err != nil || len(changes) != 0 {
 		t.Fatalf("a values bump overridden by a parameter changes nothing: %v %v", changes, err)
 	}
@@ -315,7 +315,7 @@ func TestKustomizeImageVersion(t *testing.T) {
 		t.Fatalf("from %s:\n%s", res.From, data)
 	}
 	repo, _ := git.PlainOpen(work)
-	changes, err := promote.Changes(repo, "origin/main", "HEAD")
+	changes, err := promote.Changes(repo, "origin/main", "HEAD", false)
 	if err != nil || len(changes) != 1 || changes[0].Version != "v1.1.0" || changes[0].From != "v1.0.0" {
 		t.Fatalf("changes %+v %v", changes, err)
 	}
@@ -388,7 +388,7 @@ spec:
 	if res.From != "v1.2.0" || !strings.Contains(string(data), "- ghcr.io/company/ranker=registry.internal/ranker:v1.3.0 # pinned here") || !strings.Contains(string(data), "- ghcr.io/company/sidecar:7") {
 		t.Fatalf("from %s:\n%s", res.From, data)
 	}
-	changes, err := promote.Changes(repo, "origin/main", "HEAD")
+	changes, err := promote.Changes(repo, "origin/main", "HEAD", false)
 	if err != nil || len(changes) != 1 || changes[0].Version != "v1.3.0" || changes[0].From != "v1.2.0" {
 		t.Fatalf("changes %+v %v", changes, err)
 	}

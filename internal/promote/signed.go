@@ -44,12 +44,19 @@ func LoadKeys(file string) (map[string]string, error) {
 // Application's AppProject (found in the head tree) lists signatureKeys:
 // the head commit must be signed by one of them. keys are the public keys
 // by name (see LoadKeys); nil fails such changes with a clear message.
-func CheckSignatures(repo *git.Repository, head string, results []CheckResult, keys map[string]string) error {
+//
+// Projects are read from projectsAt (the base of the change, so a change
+// cannot drop the signatureKeys that gate it).
+func CheckSignatures(repo *git.Repository, head, projectsAt string, results []CheckResult, keys map[string]string) error {
 	tree, commit, err := TreeAt(repo, head)
 	if err != nil {
 		return err
 	}
-	projects, err := tree.projects()
+	ptree, _, err := TreeAt(repo, projectsAt)
+	if err != nil {
+		return err
+	}
+	projects, err := ptree.projects()
 	if err != nil {
 		return err
 	}

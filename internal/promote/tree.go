@@ -86,18 +86,23 @@ var errNotExist = errors.New("file does not exist")
 
 // Deployments finds every ModelPolicy in the tree and the effective
 // version of each of its environments.
-func (t *Tree) Deployments() ([]Deployment, error) {
-	var policies []string
+func (t *Tree) Deployments() ([]Deployment, error) { return t.DeploymentsUnder(t) }
+
+// DeploymentsUnder is Deployments with the ModelPolicies read from
+// policies (the base of a change: a change cannot weaken the policy that
+// gates it) and the versions from t.
+func (t *Tree) DeploymentsUnder(policies *Tree) ([]Deployment, error) {
 	var yamls []string
 	err := t.tree.Files().ForEach(func(f *object.File) error {
-		switch {
-		case path.Base(f.Name) == v1alpha1.ModelPolicyFile:
-			policies = append(policies, f.Name)
-		case strings.HasSuffix(f.Name, ".yaml") || strings.HasSuffix(f.Name, ".yml"):
+		if path.Base(f.Name) != v1alpha1.ModelPolicyFile && (strings.HasSuffix(f.Name, ".yaml") || strings.HasSuffix(f.Name, ".yml")) {
 			yamls = append(yamls, f.Name)
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	policyFiles, err := policies.policyFiles()
 	if err != nil {
 		return nil, err
 	}
@@ -106,8 +111,8 @@ func (t *Tree) Deployments() ([]Deployment, error) {
 		return nil, err
 	}
 	var out []Deployment
-	for _, p := range policies {
-		data, err := t.Read(p)
+	for _, p := range policyFiles {
+		data, err := policies.Read(p)
 		if err != nil {
 			return nil, err
 		}
@@ -245,4 +250,78 @@ func (t *Tree) applicationsIn(f string, data []byte) ([]appManifest, error) {
 		out = append(out, appManifest{file: f, app: a})
 	}
 	return out, nil
+}
+
+// policyFiles lists the tree's mlcd.yaml files.
+func (t *Tree) policyFiles() ([]string, error) {
+	var out []string
+	err := t.tree.Files().ForEach(func(f *object.File) error {
+		if path.Base(f.Name) == v1alpha1.ModelPolicyFile {
+			out = append(out, f.Name)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PolicyChanges lists the ModelPolicy files (mlcd.yaml) and AppProject
+// manifests that differ between base and head: "<file>: added", "…:
+// deleted" or "…: modified". Such a change needs its own review.
+func PolicyChanges(repo *git.Repository, base, head string) ([]string, error) {
+	bt, _, err := TreeAt(repo, base)
+	if err != nil {
+		return nil, err
+	}
+	ht, _, err := TreeAt(repo, head)
+	if err != nil {
+		return nil, err
+	}
+	b, err := bt.policyHashes()
+	if err != nil {
+		return nil, err
+	}
+	h, err := ht.policyHashes()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for f, hash := range b {
+		switch hh, ok := h[f]; {
+		case !ok:
+			out = append(out, f+": deleted")
+		case hh != hash:
+			out = append(out, f+": modified")
+		}
+	}
+	for f := range h {
+		if _, ok := b[f]; !ok {
+			out = append(out, f+": added")
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// policyHashes maps each mlcd.yaml and each file holding an AppProject to
+// its blob hash.
+func (t *Tree) policyHashes() (map[string]string, error) {
+	out := map[string]string{}
+	err := t.tree.Files().ForEach(func(f *object.File) error {
+		if path.Base(f.Name) == v1alpha1.ModelPolicyFile {
+			out[f.Name] = f.Hash.String()
+			return nil
+		}
+		if !strings.HasSuffix(f.Name, ".yaml") && !strings.HasSuffix(f.Name, ".yml") {
+			return nil
+		}
+		content, err := f.Contents()
+		if err != nil {
+			return err
+		}
+		if strings.Contains(content, "kind: AppProject") {
+			out[f.Name] = f.Hash.String()
+		}
+		return nil
+	})
+	return out, err
 }

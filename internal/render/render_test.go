@@ -1,6 +1,7 @@
 package render_test
 
 import (
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -91,8 +92,37 @@ func TestKustomize(t *testing.T) {
 	if d.GetName() != "prod-server" || img[0].(map[string]any)["image"] != "model-server:v2" || d.GetLabels()["team"] != "ml" {
 		t.Errorf("kustomize output %v", d.Object)
 	}
-	if _, err := render.New().Render(render.Input{Root: root(t), Revision: "abc", Source: v1alpha1.ApplicationSource{Path: "kescape"}}); err == nil {
+}
+
+// TestKustomizeBaseOutsideRepo: a base that exists on disk next to the
+// checkout, and is a valid kustomization there, is still refused.
+func TestKustomizeBaseOutsideRepo(t *testing.T) {
+	tmp := t.TempDir()
+	files := map[string]string{
+		"outside/kustomization.yaml":      "resources: [cm.yaml]\n",
+		"outside/cm.yaml":                 "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: stolen}\ndata: {secret: \"outside the repo\"}\n",
+		"repo/kescape/kustomization.yaml": "resources: [../../outside]\n",
+	}
+	for name, data := range files {
+		p := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The base is valid where it is.
+	res, err := render.New().Render(render.Input{Root: filepath.Join(tmp, "outside"), Revision: "abc", Source: v1alpha1.ApplicationSource{Path: "."}})
+	if err != nil || names(res.Objects) != "stolen" {
+		t.Fatalf("the outside base does not render by itself: %v", err)
+	}
+	_, err = render.New().Render(render.Input{Root: filepath.Join(tmp, "repo"), Revision: "abc", Source: v1alpha1.ApplicationSource{Path: "kescape"}})
+	if err == nil {
 		t.Fatal("a base outside the repository was accepted")
+	}
+	if !strings.Contains(err.Error(), "kescape") {
+		t.Errorf("error does not name the app path: %v", err)
 	}
 }
 
