@@ -48,7 +48,7 @@ func TestWireConformance(t *testing.T) {
 		{"create model", "POST", "registered-models/create", `{"name":"m","tags":[{"key":"team","value":"fraud"}],"description":"d"}`, 200, "", "registered_model"},
 		{"create model again", "POST", "registered-models/create", `{"name":"m"}`, 400, "RESOURCE_ALREADY_EXISTS", ""},
 		{"create model missing name", "POST", "registered-models/create", `{}`, 400, "INVALID_PARAMETER_VALUE", ""},
-		{"create model malformed json", "POST", "registered-models/create", `{"name":`, 400, "BAD_REQUEST", ""},
+		{"create model malformed json", "POST", "registered-models/create", `{"name":`, 400, "INVALID_PARAMETER_VALUE", ""},
 		{"create model wrong type", "POST", "registered-models/create", `{"name":5}`, 400, "INVALID_PARAMETER_VALUE", ""},
 		{"get model by query", "GET", "registered-models/get?name=m", "", 200, "", "registered_model"},
 		{"get missing model", "GET", "registered-models/get?name=nope", "", 404, "RESOURCE_DOES_NOT_EXIST", ""},

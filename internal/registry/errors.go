@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // MLflow error codes used by this package (mlflow/protos/databricks.proto).
@@ -25,7 +26,13 @@ var (
 	ErrInvalidParameter = errors.New("invalid parameter")
 	ErrPermissionDenied = errors.New("permission denied")
 	ErrUnauthenticated  = errors.New("unauthenticated")
+	// ErrDeleted is a model version that existed and was deleted (it is
+	// also ErrNotFound).
+	ErrDeleted = errors.New("deleted")
 )
+
+// deletedPhrase ends the not-found message of a deleted version.
+const deletedPhrase = "was deleted"
 
 // Error is an error answered by a registry server.
 type Error struct {
@@ -49,6 +56,8 @@ func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
 		return e.Code == CodeNotFound || e.Code == "" && e.Status == http.StatusNotFound
+	case ErrDeleted:
+		return e.Code == CodeNotFound && strings.HasSuffix(e.Message, deletedPhrase)
 	case ErrAlreadyExists:
 		return e.Code == CodeAlreadyExists
 	case ErrInvalidParameter:

@@ -33,6 +33,9 @@ func Resolve(ctx context.Context, c VersionSearcher, model, ref string) (*ModelV
 	}
 	if n, err := strconv.ParseInt(ref, 10, 64); err == nil && n > 0 {
 		v, err := c.GetModelVersion(ctx, model, ref)
+		if errors.Is(err, ErrDeleted) {
+			return nil, fmt.Errorf("model %s version %s was deleted from the registry and cannot be deployed: %w", model, ref, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("model %s version %s: %w", model, ref, err)
 		}

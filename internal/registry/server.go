@@ -120,7 +120,7 @@ func (r *request) decode(dst any) error {
 			if errors.As(err, &te) {
 				return apiErr(CodeInvalidParam, "Invalid value for parameter '%s': expected %s, got %s", te.Field, te.Type, te.Value)
 			}
-			return apiErr(CodeBadRequest, "Malformed JSON request body: %v", err)
+			return apiErr(CodeInvalidParam, "Malformed JSON request body: %v", err)
 		}
 	}
 	return checkRequired(dst)

@@ -106,6 +106,14 @@ var migrations = []string{
 		value TEXT NOT NULL,
 		PRIMARY KEY (run_uuid, key)
 	);`,
+	// 2: soft delete, as MLflow: a deleted version's number is never
+	// reused, and asking for it says it was deleted.
+	`CREATE TABLE deleted_model_versions (
+		name TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		deletion_time INTEGER NOT NULL,
+		PRIMARY KEY (name, version)
+	);`,
 }
 
 func openStore(path string) (*store, error) {

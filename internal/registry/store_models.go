@@ -116,7 +116,11 @@ func (s *store) renameModel(ctx context.Context, name, newName string, now int64
 		if isUniqueViolation(err) {
 			return apiErr(CodeAlreadyExists, "Registered Model (name=%s) already exists.", newName)
 		}
-		return affected(res, err, "Registered Model with name=%s not found", name)
+		if err := affected(res, err, "Registered Model with name=%s not found", name); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE deleted_model_versions SET name = ? WHERE name = ?`, newName, name)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -124,9 +128,17 @@ func (s *store) renameModel(ctx context.Context, name, newName string, now int64
 	return s.getModel(ctx, s.db, newName)
 }
 
+// deleteModel deletes a model with its versions; a model created again
+// under the name starts at version 1, as in MLflow.
 func (s *store) deleteModel(ctx context.Context, name string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM registered_models WHERE name = ?`, name)
-	return affected(res, err, "Registered Model with name=%s not found", name)
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM registered_models WHERE name = ?`, name)
+		if err := affected(res, err, "Registered Model with name=%s not found", name); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM deleted_model_versions WHERE name = ?`, name)
+		return err
+	})
 }
 
 func (s *store) setModelTag(ctx context.Context, name, key, value string) error {

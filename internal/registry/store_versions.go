@@ -3,8 +3,10 @@ package registry
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Stages of MLflow's (deprecated but still used) stage workflow.
@@ -32,7 +34,7 @@ func (s *store) createVersion(ctx context.Context, nv newVersion, now int64) (*M
 		if err := modelExists(ctx, tx, nv.name); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?`, nv.name).Scan(&version); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM (SELECT version FROM model_versions WHERE name = ? UNION ALL SELECT version FROM deleted_model_versions WHERE name = ?)`, nv.name, nv.name).Scan(&version); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO model_versions (name, version, creation_time, last_updated_time, description, user_id, source, run_id, run_link, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -59,6 +61,12 @@ func (s *store) getVersion(ctx context.Context, q querier, name string, version 
 	err := q.QueryRowContext(ctx, `SELECT name, version, creation_time, last_updated_time, description, user_id, current_stage, source, run_id, run_link, status, status_message
 		FROM model_versions WHERE name = ? AND version = ?`, name, version).
 		Scan(&v.Name, &num, &v.CreationTimestamp, &v.LastUpdatedTimestamp, &v.Description, &v.UserID, &v.CurrentStage, &v.Source, &v.RunID, &v.RunLink, &v.Status, &v.StatusMessage)
+	if errors.Is(err, sql.ErrNoRows) {
+		var n int
+		if q.QueryRowContext(ctx, `SELECT COUNT(*) FROM deleted_model_versions WHERE name = ? AND version = ?`, name, version).Scan(&n) == nil && n > 0 {
+			return nil, apiErr(CodeNotFound, "Model Version (name=%s, version=%d) %s", name, version, deletedPhrase)
+		}
+	}
 	if err != nil {
 		return nil, notFoundIfNoRows(err, "Model Version (name=%s, version=%d) not found", name, version)
 	}
@@ -144,6 +152,9 @@ func (s *store) deleteVersion(ctx context.Context, name string, version int64) e
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM model_versions WHERE name = ? AND version = ?`, name, version)
 		if err := affected(res, err, "Model Version (name=%s, version=%d) not found", name, version); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO deleted_model_versions (name, version, deletion_time) VALUES (?, ?, ?)`, name, version, time.Now().UnixMilli()); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM registered_model_aliases WHERE name = ? AND version = ?`, name, version)
