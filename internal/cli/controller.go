@@ -34,11 +34,11 @@ func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 		cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default $KUBECONFIG, ~/.kube/config or in-cluster)")
 		cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "Git cache directory (default the user cache dir)")
 	}
-	cmd.Flags().StringVar(&f.appNamespaces, "app-namespaces", "", "comma-separated namespaces to read Applications from (default all)")
+	cmd.Flags().StringVar(&f.appNamespaces, "app-namespaces", "", "comma-separated globs of further namespaces whose Applications are reconciled, each only if its AppProject lists the namespace in spec.sourceNamespaces (default: only the control-plane namespace)")
 	cmd.Flags().DurationVar(&f.pollInterval, "poll-interval", 3*time.Minute, "how often repositories are fetched without a refresh request")
 	cmd.Flags().StringVar(&f.registry, "registry", "", "model registry URL for model gates and write-back (default $MLFLOW_TRACKING_URI)")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", controller.DefaultConcurrency, "Applications reconciled at once (each mostly waits on the API server and Git)")
-	cmd.Flags().StringVar(&f.namespace, "namespace", "argocd", "the controller's own namespace (also searched for projects and repository Secrets)")
+	cmd.Flags().StringVar(&f.namespace, "namespace", "argocd", "the control-plane namespace: AppProjects, repository Secrets, signing keys and known hosts are read only from here")
 }
 
 func (f *controllerFlags) options(cacheDir, registryURL string) (controller.ManagerOptions, error) {
