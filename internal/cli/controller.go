@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/controller"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 )
@@ -35,7 +36,7 @@ func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 		cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "Git cache directory (default the user cache dir)")
 	}
 	cmd.Flags().StringVar(&f.appNamespaces, "app-namespaces", "", "comma-separated globs of further namespaces whose Applications are reconciled, each only if its AppProject lists the namespace in spec.sourceNamespaces (default: only the control-plane namespace)")
-	cmd.Flags().DurationVar(&f.pollInterval, "poll-interval", 3*time.Minute, "how often repositories are fetched without a refresh request")
+	cmd.Flags().DurationVar(&f.pollInterval, "poll-interval", v1alpha1.DefaultPollInterval, "how often repositories are fetched without a refresh request")
 	cmd.Flags().StringVar(&f.registry, "registry", "", "model registry URL for model gates and write-back (default $MLFLOW_TRACKING_URI)")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", controller.DefaultConcurrency, "Applications reconciled at once (each mostly waits on the API server and Git)")
 	cmd.Flags().StringVar(&f.namespace, "namespace", "argocd", "the control-plane namespace: AppProjects, repository Secrets, signing keys and known hosts are read only from here")

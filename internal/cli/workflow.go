@@ -156,9 +156,7 @@ branch (or prints the push command with --no-push).`,
 	}
 	cmd.Flags().StringVar(&o.Version, "version", "", "model version as written in Git (e.g. v2.3.2)")
 	cmd.Flags().StringVar(&o.Env, "env", "", "environment of the ModelPolicy (e.g. production)")
-	cmd.Flags().StringVar(&o.Dir, "repo", ".", "path of the deployment repository checkout")
-	cmd.Flags().BoolVar(&o.NoPush, "no-push", false, "commit locally and print the push command")
-	cmd.Flags().StringVar(&o.Remote, "remote", "origin", "remote to push to")
+	addPushFlags(cmd, &o.Push)
 	return cmd
 }
 
@@ -194,9 +192,7 @@ func newRollbackCmd(use, short string, model bool) *cobra.Command {
 	if model {
 		cmd.Flags().StringVar(&o.Env, "env", "", "environment to roll back (e.g. production)")
 	}
-	cmd.Flags().StringVar(&o.Dir, "repo", ".", "path of the deployment repository checkout")
-	cmd.Flags().BoolVar(&o.NoPush, "no-push", false, "commit the revert locally and print the push command")
-	cmd.Flags().StringVar(&o.Remote, "remote", "origin", "remote to push to")
+	addPushFlags(cmd, &o.Push)
 	return cmd
 }
 
@@ -268,8 +264,14 @@ their keys, so this is how a tech lead approves a promotion without editing file
 	}
 	cmd.Flags().StringVar(&o.KeyFile, "signing-key", "", "OpenPGP (armored) or OpenSSH private key file")
 	cmd.Flags().StringVar(&o.Note, "note", "", "text added to the approval commit")
-	cmd.Flags().StringVar(&o.Dir, "repo", ".", "path of the deployment repository checkout")
-	cmd.Flags().BoolVar(&o.NoPush, "no-push", false, "commit locally and print the push command")
-	cmd.Flags().StringVar(&o.Remote, "remote", "origin", "remote to push to")
+	addPushFlags(cmd, &o.Push)
 	return cmd
+}
+
+// addPushFlags adds --repo, --no-push and --remote, the flags of every
+// workflow that commits to the deployment repository.
+func addPushFlags(cmd *cobra.Command, p *promote.Push) {
+	cmd.Flags().StringVar(&p.Dir, "repo", ".", "path of the deployment repository checkout")
+	cmd.Flags().BoolVar(&p.NoPush, "no-push", false, "commit locally and print the push command")
+	cmd.Flags().StringVar(&p.Remote, "remote", "origin", "remote to push to")
 }

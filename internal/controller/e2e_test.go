@@ -59,7 +59,7 @@ spec:
 	h.create(strings.ReplaceAll(app, "values-production.yaml", "values-staging.yaml"), map[string]string{"{{NAME}}": "fd-staging", "{{REPO}}": origin.URL(), "{{DEST}}": staging, "{{SELFHEAL}}": "true"})
 	h.waitSynced("fd-staging", "")
 	// Production starts from a signed revision.
-	if _, err := promote.Approve(ctx, promote.ApproveOptions{Dir: work, KeyFile: lead}); err != nil {
+	if _, err := promote.Approve(ctx, promote.ApproveOptions{Push: promote.Push{Dir: work}, KeyFile: lead}); err != nil {
 		t.Fatal(err)
 	}
 	h.create(strings.Replace(app, "project: default", "project: ml-production", 1), map[string]string{"{{NAME}}": "fd-production", "{{REPO}}": origin.URL(), "{{DEST}}": prod, "{{SELFHEAL}}": "true"})
@@ -79,7 +79,7 @@ spec:
 
 	// Staging goes first: promote, merge, sync, alias moves.
 	gittest.Git(t, work, "pull", "-q", "origin", "main")
-	if _, err := promote.Promote(ctx, promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "staging"}); err != nil {
+	if _, err := promote.Promote(ctx, promote.Options{Push: promote.Push{Dir: work}, Model: "fraud-detection", Version: "v2.3.2", Env: "staging"}); err != nil {
 		t.Fatal(err)
 	}
 	gittest.Git(t, work, "push", "-q", "origin", "HEAD:main")
@@ -89,7 +89,7 @@ spec:
 	// 2. Promote to production on a branch.
 	gittest.Git(t, work, "fetch", "-q", "origin")
 	gittest.Git(t, work, "checkout", "-q", "-B", "main", "origin/main")
-	res, err := promote.Promote(ctx, promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production"})
+	res, err := promote.Promote(ctx, promote.Options{Push: promote.Push{Dir: work}, Model: "fraud-detection", Version: "v2.3.2", Env: "production"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ spec:
 		t.Fatalf("check: %+v %v", results, err)
 	}
 	// 4. The tech lead approves with a signed commit; the branch merges.
-	if _, err := promote.Approve(ctx, promote.ApproveOptions{Dir: work, KeyFile: lead}); err != nil {
+	if _, err := promote.Approve(ctx, promote.ApproveOptions{Push: promote.Push{Dir: work}, KeyFile: lead}); err != nil {
 		t.Fatal(err)
 	}
 	gittest.Git(t, work, "push", "-q", "origin", "HEAD:main")
@@ -118,7 +118,7 @@ spec:
 
 	// 6. Roll back with a real git revert on main; sync follows; alias back.
 	gittest.Git(t, work, "checkout", "-q", "-B", "main", "origin/main")
-	rb, err := promote.Rollback(ctx, promote.RollbackOptions{Dir: work, Model: "fraud-detection", Env: "production"})
+	rb, err := promote.Rollback(ctx, promote.RollbackOptions{Push: promote.Push{Dir: work}, Model: "fraud-detection", Env: "production"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ spec:
 		t.Errorf("reverted %s, want the promotion %s", rb.Reverted, res.Commit)
 	}
 	// The revert must be approved like any production change.
-	if _, err := promote.Approve(ctx, promote.ApproveOptions{Dir: work, KeyFile: lead}); err != nil {
+	if _, err := promote.Approve(ctx, promote.ApproveOptions{Push: promote.Push{Dir: work}, KeyFile: lead}); err != nil {
 		t.Fatal(err)
 	}
 	h.refresh("fd-production")

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,10 +13,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/yaml"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/gate"
+	"github.com/mlcd-dev/mlcd/internal/modelpolicy"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/render"
 	gitsource "github.com/mlcd-dev/mlcd/internal/source"
@@ -49,145 +47,41 @@ type modelState struct {
 	writtenBack map[string]string
 }
 
-// governance finds the app's ModelPolicy (mlcd.yaml in the app path, or
-// for a kustomize overlay in a parent directory) and the version the app
-// deploys. nil means the app is not governed.
-func (r *ApplicationReconciler) governance(ctx context.Context, app *v1alpha1.Application, root string, src *v1alpha1.ApplicationSource, rendered *render.Result) (*governed, *stepError) {
-	policy, dir, serr := r.policyFor(ctx, app, root, src)
-	if serr != nil || policy == nil {
-		return nil, serr
+// governance finds the app's ModelPolicy, environment and the version it
+// deploys (internal/modelpolicy answers; the checkout and the ModelPolicy
+// objects of the control-plane namespace are what it reads). nil means
+// the app is not governed.
+func (r *ApplicationReconciler) governance(ctx context.Context, app *v1alpha1.Application, root string, rendered *render.Result) (*governed, *stepError) {
+	var list v1alpha1.ModelPolicyList
+	if err := r.client.List(ctx, &list, client.InNamespace(r.Options.ControllerNamespace)); err != nil && !meta.IsNoMatchError(err) {
+		return nil, fail(v1alpha1.ConditionComparisonError, true, "list ModelPolicies: %s", err)
 	}
-	env, ok := policy.EnvironmentForApp(app.Name)
-	if !ok && src.Helm != nil {
-		for _, e := range policy.Spec.Environments {
-			for _, vf := range src.Helm.ValueFiles {
-				if filepath.Base(vf) == e.ValuesFile {
-					env, ok = e, true
-				}
-			}
-		}
-	}
-	if !ok {
-		env, ok = overlayEnvironment(policy, dir, src.Path)
-	}
-	if !ok {
-		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "application %s is not an environment of ModelPolicy %s (set spec.environments[].application)", app.Name, policy.Name)
-	}
-	if render.IsKustomization(env.ValuesFile) {
-		version, ok := r.kustomizeVersion(root, src, policy.Spec.Image)
-		if !ok || version == "" {
-			return nil, fail(v1alpha1.ConditionComparisonError, false, "image %s has no tag in %s/kustomization.yaml or the Application's kustomize.images (ModelPolicy %s)", policy.Spec.Image, src.Path, policy.Name)
-		}
-		return &governed{policy: policy, env: env, version: version}, nil
-	}
-	version, ok := render.ValueAt(rendered.Values, policy.Spec.VersionKey)
-	if !ok || version == "" {
-		return nil, fail(v1alpha1.ConditionComparisonError, false, "values key %s is not set for %s (ModelPolicy %s)", policy.Spec.VersionKey, app.Name, policy.Name)
-	}
-	return &governed{policy: policy, env: env, version: version}, nil
-}
-
-// kustomizeVersion is the model image's tag as the render sets it: the
-// Application's kustomize.images override, else the kustomization's
-// images entry. (mlcd model check reads the same two places.)
-func (r *ApplicationReconciler) kustomizeVersion(root string, src *v1alpha1.ApplicationSource, image string) (string, bool) {
-	if src.Kustomize != nil {
-		if tag, ok := render.OverrideTag(src.Kustomize.Images, image); ok {
-			return tag, true
-		}
-	}
-	for _, name := range render.KustomizationFiles {
-		p, err := gitsource.Join(root, path.Join(src.Path, name))
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		var k map[string]any
-		if err := yaml.Unmarshal(data, &k); err != nil {
-			return "", false
-		}
-		return render.KustomizationTag(k, image)
-	}
-	return "", false
-}
-
-// overlayEnvironment is the environment whose kustomization is the app's
-// source path; dir is the policy's directory.
-func overlayEnvironment(p *v1alpha1.ModelPolicy, dir, srcPath string) (v1alpha1.ModelEnvironment, bool) {
-	for _, e := range p.Spec.Environments {
-		if render.IsKustomization(e.ValuesFile) && path.Dir(path.Join(dir, e.ValuesFile)) == path.Clean(srcPath) {
-			return e, true
-		}
-	}
-	return v1alpha1.ModelEnvironment{}, false
-}
-
-// policyFor reads the app's ModelPolicy and the directory its environment
-// files are relative to: mlcd.yaml in the app path wins; then, for a
-// kustomize overlay, mlcd.yaml in a parent directory that names the
-// overlay's kustomization as an environment; else a ModelPolicy object in
-// the app's (or the controller's) namespace that names the app in an
-// environment. nil means the app is ungoverned.
-func (r *ApplicationReconciler) policyFor(ctx context.Context, app *v1alpha1.Application, root string, src *v1alpha1.ApplicationSource) (*v1alpha1.ModelPolicy, string, *stepError) {
-	policy, serr := readPolicy(root, src.Path)
-	if policy != nil || serr != nil {
-		return policy, path.Clean(src.Path), serr
-	}
-	for dir := path.Clean(src.Path); dir != "." && dir != "/"; {
-		dir = path.Dir(dir)
-		policy, serr := readPolicy(root, dir)
-		if serr != nil {
-			return nil, "", serr
-		}
-		if policy != nil {
-			if _, ok := overlayEnvironment(policy, dir, src.Path); ok {
-				return policy, dir, nil
-			}
-		}
-	}
-	for _, ns := range []string{r.Options.ControllerNamespace} {
-		var list v1alpha1.ModelPolicyList
-		if err := r.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			if meta.IsNoMatchError(err) {
-				return nil, "", nil
-			}
-			return nil, "", fail(v1alpha1.ConditionComparisonError, true, "list ModelPolicies: %s", err)
-		}
-		for i := range list.Items {
-			mp := &list.Items[i]
-			if _, ok := mp.EnvironmentForApp(app.Name); !ok {
-				continue
-			}
-			if err := mp.Validate(); err != nil {
-				return nil, "", fail(v1alpha1.ConditionComparisonError, false, "ModelPolicy %s/%s: %s", mp.Namespace, mp.Name, err)
-			}
-			return mp, path.Clean(src.Path), nil
-		}
-	}
-	return nil, "", nil
-}
-
-// readPolicy reads dir/mlcd.yaml in the checkout; nil when there is none.
-func readPolicy(root, dir string) (*v1alpha1.ModelPolicy, *stepError) {
-	p, err := gitsource.Join(root, path.Join(dir, v1alpha1.ModelPolicyFile))
-	if errors.Is(err, os.ErrNotExist) {
+	reader := checkoutReader(root)
+	m, err := modelpolicy.ForApp(reader, app, list.Items)
+	switch {
+	case errors.Is(err, modelpolicy.ErrNotAnEnvironment):
+		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+	case err != nil:
+		return nil, fail(v1alpha1.ConditionComparisonError, false, "%s", err)
+	case m == nil:
 		return nil, nil
 	}
+	version, err := modelpolicy.Version(reader, m, app, rendered.Values)
 	if err != nil {
 		return nil, fail(v1alpha1.ConditionComparisonError, false, "%s", err)
 	}
-	data, err := os.ReadFile(p)
+	return &governed{policy: m.Policy, env: m.Env, version: version}, nil
+}
+
+// checkoutReader reads files of a checkout, confined to it.
+type checkoutReader string
+
+func (root checkoutReader) Read(p string) ([]byte, error) {
+	full, err := gitsource.Join(string(root), p)
 	if err != nil {
-		return nil, fail(v1alpha1.ConditionComparisonError, true, "read %s: %s", v1alpha1.ModelPolicyFile, err)
+		return nil, err
 	}
-	policy, err := v1alpha1.ParseModelPolicy(data)
-	if err != nil {
-		return nil, fail(v1alpha1.ConditionComparisonError, false, "%s/%s: %s", dir, v1alpha1.ModelPolicyFile, err)
-	}
-	return policy, nil
+	return os.ReadFile(full)
 }
 
 // resolve finds the registry version (cached once found).

@@ -2,11 +2,15 @@ package controller_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5"
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
 	"github.com/mlcd-dev/mlcd/internal/source/gittest"
@@ -168,5 +172,52 @@ spec:
 	d := h.deployment(dest, "ranker")
 	if img := image(d); img != "ghcr.io/company/ranker:v1.1.0" || d.Annotations[v1alpha1.AnnotationModelVersion] != "v1.1.0" {
 		t.Fatalf("image %s, annotations %v", img, d.Annotations)
+	}
+}
+
+// TestAppNotNamedByItsEnvironment is the case where the controller and
+// `mlcd model check` once disagreed: an Application that uses the values
+// file of an environment which names another application. Both now say
+// (through internal/modelpolicy) that it deploys no environment: the
+// controller refuses it, and check does not take its parameter as the
+// environment's version.
+func TestAppNotNamedByItsEnvironment(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	h := startWith(t, time.Minute, reg.Client)
+	repo := modelRepo(t)
+	repo.Write(map[string]string{"models/fraud-detection/mlcd.yaml": policy}).Commit("policy")
+	registrytest.Register(t, reg.Client, "fraud-detection", "v2.3.1", map[string]float64{"auc": 0.95})
+	dest := h.ns + "-rogue"
+	h.namespaceGone(t, dest)
+	doc := strings.Replace(app, "values-production.yaml", "values-staging.yaml", 1)
+	h.create(doc, map[string]string{"{{NAME}}": "rogue", "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
+	h.waitCondition("rogue", v1alpha1.ConditionInvalidSpecError, "rogue renders models/fraud-detection but is not an environment of ModelPolicy fraud-detection")
+	if h.deployment(dest, "fraud-detection") != nil {
+		t.Fatal("an app no environment names was deployed")
+	}
+
+	// The same tree through check: the rogue Application's parameter is
+	// not the staging version; the values file is.
+	work := t.TempDir()
+	gittest.Git(t, work, "clone", "-q", repo.Dir, "w")
+	w := filepath.Join(work, "w")
+	rogue := strings.NewReplacer("{{NAME}}", "rogue", "{{NS}}", "argocd", "{{REPO}}", repo.URL(), "{{DEST}}", dest, "{{SELFHEAL}}", "true").Replace(doc)
+	rogue = strings.Replace(rogue, "helm: {valueFiles: [values-staging.yaml]}", "helm: {valueFiles: [values-staging.yaml], parameters: [{name: model.version, value: v9.9.9}]}", 1)
+	if err := os.MkdirAll(filepath.Join(w, "argocd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(w, "argocd", "rogue.yaml"), []byte(rogue), 0o644)
+	gittest.Git(t, w, "add", ".")
+	gittest.Git(t, w, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "rogue app")
+	r, err := git.PlainOpen(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes, err := promote.Changes(r, "origin/main", "HEAD", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 0 {
+		t.Fatalf("check took the rogue app's parameter as a version change: %+v", changes)
 	}
 }

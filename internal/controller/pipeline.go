@@ -42,7 +42,7 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 		return ctrl.Result{}, fromDesired(err)
 	}
 	app.Status.SourceType = st.Rendered.Type
-	gov, serr := r.governance(ctx, app, st.Root, src, st.Rendered)
+	gov, serr := r.governance(ctx, app, st.Root, st.Rendered)
 	if serr != nil {
 		return ctrl.Result{}, serr
 	}

@@ -43,13 +43,13 @@ spec:
 	}
 
 	// Signed, but by a key the project does not list.
-	if _, err := promote.Approve(context.Background(), promote.ApproveOptions{Dir: repo.Dir, KeyFile: other, NoPush: true}); err != nil {
+	if _, err := promote.Approve(context.Background(), promote.ApproveOptions{Push: promote.Push{Dir: repo.Dir, NoPush: true}, KeyFile: other}); err != nil {
 		t.Fatal(err)
 	}
 	h.refresh("signed")
 	h.waitCondition("signed", v1alpha1.ConditionComparisonError, "not from an allowed key")
 
-	res, err := promote.Approve(context.Background(), promote.ApproveOptions{Dir: repo.Dir, KeyFile: lead, NoPush: true})
+	res, err := promote.Approve(context.Background(), promote.ApproveOptions{Push: promote.Push{Dir: repo.Dir, NoPush: true}, KeyFile: lead})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,7 +189,8 @@ func TestProjectRules(t *testing.T) {
 				if st := h.app(c.name).Status.Sync.Status; st == v1alpha1.SyncStatusSynced {
 					t.Errorf("denied app shows %s", st)
 				}
-				if h.configMapExists(ns, c.object) {
+				cm := &corev1.ConfigMap{}
+				if err := h.c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: c.object}, cm); err == nil && cm.Annotations["mlcd.io/application"] == h.ns+"/"+c.name {
 					t.Fatalf("denied app applied %s", c.object)
 				}
 			}

@@ -15,15 +15,13 @@ import (
 
 // ApproveOptions describe an approval commit.
 type ApproveOptions struct {
-	Dir string
+	Push
 	// KeyFile is an armored OpenPGP private key or an OpenSSH private key
 	// (unencrypted); its public half must be in the project's
 	// signatureKeys for the approval to count.
 	KeyFile string
 	// Note is added to the commit message.
-	Note   string
-	NoPush bool
-	Remote string
+	Note string
 }
 
 // ApproveResult says what was committed.
@@ -37,9 +35,6 @@ type ApproveResult struct {
 // approves the change without editing files, and the controller syncs only
 // signed revisions of projects that require them.
 func Approve(ctx context.Context, o ApproveOptions) (*ApproveResult, error) {
-	if o.Remote == "" {
-		o.Remote = "origin"
-	}
 	repo, wt, err := openClean(o.Dir)
 	if err != nil {
 		return nil, err
@@ -81,14 +76,7 @@ func Approve(ctx context.Context, o ApproveOptions) (*ApproveResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit approval: %w", err)
 	}
-	res := &ApproveResult{Commit: h.String(), Approves: head.Hash().String(), Branch: head.Name().Short(), Signer: signerName,
-		PushCommand: fmt.Sprintf("git push %s %s", o.Remote, head.Name().Short())}
-	if o.NoPush {
-		return res, nil
-	}
-	if err := gitCmd(ctx, wt.Filesystem.Root(), "push", o.Remote, head.Name().Short()); err != nil {
-		return res, fmt.Errorf("push: %w (the approval is committed locally; push it with: %s)", err, res.PushCommand)
-	}
-	res.Pushed = true
-	return res, nil
+	res := &ApproveResult{Commit: h.String(), Approves: head.Hash().String(), Branch: head.Name().Short(), Signer: signerName}
+	res.PushCommand, res.Pushed, err = o.push(ctx, wt.Filesystem.Root(), head.Name().Short(), "the approval")
+	return res, err
 }

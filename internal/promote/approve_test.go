@@ -38,7 +38,7 @@ func TestApproveWithOpenPGP(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "lead.asc")
 	os.WriteFile(keyFile, priv.Bytes(), 0o600)
 
-	res, err := promote.Approve(context.Background(), promote.ApproveOptions{Dir: work, KeyFile: keyFile, Note: "LGTM"})
+	res, err := promote.Approve(context.Background(), promote.ApproveOptions{Push: promote.Push{Dir: work}, KeyFile: keyFile, Note: "LGTM"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestCheckRequiresSignedApproval(t *testing.T) {
 	gittest.Git(t, work, "add", ".")
 	gittest.Git(t, work, "commit", "-qm", "require signatures")
 	gittest.Git(t, work, "push", "-q", "origin", "main")
-	if _, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production", NoPush: true}); err != nil {
+	if _, err := promote.Promote(context.Background(), promote.Options{Push: promote.Push{Dir: work, NoPush: true}, Model: "fraud-detection", Version: "v2.3.2", Env: "production"}); err != nil {
 		t.Fatal(err)
 	}
 	reg := registrytest.Start(t, registry.ServerOptions{})
@@ -90,7 +90,7 @@ func TestCheckRequiresSignedApproval(t *testing.T) {
 	if got := run(); got != promote.CheckSigned {
 		t.Fatalf("unsigned production change: failed %q, want %q", got, promote.CheckSigned)
 	}
-	if _, err := promote.Approve(context.Background(), promote.ApproveOptions{Dir: work, KeyFile: keyFile, NoPush: true}); err != nil {
+	if _, err := promote.Approve(context.Background(), promote.ApproveOptions{Push: promote.Push{Dir: work, NoPush: true}, KeyFile: keyFile}); err != nil {
 		t.Fatal(err)
 	}
 	if got := run(); got != "" {

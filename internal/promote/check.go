@@ -27,11 +27,7 @@ type Change struct {
 // weaken the policy that gates it; headPolicies reads them from head
 // instead (a policy change under its own review).
 func Changes(repo *git.Repository, base, head string, headPolicies bool) ([]Change, error) {
-	bt, _, err := TreeAt(repo, base)
-	if err != nil {
-		return nil, err
-	}
-	ht, _, err := TreeAt(repo, head)
+	bt, ht, err := treesAt(repo, base, head)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlcd-dev/mlcd/internal/modelpolicy"
+
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -23,14 +25,38 @@ import (
 
 // Options describe a promotion.
 type Options struct {
-	// Dir is the work tree (a Git checkout of the deployment repo).
-	Dir string
+	Push
 	// Model is the registered model name; Version as written in Git.
 	Model, Version, Env string
-	// NoPush leaves the branch local and returns the push command.
+}
+
+// Push says which work tree a workflow commits in and where the commit
+// goes; every workflow (promote, approve, rollback) takes it.
+type Push struct {
+	// Dir is the work tree (a Git checkout of the deployment repo).
+	Dir string
+	// NoPush leaves the commit local and returns the push command.
 	NoPush bool
 	// Remote to push to. Default origin.
 	Remote string
+}
+
+// push pushes branch from the work tree at root unless NoPush; it returns
+// the push command (for the user to run when not pushed) and whether it
+// pushed. what names the commit in the error.
+func (p Push) push(ctx context.Context, root, branch, what string) (string, bool, error) {
+	remote := p.Remote
+	if remote == "" {
+		remote = "origin"
+	}
+	cmd := fmt.Sprintf("git push %s %s", remote, branch)
+	if p.NoPush {
+		return cmd, false, nil
+	}
+	if err := gitCmd(ctx, root, "push", remote, branch); err != nil {
+		return cmd, false, fmt.Errorf("push %s: %w (%s is committed locally; push it with: %s)", branch, err, what, cmd)
+	}
+	return cmd, true, nil
 }
 
 // Result says what Promote did.
@@ -44,9 +70,6 @@ type Result struct {
 // parameter overrides the version, that parameter is edited (a values-file
 // bump would do nothing).
 func Promote(ctx context.Context, o Options) (*Result, error) {
-	if o.Remote == "" {
-		o.Remote = "origin"
-	}
 	repo, wt, err := openClean(o.Dir)
 	if err != nil {
 		return nil, err
@@ -122,16 +145,9 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Branch: branch, Commit: h.String(), File: dep.File, From: dep.Version,
-		PushCommand: fmt.Sprintf("git push %s %s", o.Remote, branch)}
-	if o.NoPush {
-		return res, nil
-	}
-	if err := gitCmd(ctx, root, "push", o.Remote, branch); err != nil {
-		return res, fmt.Errorf("push %s: %w (the branch is committed locally; push it with: %s)", branch, err, res.PushCommand)
-	}
-	res.Pushed = true
-	return res, nil
+	res := &Result{Branch: branch, Commit: h.String(), File: dep.File, From: dep.Version}
+	res.PushCommand, res.Pushed, err = o.push(ctx, root, branch, "the branch")
+	return res, err
 }
 
 // setValue sets a dotted key in a values file, keeping comments.
@@ -272,7 +288,7 @@ func editApp(data []byte, dep *Deployment, what string, edit func(*kyaml.RNode) 
 			continue
 		}
 		p, err := n.Pipe(kyaml.Lookup("spec", "source", "path"))
-		if err != nil || p == nil || path.Clean(kyaml.GetValue(p)) != appPath(dep.Dir, dep.Env) {
+		if err != nil || p == nil || path.Clean(kyaml.GetValue(p)) != modelpolicy.AppPath(dep.Dir, dep.Env) {
 			continue
 		}
 		if dep.Env.Application != "" && n.GetName() != dep.Env.Application {

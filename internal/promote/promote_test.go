@@ -81,7 +81,7 @@ func register(t *testing.T, c *registry.Client, version string, auc float64, ali
 
 func TestPromoteEditsTheOverridingParameterAndPushes(t *testing.T) {
 	origin, work := setup(t)
-	res, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production"})
+	res, err := promote.Promote(context.Background(), promote.Options{Push: promote.Push{Dir: work}, Model: "fraud-detection", Version: "v2.3.2", Env: "production"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,18 +106,18 @@ func TestPromoteEditsTheOverridingParameterAndPushes(t *testing.T) {
 	}
 	// A second promotion to the same branch, and one onto a dirty tree, are refused.
 	gittest.Git(t, work, "checkout", "-q", "main")
-	if _, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production", NoPush: true}); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, err := promote.Promote(context.Background(), promote.Options{Push: promote.Push{Dir: work, NoPush: true}, Model: "fraud-detection", Version: "v2.3.2", Env: "production"}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("existing branch: %v", err)
 	}
 	os.WriteFile(filepath.Join(work, "dirty.txt"), []byte("x"), 0o644)
-	if _, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.3", Env: "production", NoPush: true}); err == nil || !strings.Contains(err.Error(), "uncommitted") {
+	if _, err := promote.Promote(context.Background(), promote.Options{Push: promote.Push{Dir: work, NoPush: true}, Model: "fraud-detection", Version: "v2.3.3", Env: "production"}); err == nil || !strings.Contains(err.Error(), "uncommitted") {
 		t.Errorf("dirty tree: %v", err)
 	}
 }
 
 func TestPromoteValuesFileKeepsComments(t *testing.T) {
 	_, work := setup(t)
-	res, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "staging", NoPush: true})
+	res, err := promote.Promote(context.Background(), promote.Options{Push: promote.Push{Dir: work, NoPush: true}, Model: "fraud-detection", Version: "v2.3.2", Env: "staging"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestCheck(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, work := setup(t)
-			if _, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "fraud-detection", Version: "v2.3.2", Env: "production", NoPush: true}); err != nil {
+			if _, err := promote.Promote(context.Background(), promote.Options{Push: promote.Push{Dir: work, NoPush: true}, Model: "fraud-detection", Version: "v2.3.2", Env: "production"}); err != nil {
 				t.Fatal(err)
 			}
 			reg := registrytest.Start(t, registry.ServerOptions{})
@@ -259,7 +259,7 @@ func TestRollbackRevertsTheBump(t *testing.T) {
 	gittest.Git(t, work, "add", "README.md")
 	gittest.Git(t, work, "commit", "-qm", "unrelated")
 
-	res, err := promote.Rollback(context.Background(), promote.RollbackOptions{Dir: work, Model: "fraud-detection", Env: "staging"})
+	res, err := promote.Rollback(context.Background(), promote.RollbackOptions{Push: promote.Push{Dir: work}, Model: "fraud-detection", Env: "staging"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestRollbackRevertsTheBump(t *testing.T) {
 	}
 
 	// An app rollback reverts the newest commit touching its path.
-	res, err = promote.Rollback(context.Background(), promote.RollbackOptions{Dir: work, App: "fraud-detection-staging", NoPush: true})
+	res, err = promote.Rollback(context.Background(), promote.RollbackOptions{Push: promote.Push{Dir: work, NoPush: true}, App: "fraud-detection-staging"})
 	if err != nil || res.Reverted != gittest.Git(t, work, "rev-parse", "HEAD~1") {
 		t.Fatalf("app rollback: %+v %v", res, err)
 	}
@@ -306,7 +306,7 @@ func TestKustomizeImageVersion(t *testing.T) {
 	origin.Commit("ranker")
 	work := filepath.Join(t.TempDir(), "work")
 	gittest.Git(t, filepath.Dir(work), "clone", "-q", origin.Dir, work)
-	res, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "ranker", Version: "v1.1.0", Env: "production", NoPush: true})
+	res, err := promote.Promote(context.Background(), promote.Options{Push: promote.Push{Dir: work, NoPush: true}, Model: "ranker", Version: "v1.1.0", Env: "production"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestRollbackThatConflictsChangesNothing(t *testing.T) {
 	gittest.Git(t, work, "commit", "-qam", "annotate")
 	head := gittest.Git(t, work, "rev-parse", "HEAD")
 
-	_, err := promote.Rollback(context.Background(), promote.RollbackOptions{Dir: work, Model: "fraud-detection", Env: "staging", NoPush: true})
+	_, err := promote.Rollback(context.Background(), promote.RollbackOptions{Push: promote.Push{Dir: work, NoPush: true}, Model: "fraud-detection", Env: "staging"})
 	if err == nil || !strings.Contains(err.Error(), "conflicts") || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("got %v, want a conflict that changes nothing", err)
 	}
@@ -380,7 +380,7 @@ spec:
 	if err != nil || len(deps) != 1 || deps[0].Version != "v1.2.0" || deps[0].ValuesVersion != "v1.0.0" || deps[0].File != "argocd/ranker.yaml" {
 		t.Fatalf("deployments %+v %v", deps, err)
 	}
-	res, err := promote.Promote(context.Background(), promote.Options{Dir: work, Model: "ranker", Version: "v1.3.0", Env: "production", NoPush: true})
+	res, err := promote.Promote(context.Background(), promote.Options{Push: promote.Push{Dir: work, NoPush: true}, Model: "ranker", Version: "v1.3.0", Env: "production"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,11 +15,9 @@ import (
 // RollbackOptions name what to roll back: a model's environment, or an
 // Application by name.
 type RollbackOptions struct {
-	Dir        string
+	Push
 	Model, Env string
 	App        string
-	NoPush     bool
-	Remote     string
 }
 
 // RollbackResult says which commit was reverted by which.
@@ -34,9 +32,6 @@ const maxHistory = 500
 // branch that changed what is rolled back, and pushes the revert. A revert
 // that conflicts is aborted: nothing changes and the error says why.
 func Rollback(ctx context.Context, o RollbackOptions) (*RollbackResult, error) {
-	if o.Remote == "" {
-		o.Remote = "origin"
-	}
 	repo, wt, err := openClean(o.Dir)
 	if err != nil {
 		return nil, err
@@ -91,16 +86,9 @@ func Rollback(ctx context.Context, o RollbackOptions) (*RollbackResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &RollbackResult{Reverted: target.Hash.String(), Commit: newHead.Hash().String(), Subject: firstLine(target.Message),
-		Branch: head.Name().Short(), PushCommand: fmt.Sprintf("git push %s %s", o.Remote, head.Name().Short())}
-	if o.NoPush {
-		return res, nil
-	}
-	if err := gitCmd(ctx, root, "push", o.Remote, head.Name().Short()); err != nil {
-		return res, fmt.Errorf("push: %w (the revert is committed locally; push it with: %s)", err, res.PushCommand)
-	}
-	res.Pushed = true
-	return res, nil
+	res := &RollbackResult{Reverted: target.Hash.String(), Commit: newHead.Hash().String(), Subject: firstLine(target.Message), Branch: head.Name().Short()}
+	res.PushCommand, res.Pushed, err = o.push(ctx, root, head.Name().Short(), "the revert")
+	return res, err
 }
 
 // matcher returns a predicate telling whether a commit (against its

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/mlcd-dev/mlcd/internal/modelpolicy"
+
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"sigs.k8s.io/yaml"
@@ -103,7 +105,7 @@ func (d Deployment) appProject(t *Tree) string {
 	}
 	apps, _ := t.applicationsIn(d.App, data)
 	for _, a := range apps {
-		if a.deploys(d.Dir, d.Env) {
+		if modelpolicy.Deploys(&a.app, d.Dir, d.Env) {
 			return a.app.Spec.Project
 		}
 	}

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/mlcd-dev/mlcd/internal/modelpolicy"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -15,7 +18,6 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
-	"github.com/mlcd-dev/mlcd/internal/render"
 )
 
 // Deployment is where one environment of one model gets its version.
@@ -70,7 +72,7 @@ func (t *Tree) Read(p string) ([]byte, error) {
 	f, err := t.tree.File(p)
 	if err != nil {
 		if errors.Is(err, object.ErrFileNotFound) {
-			return nil, fmt.Errorf("%s: %w", p, errNotExist)
+			return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
 		}
 		return nil, err
 	}
@@ -81,8 +83,6 @@ func (t *Tree) Read(p string) ([]byte, error) {
 	defer r.Close()
 	return io.ReadAll(r)
 }
-
-var errNotExist = errors.New("file does not exist")
 
 // Deployments finds every ModelPolicy in the tree and the effective
 // version of each of its environments.
@@ -112,38 +112,24 @@ func (t *Tree) DeploymentsUnder(policies *Tree) ([]Deployment, error) {
 	}
 	var out []Deployment
 	for _, p := range policyFiles {
-		data, err := policies.Read(p)
+		dir := path.Dir(p)
+		pol, err := modelpolicy.Read(policies, dir)
 		if err != nil {
 			return nil, err
 		}
-		pol, err := v1alpha1.ParseModelPolicy(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		dir := path.Dir(p)
 		for _, env := range pol.Spec.Environments {
 			d := Deployment{Policy: pol, Dir: dir, Env: env, File: path.Join(dir, env.ValuesFile)}
 			if data, err := t.Read(d.File); err == nil {
-				var vals map[string]any
-				if err := yaml.Unmarshal(data, &vals); err != nil {
-					return nil, fmt.Errorf("%s: invalid YAML: %w", d.File, err)
-				}
-				if render.IsKustomization(d.File) {
-					d.Version, _ = render.KustomizationTag(vals, pol.Spec.Image)
-				} else {
-					d.Version, _ = render.ValueAt(vals, pol.Spec.VersionKey)
+				if d.Version, err = modelpolicy.FileTag(pol, d.File, data); err != nil {
+					return nil, err
 				}
 			}
 			for _, a := range apps {
-				if !a.deploys(dir, env) {
+				if !modelpolicy.Deploys(&a.app, dir, env) {
 					continue
 				}
 				d.App = a.file
-				v, ok := a.param(pol.Spec.VersionKey)
-				if render.IsKustomization(d.File) {
-					v, ok = a.imageTag(pol.Spec.Image)
-				}
-				if ok {
+				if v, ok := modelpolicy.Override(&a.app, pol, env); ok {
 					d.ValuesVersion = d.Version
 					d.Version, d.File, d.Param = v, a.file, true
 				}
@@ -158,60 +144,6 @@ func (t *Tree) DeploymentsUnder(policies *Tree) ([]Deployment, error) {
 type appManifest struct {
 	file string
 	app  v1alpha1.Application
-}
-
-func (a appManifest) deploys(dir string, env v1alpha1.ModelEnvironment) bool {
-	src := a.app.SourceOf()
-	if src == nil || path.Clean(src.Path) != appPath(dir, env) {
-		return false
-	}
-	if env.Application != "" {
-		return a.app.Name == env.Application
-	}
-	if render.IsKustomization(env.ValuesFile) {
-		return true // the app's path is this environment's overlay
-	}
-	if src.Helm != nil {
-		for _, vf := range src.Helm.ValueFiles {
-			if path.Base(vf) == env.ValuesFile {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// appPath is the source path of an environment's Application: the model
-// directory for Helm, the kustomization's directory for Kustomize.
-func appPath(dir string, env v1alpha1.ModelEnvironment) string {
-	if render.IsKustomization(env.ValuesFile) {
-		return path.Dir(path.Join(dir, env.ValuesFile))
-	}
-	return path.Clean(dir)
-}
-
-// imageTag is the tag the Application's kustomize.images override sets for
-// image (any image when image is ""); the last entry wins, as at render
-// time.
-func (a appManifest) imageTag(image string) (string, bool) {
-	src := a.app.SourceOf()
-	if src == nil || src.Kustomize == nil {
-		return "", false
-	}
-	return render.OverrideTag(src.Kustomize.Images, image)
-}
-
-func (a appManifest) param(key string) (string, bool) {
-	src := a.app.SourceOf()
-	if src == nil || src.Helm == nil {
-		return "", false
-	}
-	for _, p := range src.Helm.Parameters {
-		if p.Name == key {
-			return p.Value, true
-		}
-	}
-	return "", false
 }
 
 func (t *Tree) applications(files []string) ([]appManifest, error) {
@@ -268,11 +200,7 @@ func (t *Tree) policyFiles() ([]string, error) {
 // manifests that differ between base and head: "<file>: added", "…:
 // deleted" or "…: modified". Such a change needs its own review.
 func PolicyChanges(repo *git.Repository, base, head string) ([]string, error) {
-	bt, _, err := TreeAt(repo, base)
-	if err != nil {
-		return nil, err
-	}
-	ht, _, err := TreeAt(repo, head)
+	bt, ht, err := treesAt(repo, base, head)
 	if err != nil {
 		return nil, err
 	}
@@ -324,4 +252,17 @@ func (t *Tree) policyHashes() (map[string]string, error) {
 		return nil
 	})
 	return out, err
+}
+
+// treesAt resolves the two sides of a change.
+func treesAt(repo *git.Repository, base, head string) (*Tree, *Tree, error) {
+	bt, _, err := TreeAt(repo, base)
+	if err != nil {
+		return nil, nil, err
+	}
+	ht, _, err := TreeAt(repo, head)
+	if err != nil {
+		return nil, nil, err
+	}
+	return bt, ht, nil
 }

@@ -31,25 +31,7 @@ func InitFromFS(dir string, fsys fs.FS, root string, replace map[string]string) 
 	if err != nil {
 		return "", fmt.Errorf("init repository %s: %w", abs, err)
 	}
-	err = fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		text := string(data)
-		for from, to := range replace {
-			text = strings.ReplaceAll(text, from, to)
-		}
-		target := filepath.Join(abs, strings.TrimPrefix(strings.TrimPrefix(p, root), "/"))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(target, []byte(text), 0o644)
-	})
-	if err != nil {
+	if err := CopyFS(fsys, root, abs, replace); err != nil {
 		return "", err
 	}
 	wt, err := repo.Worktree()
@@ -64,4 +46,27 @@ func InitFromFS(dir string, fsys fs.FS, root string, replace map[string]string) 
 		return "", err
 	}
 	return url, nil
+}
+
+// CopyFS writes the files under root of fsys to dir, with every
+// occurrence of each replace key substituted.
+func CopyFS(fsys fs.FS, root, dir string, replace map[string]string) error {
+	return fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		text := string(data)
+		for from, to := range replace {
+			text = strings.ReplaceAll(text, from, to)
+		}
+		target := filepath.Join(dir, strings.TrimPrefix(strings.TrimPrefix(p, root), "/"))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(target, []byte(text), 0o644)
+	})
 }

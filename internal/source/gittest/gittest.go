@@ -20,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/mlcd-dev/mlcd/internal/source"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -71,22 +72,7 @@ func (r *Repo) Write(files map[string]string) *Repo {
 // replacing each key of replace with its value.
 func (r *Repo) CopyFS(fsys fs.FS, root, dir string, replace map[string]string) *Repo {
 	r.t.Helper()
-	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		text := string(data)
-		for k, v := range replace {
-			text = strings.ReplaceAll(text, k, v)
-		}
-		r.Write(map[string]string{filepath.Join(dir, strings.TrimPrefix(strings.TrimPrefix(p, root), "/")): text})
-		return nil
-	})
-	if err != nil {
+	if err := source.CopyFS(fsys, root, filepath.Join(r.Dir, dir), replace); err != nil {
 		r.t.Fatal(err)
 	}
 	return r
