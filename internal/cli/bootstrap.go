@@ -47,10 +47,10 @@ func repoURLOf(repo string) (string, error) {
 // repository — Applications, AppProjects, the root of an app-of-apps —
 // creating the namespaces they name. It computes them with the same
 // desired-state engine as the controller, which takes over from there.
-func applyRoot(ctx context.Context, c *controller.Controller, repoURL, revision, path string) (int, error) {
+func applyRoot(ctx context.Context, c *controller.Controller, repoURL, revision, path string, creds source.Credentials) (int, error) {
 	engine := c.Reconciler.Engine()
 	src := v1alpha1.ApplicationSource{RepoURL: repoURL, TargetRevision: revision, Path: path, Directory: &v1alpha1.ApplicationSourceDirectory{Recurse: true}}
-	sha, err := engine.Resolve(ctx, src, source.Credentials{}, true)
+	sha, err := engine.Resolve(ctx, src, creds, true)
 	if err != nil {
 		return 0, err
 	}

@@ -30,6 +30,7 @@ type upOptions struct {
 	revision       string
 	path           string
 	noSync         bool
+	creds          repoCredFlags
 	controller     controllerFlags
 }
 
@@ -55,6 +56,7 @@ No containers run: simulated nodes mark scheduled pods Running and Ready.`,
 	cmd.Flags().StringVar(&o.revision, "revision", "HEAD", "revision of --repo to read the root manifests from")
 	cmd.Flags().StringVar(&o.path, "path", "argocd", "directory in --repo whose manifests (Applications, AppProjects, app-of-apps) are applied, recursively")
 	cmd.Flags().BoolVar(&o.noSync, "no-sync", false, "start only the control plane and the registry")
+	o.creds.add(cmd)
 	o.controller.add(cmd, false)
 	cmd.Flags().StringVar(&o.registryListen, "registry-listen", "127.0.0.1:5000", "address of the embedded model registry (a free port is used if this one is taken)")
 	return cmd
@@ -137,6 +139,10 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 // startSync runs the controller against the local cluster and applies the
 // root manifests of the repository.
 func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster, o upOptions, registryURL string, errc chan<- error) error {
+	creds, err := o.creds.credentials()
+	if err != nil {
+		return err
+	}
 	cfg, err := cluster.RESTConfig()
 	if err != nil {
 		return err
@@ -174,7 +180,10 @@ func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster
 	if !c.Manager.GetCache().WaitForCacheSync(ctx) {
 		return fmt.Errorf("controller cache did not sync")
 	}
-	n, err := applyRoot(ctx, c, repoURL, o.revision, o.path)
+	if err := storeRepoSecret(ctx, c.Manager.GetClient(), c.Namespace(), repoURL, creds); err != nil {
+		return err
+	}
+	n, err := applyRoot(ctx, c, repoURL, o.revision, o.path, creds)
 	if err != nil {
 		return fmt.Errorf("apply %s from %s: %w", o.path, repoURL, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +23,14 @@ func InstallCRDs(ctx context.Context, c client.Client) error {
 		return err
 	}
 	for _, crd := range crds {
+		var live apiextensionsv1.CustomResourceDefinition
+		if err := c.Get(ctx, client.ObjectKey{Name: crd.Name}, &live); err == nil {
+			if other, ok := OwnedByOther(&live); ok {
+				return fmt.Errorf("CRD %s is already installed and managed by %q (an Argo CD install?): mlcd does not run beside Argo CD on one cluster and will not take its CRDs over; use another cluster, or remove that install first", crd.Name, other)
+			}
+		} else if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("read CRD %s: %w", crd.Name, err)
+		}
 		crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
 		if err := c.Patch(ctx, crd, client.Apply, client.FieldOwner(apply.FieldManager), client.ForceOwnership); err != nil {
 			return fmt.Errorf("install CRD %s: %w", crd.Name, err)
@@ -44,4 +54,22 @@ func InstallCRDs(ctx context.Context, c client.Client) error {
 		}
 		return true, nil
 	})
+}
+
+// OwnedByOther reports whether a CRD that exists was installed by someone
+// else: no field of it is managed by mlcd. It returns that manager.
+func OwnedByOther(crd *apiextensionsv1.CustomResourceDefinition) (string, bool) {
+	other := ""
+	for _, mf := range crd.ManagedFields {
+		if mf.Manager == apply.FieldManager {
+			return "", false
+		}
+		if other == "" && mf.Manager != "kube-apiserver" { // it only writes status
+			other = mf.Manager
+		}
+	}
+	if other == "" {
+		return "", false // no record of who installed it: take it
+	}
+	return other, true
 }

@@ -1,8 +1,12 @@
 package controller
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"context"
 	"strings"
@@ -80,4 +84,23 @@ func credsFrom(s *corev1.Secret) source.Credentials {
 		InsecureIgnoreHostKey: string(s.Data["insecure"]) == "true",
 		KnownHosts:            string(s.Data["sshKnownHosts"]),
 	}
+}
+
+// RepositorySecret is an Argo CD repository Secret holding creds for url
+// in namespace (the control-plane namespace), named after the URL.
+func RepositorySecret(namespace, url string, creds source.Credentials) *corev1.Secret {
+	sum := sha256.Sum256([]byte(url))
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+		Name: "repo-" + hex.EncodeToString(sum[:6]), Namespace: namespace,
+		Labels: map[string]string{secretTypeLabel: secretTypeRepo},
+	}, StringData: map[string]string{"url": url, "type": "git"}}
+	for k, v := range map[string]string{"username": creds.Username, "password": creds.Password, "sshPrivateKey": creds.SSHPrivateKey, "sshKnownHosts": creds.KnownHosts} {
+		if v != "" {
+			s.StringData[k] = v
+		}
+	}
+	if creds.InsecureIgnoreHostKey {
+		s.StringData["insecure"] = "true"
+	}
+	return s
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/controller"
 	"github.com/mlcd-dev/mlcd/internal/localcluster/clustertest"
+	"github.com/mlcd-dev/mlcd/internal/source"
 	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
 
@@ -425,5 +426,48 @@ func TestTransientFailureBacksOff(t *testing.T) {
 	}
 	if st := h.app("unreachable").Status.Sync.Status; st != v1alpha1.SyncStatusUnknown {
 		t.Errorf("sync = %s, want Unknown", st)
+	}
+}
+
+// TestRepositorySecretOnlyFromControlPlane: a private repository syncs
+// with a repository Secret in the control-plane namespace (as `mlcd up
+// --repo … --repo-password-file` writes it); the same Secret in a tenant's
+// namespace is not read.
+func TestRepositorySecretOnlyFromControlPlane(t *testing.T) {
+	env := clustertest.Get(t)
+	tenant := env.Namespace(t)
+	h := start(t, time.Minute)
+	repo := gittest.New(t)
+	repo.Write(map[string]string{"manifests/a.yaml": cm("private-cm")})
+	repo.Commit("private")
+	url := repo.ServeHTTP("reader", "s3cret-pass")
+	creds := source.Credentials{Username: "reader", Password: "s3cret-pass"}
+	if err := h.c.Create(context.Background(), controller.RepositorySecret(tenant, url, creds)); err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(dirApp, "repoURL: {{REPO}}", "repoURL: "+url, 1)
+	h.create(doc, map[string]string{"{{NAME}}": "private", "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitCondition("private", v1alpha1.ConditionComparisonError, "")
+	a := h.app("private")
+	for _, c := range a.Status.Conditions {
+		if strings.Contains(c.Message, "s3cret-pass") {
+			t.Fatalf("condition shows the password: %s", c.Message)
+		}
+	}
+	if h.configMapExists(h.ns, "private-cm") {
+		t.Fatal("synced with a tenant's Secret")
+	}
+	if err := h.c.Create(context.Background(), controller.RepositorySecret(h.ns, url, creds)); err != nil {
+		t.Fatal(err)
+	}
+	h.refresh("private")
+	h.waitSynced("private", "")
+	if !h.configMapExists(h.ns, "private-cm") {
+		t.Fatal("private-cm not applied")
+	}
+	for _, e := range h.events("private") {
+		if strings.Contains(e, "s3cret-pass") {
+			t.Fatalf("event shows the password: %s", e)
+		}
 	}
 }

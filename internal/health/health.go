@@ -30,6 +30,22 @@ func Of(live *unstructured.Unstructured) v1alpha1.HealthStatus {
 			}
 		}
 		return v1alpha1.HealthStatus{Status: v1alpha1.HealthHealthy}
+	case gk.Group == "networking.k8s.io" && gk.Kind == "Ingress":
+		// As Argo CD: Healthy once the controller assigned an address.
+		ingress, _, _ := unstructured.NestedSlice(live.Object, "status", "loadBalancer", "ingress")
+		if len(ingress) == 0 {
+			return v1alpha1.HealthStatus{Status: v1alpha1.HealthProgressing, Message: "waiting for the ingress controller to assign an address"}
+		}
+		return v1alpha1.HealthStatus{Status: v1alpha1.HealthHealthy}
+	case gk.Group == "" && gk.Kind == "PersistentVolumeClaim":
+		switch phase, _, _ := unstructured.NestedString(live.Object, "status", "phase"); phase {
+		case "Bound":
+			return v1alpha1.HealthStatus{Status: v1alpha1.HealthHealthy}
+		case "Lost":
+			return v1alpha1.HealthStatus{Status: v1alpha1.HealthDegraded, Message: "the claim lost its volume"}
+		default:
+			return v1alpha1.HealthStatus{Status: v1alpha1.HealthProgressing, Message: "waiting for the claim to be bound"}
+		}
 	case gk.Group == "autoscaling" && gk.Kind == "HorizontalPodAutoscaler":
 		return hpa(live)
 	case gk.Group == "argoproj.io" && gk.Kind == "Application":

@@ -34,6 +34,14 @@ func TestOf(t *testing.T) {
 		"hpa-unable.yaml":                   v1alpha1.HealthDegraded,
 		"pod-crashloop.yaml":                v1alpha1.HealthDegraded,
 		"job-failed.yaml":                   v1alpha1.HealthDegraded,
+		"statefulset-ready.yaml":            v1alpha1.HealthHealthy,
+		"statefulset-rolling.yaml":          v1alpha1.HealthProgressing,
+		"daemonset-ready.yaml":              v1alpha1.HealthHealthy,
+		"daemonset-rolling.yaml":            v1alpha1.HealthProgressing,
+		"pvc-bound.yaml":                    v1alpha1.HealthHealthy,
+		"pvc-pending.yaml":                  v1alpha1.HealthProgressing,
+		"ingress-address.yaml":              v1alpha1.HealthHealthy,
+		"ingress-pending.yaml":              v1alpha1.HealthProgressing,
 	}
 	for file, want := range cases {
 		if got := health.Of(load(t, file)); got.Status != want {
