@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"k8s.io/client-go/rest"
 	"context"
 	"fmt"
 	"os"
@@ -54,12 +55,23 @@ func startWith(t *testing.T, poll time.Duration, reg controller.ModelRegistry) *
 // test namespace.
 func startOpts(t *testing.T, o controller.Options) *harness {
 	t.Helper()
+	return startConfig(t, o, nil)
+}
+
+// startConfig is startOpts with the controller's REST config changed by
+// mutate (e.g. a transport that counts requests).
+func startConfig(t *testing.T, o controller.Options, mutate func(*rest.Config)) *harness {
+	t.Helper()
 	env := clustertest.Get(t)
 	ns := env.Namespace(t)
 	o.ControllerNamespace = ns
 	ctx, cancel := context.WithCancel(context.Background())
 	cacheDir := t.TempDir()
-	ctrl, err := controller.New(ctx, env.Config, controller.ManagerOptions{Options: o, CacheDir: cacheDir})
+	cfg := rest.CopyConfig(env.Config)
+	if mutate != nil {
+		mutate(cfg)
+	}
+	ctrl, err := controller.New(ctx, cfg, controller.ManagerOptions{Options: o, CacheDir: cacheDir})
 	if err != nil {
 		t.Fatal(err)
 	}
