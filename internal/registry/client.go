@@ -62,8 +62,11 @@ func (o ClientOptions) Validate() error {
 		return errors.New("no registry URL: pass --registry or set MLFLOW_TRACKING_URI")
 	}
 	u, err := url.Parse(o.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("registry URL %q must be http(s)://host[:port]", o.URL)
+	if err != nil {
+		return errors.New("registry URL does not parse: it must be http(s)://host[:port]")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("registry URL %q must be http(s)://host[:port]", u.Redacted())
 	}
 	return nil
 }
@@ -111,8 +114,19 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		}
 		hc = &http.Client{Transport: tr, Timeout: opts.Timeout}
 	}
+	// Credentials in the URL (http://user:pass@host) become basic auth and
+	// leave the URL, which errors and logs show.
+	base := opts.URL
+	if u, err := url.Parse(opts.URL); err == nil && u.User != nil {
+		if opts.Username == "" && opts.Password == "" && opts.Token == "" {
+			opts.Username = u.User.Username()
+			opts.Password, _ = u.User.Password()
+		}
+		u.User = nil
+		base = u.String()
+	}
 	c := &Client{
-		base:         strings.TrimRight(opts.URL, "/"),
+		base:         strings.TrimRight(base, "/"),
 		http:         hc,
 		auth:         func(*http.Request) {},
 		maxRetries:   opts.MaxRetries,
