@@ -78,6 +78,7 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 		StateDir:      o.stateDir,
 		Port:          o.port,
 		PodReadyDelay: o.podReadyDelay,
+		Progress:      out,
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -1,13 +1,17 @@
 package localcluster
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // BinaryName is the file name of the control-plane helper.
@@ -25,7 +29,10 @@ const LDFlags = "-X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/c
 // checkout above the working directory (built into the user cache dir; an
 // up-to-date build only relinks if something changed), the directory of
 // the running executable, and $PATH.
-func Binary(ctx context.Context) (string, error) {
+//
+// progress, when not nil, is told what a build is doing: a first build
+// compiles the whole Kubernetes control plane (see README for the time).
+func Binary(ctx context.Context, progress io.Writer) (string, error) {
 	if p := os.Getenv(BinaryEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("%s=%s: %w", BinaryEnv, p, err)
@@ -33,7 +40,7 @@ func Binary(ctx context.Context) (string, error) {
 		return p, nil
 	}
 	if src, ok := sourceDir(); ok {
-		return build(ctx, src)
+		return build(ctx, src, progress)
 	}
 	if exe, err := os.Executable(); err == nil {
 		p := filepath.Join(filepath.Dir(exe), BinaryName)
@@ -71,7 +78,7 @@ func sourceDir() (string, bool) {
 
 // build runs `go build` for the helper under a file lock, so parallel test
 // binaries build it once.
-func build(ctx context.Context, src string) (string, error) {
+func build(ctx context.Context, src string, progress io.Writer) (string, error) {
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()
@@ -91,14 +98,57 @@ func build(ctx context.Context, src string) (string, error) {
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 
 	out := filepath.Join(dir, BinaryName)
-	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", LDFlags, "-o", out, ".")
+	if progress == nil {
+		progress = io.Discard
+	}
+	total := countPackages(ctx, src)
+	fmt.Fprintf(progress, "building the control-plane helper %s from %s (%d packages; a first build compiles Kubernetes: about 15 minutes on 2 cores, later runs only relink) ...\n", BinaryName, src, total)
+	started := time.Now()
+	// -v names each package as it is compiled: count them for progress.
+	cmd := exec.CommandContext(ctx, "go", "build", "-v", "-ldflags", LDFlags, "-o", out, ".")
 	cmd.Dir = src
-	if msg, err := cmd.CombinedOutput(); err != nil {
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("build %s: %w", BinaryName, err)
+	}
+	var compiled int
+	var errLines []string
+	lastReport := time.Now()
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || strings.Contains(line, ":") || strings.Contains(line, " ") {
+			errLines = append(errLines, line) // compiler output, not a package name
+			continue
+		}
+		compiled++
+		if time.Since(lastReport) >= 10*time.Second {
+			lastReport = time.Now()
+			fmt.Fprintf(progress, "  building: %d of up to %d packages compiled (%s)\n", compiled, total, time.Since(started).Round(time.Second))
+		}
+	}
+	if err := cmd.Wait(); err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
-			return "", fmt.Errorf("build %s in %s: %s", BinaryName, src, msg)
+			return "", fmt.Errorf("build %s in %s: %s", BinaryName, src, strings.Join(errLines, "\n"))
 		}
 		return "", fmt.Errorf("build %s: %w", BinaryName, err)
 	}
+	fmt.Fprintf(progress, "control-plane helper ready in %s (%d packages compiled, the rest cached)\n", time.Since(started).Round(time.Second), compiled)
 	return out, nil
+}
+
+// countPackages is how many packages the helper depends on (0 when go
+// list fails: the build then reports its own error).
+func countPackages(ctx context.Context, src string) int {
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps", ".")
+	cmd.Dir = src
+	out, err := cmd.Output()
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(out), "\n")
 }

@@ -30,8 +30,10 @@ type Options struct {
 	// PodReadyDelay is how long a scheduled pod stays Pending before the
 	// simulated node marks it Running and Ready. Default 1s.
 	PodReadyDelay time.Duration
-	// Binary is the helper to run; empty means Binary(ctx).
+	// Binary is the helper to run; empty means Binary(ctx, Progress).
 	Binary string
+	// Progress, when set, is told what a build of the helper is doing.
+	Progress io.Writer
 	// StartTimeout bounds the wait for a ready API server. Default 3m.
 	StartTimeout time.Duration
 }
@@ -73,7 +75,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	bin := opts.Binary
 	if bin == "" {
-		if bin, err = Binary(ctx); err != nil {
+		if bin, err = Binary(ctx, opts.Progress); err != nil {
 			return nil, err
 		}
 	}
