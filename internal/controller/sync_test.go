@@ -130,11 +130,14 @@ func TestCommitIsLiveAfterRefreshAndAfterPoll(t *testing.T) {
 	}
 	bump("v2.3.2")
 	h.refresh("fd")
-	took := h.eventually(10*time.Second, "v2.3.2 live after refresh", live("v2.3.2"))
+	// The contract: live within 2 s of a refresh request.
+	took := h.eventually(2*time.Second, "v2.3.2 live after refresh", live("v2.3.2"))
 	t.Logf("live %s after the refresh annotation", took.Round(10*time.Millisecond))
 
 	sha := bump("v2.3.3")
-	took = h.eventually(15*time.Second, "v2.3.3 live after a poll", live("v2.3.3"))
+	// The contract: live within one poll interval (3 s, requeues jittered
+	// +10%) plus the fetch, render and apply of one reconcile.
+	took = h.eventually(3*time.Second*11/10+700*time.Millisecond, "v2.3.3 live after a poll", live("v2.3.3"))
 	t.Logf("live %s after the commit, poll interval 3s", took.Round(10*time.Millisecond))
 	// The Deployment changes before the status write that records the
 	// sync, so wait for the status at this commit, not any Synced one.

@@ -41,9 +41,7 @@ func (c *Client) DownloadArtifact(ctx context.Context, path string) ([]byte, err
 
 // ListArtifacts lists the directory at path ("" for the root).
 func (c *Client) ListArtifacts(ctx context.Context, path string) ([]FileInfo, error) {
-	var out struct {
-		Files []FileInfo `json:"files"`
-	}
+	var out filesReply
 	u := c.base + artifactsPrefix
 	if path != "" {
 		u += "?" + url.Values{"path": {path}}.Encode()

@@ -34,33 +34,26 @@ func (o SearchOptions) query() url.Values {
 
 // CreateRegisteredModel creates a model; ErrAlreadyExists if it exists.
 func (c *Client) CreateRegisteredModel(ctx context.Context, name, description string, tags []Tag) (*RegisteredModel, error) {
-	var out struct {
-		RegisteredModel RegisteredModel `json:"registered_model"`
-	}
+	var out modelReply
 	in := map[string]any{"name": name, "description": description, "tags": tags}
 	if err := c.send(ctx, http.MethodPost, "registered-models/create", in, &out); err != nil {
 		return nil, err
 	}
-	return &out.RegisteredModel, nil
+	return must(out.RegisteredModel)
 }
 
 // GetRegisteredModel returns a model; ErrNotFound if it does not exist.
 func (c *Client) GetRegisteredModel(ctx context.Context, name string) (*RegisteredModel, error) {
-	var out struct {
-		RegisteredModel RegisteredModel `json:"registered_model"`
-	}
+	var out modelReply
 	if err := c.get(ctx, "registered-models/get", url.Values{"name": {name}}, &out); err != nil {
 		return nil, err
 	}
-	return &out.RegisteredModel, nil
+	return must(out.RegisteredModel)
 }
 
 // SearchRegisteredModels returns one page of models and the next page token.
 func (c *Client) SearchRegisteredModels(ctx context.Context, o SearchOptions) ([]RegisteredModel, string, error) {
-	var out struct {
-		RegisteredModels []RegisteredModel `json:"registered_models"`
-		NextPageToken    string            `json:"next_page_token"`
-	}
+	var out modelsReply
 	if err := c.get(ctx, "registered-models/search", o.query(), &out); err != nil {
 		return nil, "", err
 	}
@@ -69,26 +62,22 @@ func (c *Client) SearchRegisteredModels(ctx context.Context, o SearchOptions) ([
 
 // UpdateRegisteredModel sets a model's description.
 func (c *Client) UpdateRegisteredModel(ctx context.Context, name, description string) (*RegisteredModel, error) {
-	var out struct {
-		RegisteredModel RegisteredModel `json:"registered_model"`
-	}
+	var out modelReply
 	in := map[string]any{"name": name, "description": description}
 	if err := c.send(ctx, http.MethodPatch, "registered-models/update", in, &out); err != nil {
 		return nil, err
 	}
-	return &out.RegisteredModel, nil
+	return must(out.RegisteredModel)
 }
 
 // RenameRegisteredModel renames a model with all its versions.
 func (c *Client) RenameRegisteredModel(ctx context.Context, name, newName string) (*RegisteredModel, error) {
-	var out struct {
-		RegisteredModel RegisteredModel `json:"registered_model"`
-	}
+	var out modelReply
 	in := map[string]any{"name": name, "new_name": newName}
 	if err := c.send(ctx, http.MethodPost, "registered-models/rename", in, &out); err != nil {
 		return nil, err
 	}
-	return &out.RegisteredModel, nil
+	return must(out.RegisteredModel)
 }
 
 // DeleteRegisteredModel deletes a model and its versions.
@@ -109,9 +98,7 @@ func (c *Client) DeleteRegisteredModelTag(ctx context.Context, name, key string)
 // GetLatestVersions returns the latest version per stage (all stages when
 // none are given).
 func (c *Client) GetLatestVersions(ctx context.Context, name string, stages ...string) ([]ModelVersion, error) {
-	var out struct {
-		ModelVersions []ModelVersion `json:"model_versions"`
-	}
+	var out versionsReply
 	in := map[string]any{"name": name}
 	if len(stages) > 0 {
 		in["stages"] = stages
@@ -136,16 +123,14 @@ func (c *Client) DeleteAlias(ctx context.Context, name, alias string) error {
 // missing alias with INVALID_PARAMETER_VALUE; this returns an error that
 // also matches ErrNotFound then.
 func (c *Client) GetVersionByAlias(ctx context.Context, name, alias string) (*ModelVersion, error) {
-	var out struct {
-		ModelVersion ModelVersion `json:"model_version"`
-	}
+	var out versionReply
 	if err := c.get(ctx, "registered-models/alias", url.Values{"name": {name}, "alias": {alias}}, &out); err != nil {
 		if e, ok := err.(*Error); ok && e.Code == CodeInvalidParam {
 			return nil, &aliasNotFound{api: e}
 		}
 		return nil, err
 	}
-	return &out.ModelVersion, nil
+	return must(out.ModelVersion)
 }
 
 // aliasNotFound is MLflow's INVALID_PARAMETER_VALUE for a missing alias,

@@ -9,9 +9,7 @@ import (
 
 // CreateExperiment creates an experiment and returns its id.
 func (c *Client) CreateExperiment(ctx context.Context, name string) (string, error) {
-	var out struct {
-		ExperimentID string `json:"experiment_id"`
-	}
+	var out experimentIDReply
 	if err := c.send(ctx, http.MethodPost, "experiments/create", map[string]any{"name": name}, &out); err != nil {
 		return "", err
 	}
@@ -20,20 +18,16 @@ func (c *Client) CreateExperiment(ctx context.Context, name string) (string, err
 
 // GetExperimentByName returns an experiment; ErrNotFound if missing.
 func (c *Client) GetExperimentByName(ctx context.Context, name string) (*Experiment, error) {
-	var out struct {
-		Experiment Experiment `json:"experiment"`
-	}
+	var out experimentReply
 	if err := c.get(ctx, "experiments/get-by-name", url.Values{"experiment_name": {name}}, &out); err != nil {
 		return nil, err
 	}
-	return &out.Experiment, nil
+	return must(out.Experiment)
 }
 
 // CreateRun starts a run in an experiment.
 func (c *Client) CreateRun(ctx context.Context, experimentID, runName string, tags []Tag) (*Run, error) {
-	var out struct {
-		Run Run `json:"run"`
-	}
+	var out runReply
 	in := map[string]any{"experiment_id": experimentID, "start_time": time.Now().UnixMilli()}
 	if runName != "" {
 		in["run_name"] = runName
@@ -44,30 +38,26 @@ func (c *Client) CreateRun(ctx context.Context, experimentID, runName string, ta
 	if err := c.send(ctx, http.MethodPost, "runs/create", in, &out); err != nil {
 		return nil, err
 	}
-	return &out.Run, nil
+	return must(out.Run)
 }
 
 // UpdateRun sets a run's status (RUNNING, FINISHED, FAILED, KILLED).
 func (c *Client) UpdateRun(ctx context.Context, runID, status string) (*RunInfo, error) {
-	var out struct {
-		RunInfo RunInfo `json:"run_info"`
-	}
+	var out runInfoReply
 	in := map[string]any{"run_id": runID, "status": status, "end_time": time.Now().UnixMilli()}
 	if err := c.send(ctx, http.MethodPost, "runs/update", in, &out); err != nil {
 		return nil, err
 	}
-	return &out.RunInfo, nil
+	return must(out.RunInfo)
 }
 
 // GetRun returns a run with its latest metrics.
 func (c *Client) GetRun(ctx context.Context, runID string) (*Run, error) {
-	var out struct {
-		Run Run `json:"run"`
-	}
+	var out runReply
 	if err := c.get(ctx, "runs/get", url.Values{"run_id": {runID}}, &out); err != nil {
 		return nil, err
 	}
-	return &out.Run, nil
+	return must(out.Run)
 }
 
 // LogMetric logs one metric value.
@@ -87,10 +77,7 @@ func (c *Client) GetMetricHistory(ctx context.Context, runID, key string) ([]Met
 	var all []Metric
 	q := url.Values{"run_id": {runID}, "metric_key": {key}}
 	for {
-		var out struct {
-			Metrics       []Metric `json:"metrics"`
-			NextPageToken string   `json:"next_page_token"`
-		}
+		var out metricsReply
 		if err := c.get(ctx, "metrics/get-history", q, &out); err != nil {
 			return nil, err
 		}

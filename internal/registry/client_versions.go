@@ -17,9 +17,7 @@ type CreateVersionOptions struct {
 
 // CreateModelVersion registers a new version of model name.
 func (c *Client) CreateModelVersion(ctx context.Context, name string, o CreateVersionOptions) (*ModelVersion, error) {
-	var out struct {
-		ModelVersion ModelVersion `json:"model_version"`
-	}
+	var out versionReply
 	in := map[string]any{"name": name, "source": o.Source}
 	if o.RunID != "" {
 		in["run_id"] = o.RunID
@@ -36,26 +34,21 @@ func (c *Client) CreateModelVersion(ctx context.Context, name string, o CreateVe
 	if err := c.send(ctx, http.MethodPost, "model-versions/create", in, &out); err != nil {
 		return nil, err
 	}
-	return &out.ModelVersion, nil
+	return must(out.ModelVersion)
 }
 
 // GetModelVersion returns version (MLflow's number) of model name.
 func (c *Client) GetModelVersion(ctx context.Context, name, version string) (*ModelVersion, error) {
-	var out struct {
-		ModelVersion ModelVersion `json:"model_version"`
-	}
+	var out versionReply
 	if err := c.get(ctx, "model-versions/get", url.Values{"name": {name}, "version": {version}}, &out); err != nil {
 		return nil, err
 	}
-	return &out.ModelVersion, nil
+	return must(out.ModelVersion)
 }
 
 // SearchModelVersions returns one page of versions and the next page token.
 func (c *Client) SearchModelVersions(ctx context.Context, o SearchOptions) ([]ModelVersion, string, error) {
-	var out struct {
-		ModelVersions []ModelVersion `json:"model_versions"`
-		NextPageToken string         `json:"next_page_token"`
-	}
+	var out versionsReply
 	if err := c.get(ctx, "model-versions/search", o.query(), &out); err != nil {
 		return nil, "", err
 	}
@@ -80,14 +73,12 @@ func (c *Client) AllModelVersions(ctx context.Context, o SearchOptions) ([]Model
 
 // UpdateModelVersion sets a version's description.
 func (c *Client) UpdateModelVersion(ctx context.Context, name, version, description string) (*ModelVersion, error) {
-	var out struct {
-		ModelVersion ModelVersion `json:"model_version"`
-	}
+	var out versionReply
 	in := map[string]any{"name": name, "version": version, "description": description}
 	if err := c.send(ctx, http.MethodPatch, "model-versions/update", in, &out); err != nil {
 		return nil, err
 	}
-	return &out.ModelVersion, nil
+	return must(out.ModelVersion)
 }
 
 // DeleteModelVersion deletes a version.
@@ -108,21 +99,17 @@ func (c *Client) DeleteModelVersionTag(ctx context.Context, name, version, key s
 // TransitionStage moves a version to stage (None, Staging, Production,
 // Archived), optionally archiving the other versions in that stage.
 func (c *Client) TransitionStage(ctx context.Context, name, version, stage string, archiveExisting bool) (*ModelVersion, error) {
-	var out struct {
-		ModelVersion ModelVersion `json:"model_version"`
-	}
+	var out versionReply
 	in := map[string]any{"name": name, "version": version, "stage": stage, "archive_existing_versions": archiveExisting}
 	if err := c.send(ctx, http.MethodPost, "model-versions/transition-stage", in, &out); err != nil {
 		return nil, err
 	}
-	return &out.ModelVersion, nil
+	return must(out.ModelVersion)
 }
 
 // GetDownloadURI returns where a version's artifacts are stored.
 func (c *Client) GetDownloadURI(ctx context.Context, name, version string) (string, error) {
-	var out struct {
-		ArtifactURI string `json:"artifact_uri"`
-	}
+	var out downloadURIReply
 	if err := c.get(ctx, "model-versions/get-download-uri", url.Values{"name": {name}, "version": {version}}, &out); err != nil {
 		return "", err
 	}

@@ -119,5 +119,5 @@ func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request, dir strin
 		files = append(files, fi)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
-	writeJSON(w, http.StatusOK, map[string]any{"files": files})
+	writeJSON(w, http.StatusOK, filesReply{Files: files})
 }

@@ -24,7 +24,7 @@ func (s *Server) createModel(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"registered_model": m}, nil
+	return modelReply{RegisteredModel: m}, nil
 }
 
 func (s *Server) getModel(r *request) (any, error) {
@@ -37,7 +37,7 @@ func (s *Server) getModel(r *request) (any, error) {
 		return nil, err
 	}
 	s.refreshAll(r.Context(), m.LatestVersions)
-	return map[string]any{"registered_model": m}, nil
+	return modelReply{RegisteredModel: m}, nil
 }
 
 func (s *Server) searchModels(r *request) (any, error) {
@@ -56,7 +56,7 @@ func (s *Server) updateModel(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"registered_model": m}, nil
+	return modelReply{RegisteredModel: m}, nil
 }
 
 func (s *Server) renameModel(r *request) (any, error) {
@@ -71,7 +71,7 @@ func (s *Server) renameModel(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"registered_model": m}, nil
+	return modelReply{RegisteredModel: m}, nil
 }
 
 func (s *Server) deleteModel(r *request) (any, error) {
@@ -129,7 +129,7 @@ func (s *Server) latestVersions(r *request) (any, error) {
 	if len(vs) == 0 {
 		return nil, nil
 	}
-	return map[string]any{"model_versions": vs}, nil
+	return versionsReply{ModelVersions: vs}, nil
 }
 
 func (s *Server) setAlias(r *request) (any, error) {
@@ -192,5 +192,5 @@ func (s *Server) getAlias(r *request) (any, error) {
 		return nil, err
 	}
 	s.refresh(r.Context(), v)
-	return map[string]any{"model_version": v}, nil
+	return versionReply{ModelVersion: v}, nil
 }

@@ -19,7 +19,7 @@ func (s *Server) createExperiment(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"experiment_id": id}, nil
+	return experimentIDReply{ExperimentID: id}, nil
 }
 
 func (s *Server) getExperimentByName(r *request) (any, error) {
@@ -33,7 +33,7 @@ func (s *Server) getExperimentByName(r *request) (any, error) {
 	if err != nil {
 		return nil, apiErr(CodeNotFound, "Could not find experiment with name %s", in.Name)
 	}
-	return map[string]any{"experiment": e}, nil
+	return experimentReply{Experiment: e}, nil
 }
 
 func (s *Server) getExperiment(r *request) (any, error) {
@@ -47,7 +47,7 @@ func (s *Server) getExperiment(r *request) (any, error) {
 	if err != nil {
 		return nil, apiErr(CodeNotFound, "No Experiment with id=%s exists", in.ID)
 	}
-	return map[string]any{"experiment": e}, nil
+	return experimentReply{Experiment: e}, nil
 }
 
 func (s *Server) createRun(r *request) (any, error) {
@@ -78,7 +78,7 @@ func (s *Server) createRun(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"run": run}, nil
+	return runReply{Run: run}, nil
 }
 
 // ensureDefaultExperiment creates MLflow's "Default" experiment 0.
@@ -114,7 +114,7 @@ func (s *Server) updateRun(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"run_info": info}, nil
+	return runInfoReply{RunInfo: info}, nil
 }
 
 func (s *Server) getRun(r *request) (any, error) {
@@ -133,7 +133,7 @@ func (s *Server) getRun(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"run": run}, nil
+	return runReply{Run: run}, nil
 }
 
 func (s *Server) logMetric(r *request) (any, error) {
@@ -231,12 +231,9 @@ func (s *Server) metricHistory(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]any{}
-	if len(ms) > 0 {
-		out["metrics"] = ms
-	}
+	out := metricsReply{Metrics: ms}
 	if more {
-		out["next_page_token"] = encodePageToken(offset + max)
+		out.NextPageToken = encodePageToken(offset + max)
 	}
 	return out, nil
 }

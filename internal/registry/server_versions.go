@@ -40,7 +40,7 @@ func (s *Server) createVersion(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"model_version": v}, nil
+	return versionReply{ModelVersion: v}, nil
 }
 
 // sourcePresent reports whether a version's artifacts are in place. Only
@@ -96,7 +96,7 @@ func (s *Server) getVersion(r *request) (any, error) {
 		return nil, err
 	}
 	s.refresh(r.Context(), v)
-	return map[string]any{"model_version": v}, nil
+	return versionReply{ModelVersion: v}, nil
 }
 
 func (s *Server) searchVersions(r *request) (any, error) {
@@ -120,7 +120,7 @@ func (s *Server) updateVersion(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"model_version": v}, nil
+	return versionReply{ModelVersion: v}, nil
 }
 
 func (s *Server) deleteVersion(r *request) (any, error) {
@@ -190,7 +190,7 @@ func (s *Server) transitionStage(r *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"model_version": v}, nil
+	return versionReply{ModelVersion: v}, nil
 }
 
 func (s *Server) downloadURI(r *request) (any, error) {
@@ -213,5 +213,5 @@ func (s *Server) downloadURI(r *request) (any, error) {
 			uri = strings.TrimRight(info.ArtifactURI, "/") + "/" + path
 		}
 	}
-	return map[string]any{"artifact_uri": uri}, nil
+	return downloadURIReply{ArtifactURI: uri}, nil
 }
