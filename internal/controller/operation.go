@@ -83,22 +83,11 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 		return nil, failed(err)
 	}
 	if auto := automated(app); auto != nil && auto.Prune {
-		plan := inventory.Prunable(app.Namespace+"/"+app.Name, stale, live, app.HasSyncOption("PruneLast=true"))
-		for _, s := range plan.Skipped {
-			results = append(results, resourceResult(s.Object, apply.Skipped, s.Reason))
-		}
-		pruned, err := r.applier.Prune(ctx, plan.Prune)
+		pruned, err := r.pruneStale(ctx, app, op, stale, live)
+		results = append(results, pruned...)
 		if err != nil {
 			return nil, failed(err)
 		}
-		for _, p := range pruned {
-			if p.Object != nil {
-				results = append(results, resourceResult(p.Object, p.Action, ""))
-				op.actions[manifest.Key(p.Object)] = p.Action
-				op.changed = true
-			}
-		}
-		op.last = plan.PruneLast
 	}
 	if op.changed || newRevision {
 		finish(v1alpha1.PhaseSucceeded, fmt.Sprintf("successfully synced (%s)", summarize(results)))
@@ -108,6 +97,27 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 		op.created = fp
 	}
 	return op, nil
+}
+
+// pruneStale prunes the stale objects the app still owns (leaving
+// Prune=false ones, and PruneLast ones for later) and returns their
+// results.
+func (r *ApplicationReconciler) pruneStale(ctx context.Context, app *v1alpha1.Application, op *operation, stale []*unstructured.Unstructured, live liveSet) ([]v1alpha1.ResourceResult, error) {
+	plan := inventory.Prunable(app.Namespace+"/"+app.Name, stale, live, app.HasSyncOption("PruneLast=true"))
+	var results []v1alpha1.ResourceResult
+	for _, s := range plan.Skipped {
+		results = append(results, resourceResult(s.Object, apply.Skipped, s.Reason))
+	}
+	op.last = plan.PruneLast
+	pruned, err := r.applier.Prune(ctx, plan.Prune)
+	for _, p := range pruned {
+		if p.Object != nil {
+			results = append(results, resourceResult(p.Object, p.Action, ""))
+			op.actions[manifest.Key(p.Object)] = p.Action
+			op.changed = true
+		}
+	}
+	return results, err
 }
 
 // pruneLast prunes the operation's PruneLast objects once every other

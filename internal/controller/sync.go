@@ -36,58 +36,18 @@ func (l liveSet) of(o *unstructured.Unstructured) *unstructured.Unstructured {
 // sync compares, applies and prunes as the sync policy says, then records
 // health, inventory and history: a straight line of named steps.
 func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Application, in syncInput) (ctrl.Result, *stepError) {
-	auto := automated(app)
-	stale := inventory.Stale(app.Status.Resources, in.objs)
-	if len(in.objs) == 0 && len(app.Status.Resources) > 0 && (auto == nil || !auto.AllowEmpty) {
-		return ctrl.Result{}, refuse(v1alpha1.ConditionSyncError, false, "the source rendered no resources at %s: refusing to prune all %d resources (set syncPolicy.automated.allowEmpty to allow)", v1alpha1.ShortSHA(in.sha), len(app.Status.Resources))
+	run, res, serr := r.prepare(ctx, app, in)
+	if serr != nil || run == nil {
+		return res, serr
 	}
-	live, serr := r.readLive(ctx, in.objs, stale)
-	if serr != nil {
-		return ctrl.Result{}, serr
-	}
-	newRevision := app.Status.OperationState == nil || lastSyncedRevision(app) != in.sha
-	decision := decide(app, in.sha)
-	if decision.wait > 0 {
-		return ctrl.Result{RequeueAfter: decision.wait}, nil
-	}
-	if err := respectOthers(app, in.objs, live, newRevision && decision.autoSync); err != nil {
-		return ctrl.Result{}, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
-	}
-	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
-	specHash := hashOf(app.Spec)
-	fp := fingerprints(in.objs, live)
-	needsPrune := auto != nil && auto.Prune && len(stale) > 0
-	verified := !needsPrune && r.verifiedAs(key, in.sha, specHash, fp)
-
 	var drift []apply.Result
 	var op *operation
 	switch {
-	case verified:
+	case run.verified:
 		// Nothing in Git, the app or the live objects moved: no dry run.
-	case decision.autoSync:
-		if in.gov != nil {
-			if serr := r.gateCheck(ctx, app, in.gov, in.objs, live); serr != nil {
-				return ctrl.Result{}, serr
-			}
-		}
-		running := runningVersion(in.objs, live)
-		var serr *stepError
-		if op, serr = r.operate(ctx, app, in, stale, live, newRevision); serr != nil {
-			r.forget(key)
+	case run.decision.autoSync:
+		if op, serr = r.syncOperation(ctx, app, run); serr != nil {
 			return ctrl.Result{}, serr
-		}
-		if op.changed || newRevision {
-			app.Status.History = inventory.AppendHistory(app.Status.History, v1alpha1.RevisionHistory{
-				Revision: in.sha, DeployedAt: *app.Status.OperationState.FinishedAt, DeployStartedAt: &app.Status.OperationState.StartedAt, Source: *in.src,
-			}, app.Spec.RevisionHistoryLimit)
-			if r.recordRevert(ctx, app, in.src.RepoURL, in.sha, lastSyncedBefore(app)) && running != "" && (in.gov == nil || running != in.gov.version) {
-				forgetReverted(app, running)
-			}
-		}
-		if op.created != nil {
-			// Everything was just created: the server's replies are the
-			// comparison the next reconcile would otherwise dry-run.
-			fp = op.created
 		}
 	default:
 		var err error
@@ -95,18 +55,12 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 			return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, true, "%s", err)
 		}
 	}
-
-	outOfSync := r.observe(app, in, live, stale, drift, op)
-	if pending := r.pruneLast(ctx, app, op, live, stale); pending != nil {
+	outOfSync := r.observe(app, in, run.live, run.stale, drift, op)
+	if pending := r.pruneLast(ctx, app, op, run.live, run.stale); pending != nil {
 		return ctrl.Result{}, pending
 	}
-	switch {
-	case outOfSync:
-		r.forget(key)
-	case verified || (op != nil && (op.created != nil || !op.changed)) || (op == nil && len(drift) == 0):
-		r.remember(key, in.sha, specHash, fp)
-	}
-	if !decision.autoSync && decision.exhausted && outOfSync {
+	r.rememberComparison(run, op, drift, outOfSync)
+	if !run.decision.autoSync && run.decision.exhausted && outOfSync {
 		return ctrl.Result{}, refuse(v1alpha1.ConditionSyncError, false, "sync of %s failed and its retries are exhausted: %s; push a new commit or sync by hand", v1alpha1.ShortSHA(in.sha), app.Status.OperationState.Message)
 	}
 	if in.gov != nil && !outOfSync && app.Status.Health.Status == v1alpha1.HealthHealthy {
@@ -116,6 +70,91 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.pollAfter(in.src.RepoURL)}, nil
+}
+
+// syncRun is what one sync works with: the desired state, the live
+// objects read once, the stale inventory entries and the policy's verdict.
+type syncRun struct {
+	in          syncInput
+	key         types.NamespacedName
+	stale       []*unstructured.Unstructured
+	live        liveSet
+	decision    syncDecision
+	newRevision bool
+	specHash    string
+	fp          map[string]string
+	verified    bool
+}
+
+// prepare reads the live objects, applies the sync policy and says
+// whether the last comparison still holds. A nil run with a result means
+// "come back later" (a retry that is not due yet).
+func (r *ApplicationReconciler) prepare(ctx context.Context, app *v1alpha1.Application, in syncInput) (*syncRun, ctrl.Result, *stepError) {
+	auto := automated(app)
+	run := &syncRun{in: in, key: types.NamespacedName{Namespace: app.Namespace, Name: app.Name}}
+	run.stale = inventory.Stale(app.Status.Resources, in.objs)
+	if len(in.objs) == 0 && len(app.Status.Resources) > 0 && (auto == nil || !auto.AllowEmpty) {
+		return nil, ctrl.Result{}, refuse(v1alpha1.ConditionSyncError, false, "the source rendered no resources at %s: refusing to prune all %d resources (set syncPolicy.automated.allowEmpty to allow)", v1alpha1.ShortSHA(in.sha), len(app.Status.Resources))
+	}
+	var serr *stepError
+	if run.live, serr = r.readLive(ctx, in.objs, run.stale); serr != nil {
+		return nil, ctrl.Result{}, serr
+	}
+	run.newRevision = app.Status.OperationState == nil || lastSyncedRevision(app) != in.sha
+	run.decision = decide(app, in.sha)
+	if run.decision.wait > 0 {
+		return nil, ctrl.Result{RequeueAfter: run.decision.wait}, nil
+	}
+	if err := respectOthers(app, in.objs, run.live, run.newRevision && run.decision.autoSync); err != nil {
+		return nil, ctrl.Result{}, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+	}
+	run.specHash = hashOf(app.Spec)
+	run.fp = fingerprints(in.objs, run.live)
+	needsPrune := auto != nil && auto.Prune && len(run.stale) > 0
+	run.verified = !needsPrune && r.verifiedAs(run.key, in.sha, run.specHash, run.fp)
+	return run, ctrl.Result{}, nil
+}
+
+// syncOperation gates a governed app's model version, runs the sync
+// operation and records history (and the revisions a revert undid).
+func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1.Application, run *syncRun) (*operation, *stepError) {
+	in := run.in
+	if in.gov != nil {
+		if serr := r.gateCheck(ctx, app, in.gov, in.objs, run.live); serr != nil {
+			return nil, serr
+		}
+	}
+	running := runningVersion(in.objs, run.live)
+	op, serr := r.operate(ctx, app, in, run.stale, run.live, run.newRevision)
+	if serr != nil {
+		r.forget(run.key)
+		return nil, serr
+	}
+	if op.changed || run.newRevision {
+		app.Status.History = inventory.AppendHistory(app.Status.History, v1alpha1.RevisionHistory{
+			Revision: in.sha, DeployedAt: *app.Status.OperationState.FinishedAt, DeployStartedAt: &app.Status.OperationState.StartedAt, Source: *in.src,
+		}, app.Spec.RevisionHistoryLimit)
+		if r.recordRevert(ctx, app, in.src.RepoURL, in.sha, lastSyncedBefore(app)) && running != "" && (in.gov == nil || running != in.gov.version) {
+			forgetReverted(app, running)
+		}
+	}
+	if op.created != nil {
+		// Everything was just created: the server's replies are the
+		// comparison the next reconcile would otherwise dry-run.
+		run.fp = op.created
+	}
+	return op, nil
+}
+
+// rememberComparison keeps a comparison that found the app in sync, so
+// the next reconcile needs no dry run while nothing moves.
+func (r *ApplicationReconciler) rememberComparison(run *syncRun, op *operation, drift []apply.Result, outOfSync bool) {
+	switch {
+	case outOfSync:
+		r.forget(run.key)
+	case run.verified || (op != nil && (op.created != nil || !op.changed)) || (op == nil && len(drift) == 0):
+		r.remember(run.key, run.in.sha, run.specHash, run.fp)
+	}
 }
 
 // readLive reads every desired and stale object once (from the cache).
