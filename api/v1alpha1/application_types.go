@@ -12,6 +12,42 @@ type Application struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              ApplicationSpec   `json:"spec"`
 	Status            ApplicationStatus `json:"status,omitempty"`
+	// Operation requests a sync now (Argo CD's field): the controller runs
+	// it once, whatever the sync policy, records it in
+	// status.operationState and clears it.
+	Operation *Operation `json:"operation,omitempty"`
+}
+
+// Operation is a requested operation.
+type Operation struct {
+	Sync        *SyncOperation     `json:"sync,omitempty"`
+	InitiatedBy OperationInitiator `json:"initiatedBy,omitempty"`
+}
+
+// SyncOperation is a requested sync.
+type SyncOperation struct {
+	// Revision is informational: mlcd syncs the app's targetRevision.
+	Revision    string   `json:"revision,omitempty"`
+	Prune       bool     `json:"prune,omitempty"`
+	SyncOptions []string `json:"syncOptions,omitempty"`
+}
+
+// OperationInitiator says who asked.
+type OperationInitiator struct {
+	Username  string `json:"username,omitempty"`
+	Automated bool   `json:"automated,omitempty"`
+}
+
+// SyncRequested reports whether a sync operation waits to be run.
+func (a *Application) SyncRequested() bool { return a.Operation != nil && a.Operation.Sync != nil }
+
+// PruneEnabled reports whether a sync of the app prunes: the automated
+// policy's prune, or the requested operation's.
+func (a *Application) PruneEnabled() bool {
+	if a.SyncRequested() && a.Operation.Sync.Prune {
+		return true
+	}
+	return a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil && a.Spec.SyncPolicy.Automated.Prune
 }
 
 // ApplicationList is a list of Applications.
@@ -215,6 +251,8 @@ type OperationState struct {
 	StartedAt  metav1.Time          `json:"startedAt"`
 	FinishedAt *metav1.Time         `json:"finishedAt,omitempty"`
 	RetryCount int64                `json:"retryCount,omitempty"`
+	// Operation is what was run (a requested sync, or an automated one).
+	Operation *Operation `json:"operation,omitempty"`
 }
 
 // Operation phases.

@@ -28,6 +28,15 @@ const (
 	ResourcesFinalizerForeground = "resources-finalizer.argocd.argoproj.io/foreground"
 )
 
+// Annotations the controller keeps on a governed Application: the model,
+// environment and the version Git names for it (what the API, CLI and
+// metrics show per environment).
+const (
+	AppAnnotationModel       = "mlcd.io/model"
+	AppAnnotationEnvironment = "mlcd.io/model-environment"
+	AppAnnotationVersion     = "mlcd.io/model-version"
+)
+
 // Lineage annotations on every workload of a governed app.
 const (
 	AnnotationModel        = "mlcd.io/model"

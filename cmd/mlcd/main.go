@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -11,6 +12,13 @@ import (
 
 func main() {
 	if err := cli.NewRoot().Execute(); err != nil {
+		var exit *cli.ExitError
+		if errors.As(err, &exit) {
+			if exit.Message != "" {
+				fmt.Fprintf(os.Stderr, "error: %s\n", exit.Message)
+			}
+			os.Exit(exit.Code)
+		}
 		fmt.Fprintf(os.Stderr, "error: %s\n", err)
 		os.Exit(1)
 	}

@@ -94,6 +94,9 @@ type Result struct {
 	// Live is the object as the API server returned it from the write,
 	// when the write was a create; nil otherwise.
 	Live *unstructured.Unstructured
+	// Before and After are, for a diff, the live object and the server's
+	// dry-run of the apply (nil Before: it would be created).
+	Before, After *unstructured.Unstructured
 }
 
 // Normalize sets the destination namespace on namespaced objects that have
@@ -178,12 +181,12 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 				continue
 			}
 		}
-		entry, _, _, err := a.rm.Diff(ctx, o, ssa.DiffOptions{})
+		entry, before, after, err := a.rm.Diff(ctx, o, ssa.DiffOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("diff %s: %s", describe(o), manifest.OneLine(err))
 		}
 		if entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction {
-			out = append(out, Result{Object: o, Action: actionOf(entry.Action)})
+			out = append(out, Result{Object: o, Action: actionOf(entry.Action), Before: before, After: after})
 		}
 	}
 	return out, nil

@@ -30,6 +30,7 @@ type upOptions struct {
 	revision       string
 	path           string
 	noSync         bool
+	apiListen      string
 	creds          repoCredFlags
 	controller     controllerFlags
 }
@@ -57,6 +58,7 @@ No containers run: simulated nodes mark scheduled pods Running and Ready.`,
 	cmd.Flags().StringVar(&o.path, "path", "argocd", "directory in --repo whose manifests (Applications, AppProjects, app-of-apps) are applied, recursively")
 	cmd.Flags().BoolVar(&o.noSync, "no-sync", false, "start only the control plane and the registry")
 	o.creds.add(cmd)
+	cmd.Flags().StringVar(&o.apiListen, "api-listen", "127.0.0.1:8080", "address of the API server and /metrics (a free port is used if this one is taken)")
 	o.controller.add(cmd, false)
 	cmd.Flags().StringVar(&o.registryListen, "registry-listen", "127.0.0.1:5000", "address of the embedded model registry (a free port is used if this one is taken)")
 	return cmd
@@ -169,6 +171,8 @@ func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster
 	if err != nil {
 		return err
 	}
+	reg, rec := newMetrics()
+	opts.Recorder = rec
 	c, err := controller.New(ctx, cfg, opts)
 	if err != nil {
 		return err
@@ -180,6 +184,20 @@ func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster
 	}()
 	if !c.Manager.GetCache().WaitForCacheSync(ctx) {
 		return fmt.Errorf("controller cache did not sync")
+	}
+	tokensFile, token, err := ensureAdminToken(o.stateDir)
+	if err != nil {
+		return fmt.Errorf("create the API token: %w", err)
+	}
+	apiURL, err := startAPI(ctx, cfg, c, reg, apiOptions{listen: o.apiListen, tokensFile: tokensFile}, errc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "API server: %s (metrics at %s/metrics); admin token in %s\n", apiURL, apiURL, tokensFile)
+	if path, err := saveCLIConfig(apiURL, token); err == nil {
+		fmt.Fprintf(out, "  mlcd app list   (server and token saved in %s)\n", path)
+	} else {
+		fmt.Fprintf(out, "  export MLCD_SERVER=%s MLCD_TOKEN=<token from %s>\n", apiURL, tokensFile)
 	}
 	if err := storeRepoSecret(ctx, c.Manager.GetClient(), c.Namespace(), repoURL, creds); err != nil {
 		return err

@@ -196,12 +196,6 @@ func newRollbackCmd(use, short string, model bool) *cobra.Command {
 	return cmd
 }
 
-func newAppCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "app", Short: "Work with Applications"}
-	cmd.AddCommand(newRollbackCmd("rollback APP", "Revert the newest commit that changed the app's path, with git revert", false))
-	return cmd
-}
-
 func newModelHistoryCmd(reg *registryFlag) *cobra.Command {
 	return &cobra.Command{
 		Use:   "history MODEL",

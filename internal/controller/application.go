@@ -90,8 +90,9 @@ func (r *ApplicationReconciler) Engine() *desired.Engine { return r.engine }
 // Applier is the reconciler's applier.
 func (r *ApplicationReconciler) Applier() *apply.Applier { return r.applier }
 
-// setup registers the reconciler.
-func (r *ApplicationReconciler) setup(mgr ctrl.Manager) error {
+// setup registers the reconciler; readOnly sets up the engine without
+// reconciling (an API server's diffs).
+func (r *ApplicationReconciler) setup(mgr ctrl.Manager, readOnly bool) error {
 	if r.Options.PollInterval == 0 {
 		r.Options.PollInterval = v1alpha1.DefaultPollInterval
 	}
@@ -110,6 +111,9 @@ func (r *ApplicationReconciler) setup(mgr ctrl.Manager) error {
 	r.laterCh = make(chan event.GenericEvent, 1024)
 	r.models = modelState{resolved: map[string]*registry.ModelVersion{}, writtenBack: map[string]string{}}
 	r.mgr = mgr
+	if readOnly {
+		return nil // the engine only (diffs for an API server): no reconciles
+	}
 	// Transient failures back off from half a second to five minutes.
 	limiter := workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](500*time.Millisecond, 5*time.Minute)
 	c, err := ctrl.NewControllerManagedBy(mgr).

@@ -1,13 +1,14 @@
 package controller_test
 
 import (
-	"k8s.io/client-go/rest"
 	"context"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/rest"
 
 	eventsv1 "k8s.io/api/events/v1"
 

@@ -39,6 +39,10 @@ type ManagerOptions struct {
 	Options
 	// CacheDir holds Git repositories and checkouts.
 	CacheDir string
+	// ReadOnly builds the engine and caches without reconciling
+	// Applications or installing anything (`mlcd server` beside a
+	// controller).
+	ReadOnly bool
 }
 
 // Controller is a configured, not yet started, Application controller.
@@ -62,16 +66,18 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 	if err != nil {
 		return nil, err
 	}
-	if err := InstallCRDs(ctx, direct); err != nil {
-		return nil, err
-	}
-	// The mapper caches discovery: reset it so the new CRDs are known.
-	if r, ok := mgr.GetRESTMapper().(interface{ Reset() }); ok {
-		r.Reset()
-	}
 	ns := cmp.Or(o.ControllerNamespace, v1alpha1.DefaultControlPlaneNamespace)
-	if err := EnsureDefaultProject(ctx, direct, ns); err != nil {
-		return nil, err
+	if !o.ReadOnly {
+		if err := InstallCRDs(ctx, direct); err != nil {
+			return nil, err
+		}
+		// The mapper caches discovery: reset it so the new CRDs are known.
+		if r, ok := mgr.GetRESTMapper().(interface{ Reset() }); ok {
+			r.Reset()
+		}
+		if err := EnsureDefaultProject(ctx, direct, ns); err != nil {
+			return nil, err
+		}
 	}
 	applier := apply.New(direct, mgr.GetClient())
 	rec := &ApplicationReconciler{
@@ -88,7 +94,7 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 		events:  mgr.GetEventRecorder("mlcd-application-controller"),
 		Options: o.Options,
 	}
-	if err := rec.setup(mgr); err != nil {
+	if err := rec.setup(mgr, o.ReadOnly); err != nil {
 		return nil, err
 	}
 	return &Controller{Manager: mgr, Reconciler: rec}, nil

@@ -139,6 +139,13 @@ func (r *ApplicationReconciler) gateCheck(ctx context.Context, app *v1alpha1.App
 	if err != nil {
 		return refuse(v1alpha1.ConditionModelGate, true, "model %s %s: %s; nothing applied, the running version is kept", g.policy.Spec.RegisteredModel, g.version, err)
 	}
+	if gr, ok := r.Options.Recorder.(GateRecorder); ok {
+		checks := map[string]bool{}
+		for _, c := range res.Checks {
+			checks[c.Name] = c.OK
+		}
+		gr.GateChecked(g.policy.Spec.RegisteredModel, g.env.Name, checks)
+	}
 	if !res.OK() {
 		return refuse(v1alpha1.ConditionModelGate, true, "%s; nothing applied, the running version is kept", res.Summary())
 	}

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,9 +69,10 @@ func TestModelGateAndWriteBack(t *testing.T) {
 	h.refresh("fd-production")
 	h.waitCondition("fd-production", v1alpha1.ConditionModelGate, "model exists in registry: fraud-detection has no version v2.3.3")
 	// Known but refused: OutOfSync, while what runs stays Healthy.
-	if st := h.app("fd-production").Status; st.Sync.Status != v1alpha1.SyncStatusOutOfSync || st.Health.Status != v1alpha1.HealthHealthy {
-		t.Errorf("status sync=%s health=%s, want OutOfSync and Healthy", st.Sync.Status, st.Health.Status)
-	}
+	h.eventually(30*time.Second, "OutOfSync and Healthy", func() (bool, string) {
+		st := h.app("fd-production").Status
+		return st.Sync.Status == v1alpha1.SyncStatusOutOfSync && st.Health.Status == v1alpha1.HealthHealthy, fmt.Sprintf("sync=%s health=%s", st.Sync.Status, st.Health.Status)
+	})
 	h.waitEvent("fd-production", v1alpha1.ConditionModelGate, "v2.3.3")
 	time.Sleep(time.Second)
 	if img := image(h.deployment(prod, "fraud-detection")); !strings.HasSuffix(img, ":v2.3.1") {

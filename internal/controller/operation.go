@@ -43,7 +43,10 @@ func (op *operation) action(o *unstructured.Unstructured) apply.Action {
 // synced a new revision, so an app at rest writes nothing.
 func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Application, in syncInput, stale []*unstructured.Unstructured, live liveSet, newRevision bool) (*operation, *stepError) {
 	op := &operation{actions: map[string]apply.Action{}, replies: map[string]*unstructured.Unstructured{}}
-	state := &v1alpha1.OperationState{Phase: v1alpha1.PhaseRunning, StartedAt: metav1.Now()}
+	state := &v1alpha1.OperationState{Phase: v1alpha1.PhaseRunning, StartedAt: metav1.Now(), Operation: app.Operation}
+	if state.Operation == nil {
+		state.Operation = &v1alpha1.Operation{Sync: &v1alpha1.SyncOperation{Revision: in.sha, Prune: app.PruneEnabled()}, InitiatedBy: v1alpha1.OperationInitiator{Automated: true}}
+	}
 	if prev := app.Status.OperationState; prev != nil && prev.Phase != v1alpha1.PhaseSucceeded && lastSyncedRevision(app) == in.sha {
 		state.RetryCount = prev.RetryCount + 1
 	}
@@ -82,7 +85,7 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 	if err != nil {
 		return nil, failed(err)
 	}
-	if auto := automated(app); auto != nil && auto.Prune {
+	if app.PruneEnabled() {
 		pruned, err := r.pruneStale(ctx, app, op, stale, live)
 		results = append(results, pruned...)
 		if err != nil {
@@ -127,7 +130,7 @@ func (r *ApplicationReconciler) pruneLast(ctx context.Context, app *v1alpha1.App
 	var last []*unstructured.Unstructured
 	if op != nil {
 		last = op.last
-	} else if auto := automated(app); auto != nil && auto.Prune && len(stale) > 0 {
+	} else if app.PruneEnabled() && len(stale) > 0 {
 		// A later reconcile of the same operation: prune what waited.
 		last = inventory.Prunable(app.Namespace+"/"+app.Name, stale, live, app.HasSyncOption("PruneLast=true")).PruneLast
 	}

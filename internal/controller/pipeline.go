@@ -46,6 +46,7 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 	if serr != nil {
 		return ctrl.Result{}, serr
 	}
+	markModel(app, gov)
 	if gov != nil {
 		if err := r.resolve(ctx, gov); err != nil && !errors.Is(err, registry.ErrNotFound) {
 			// Without the run id the lineage is incomplete: the gate
@@ -124,4 +125,21 @@ func fromDesired(err error) *stepError {
 		return fail(string(de.Reason), de.Transient, "%s", de.Err)
 	}
 	return fail(v1alpha1.ConditionComparisonError, true, "%s", err)
+}
+
+// markModel keeps the app's model annotations equal to its governance.
+func markModel(app *v1alpha1.Application, gov *governed) {
+	keys := []string{v1alpha1.AppAnnotationModel, v1alpha1.AppAnnotationEnvironment, v1alpha1.AppAnnotationVersion}
+	if gov == nil {
+		for _, k := range keys {
+			delete(app.Annotations, k)
+		}
+		return
+	}
+	if app.Annotations == nil {
+		app.Annotations = map[string]string{}
+	}
+	for i, v := range []string{gov.policy.Spec.RegisteredModel, gov.env.Name, gov.version} {
+		app.Annotations[keys[i]] = v
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"time"
 
+	"github.com/mlcd-dev/mlcd/internal/metrics"
+
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,26 +20,20 @@ import (
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 )
 
-// Recorder is told the outcome of every reconcile; the metrics recorder
-// implements it.
+// Recorder is told the outcome of every reconcile (metrics.Recorder).
 type Recorder interface {
-	Reconciled(app *v1alpha1.Application, o Outcome)
+	Reconciled(app *v1alpha1.Application, o metrics.Outcome)
 }
 
-// Outcome is what one reconcile of an app came to.
-type Outcome struct {
-	Duration time.Duration
-	// Err is the failure, nil when the reconcile completed.
-	Err error
-	// Reason is the failed step's condition type ("" on success).
-	Reason string
-	// Synced reports a sync operation that wrote to the cluster.
-	Synced bool
+// GateRecorder, when the Recorder implements it, is told every gate
+// evaluation's checks.
+type GateRecorder interface {
+	GateChecked(model, env string, checks map[string]bool)
 }
 
 type nopRecorder struct{}
 
-func (nopRecorder) Reconciled(*v1alpha1.Application, Outcome) {}
+func (nopRecorder) Reconciled(*v1alpha1.Application, metrics.Outcome) {}
 
 // syncStatus of a failed step: Unknown when the desired state could not be
 // computed, OutOfSync when it is known but was not applied.
@@ -118,7 +114,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, errors.Join(err, fmt.Errorf("write status: %w", perr))
 		}
 	}
-	o := Outcome{Duration: time.Since(started), Err: err, Synced: app.Status.OperationState != nil && !equality.Semantic.DeepEqual(before.Status.OperationState, app.Status.OperationState)}
+	o := metrics.Outcome{Duration: time.Since(started), Err: err, Synced: app.Status.OperationState != nil && !equality.Semantic.DeepEqual(before.Status.OperationState, app.Status.OperationState)}
 	if serr != nil {
 		o.Reason = serr.condition
 	}

@@ -110,8 +110,8 @@ func (r *ApplicationReconciler) prepare(ctx context.Context, app *v1alpha1.Appli
 	}
 	run.specHash = hashOf(app.Spec)
 	run.fp = fingerprints(in.objs, run.live)
-	needsPrune := auto != nil && auto.Prune && len(run.stale) > 0
-	run.verified = !needsPrune && r.verifiedAs(run.key, in.sha, run.specHash, run.fp)
+	needsPrune := app.PruneEnabled() && len(run.stale) > 0
+	run.verified = !needsPrune && !app.SyncRequested() && r.verifiedAs(run.key, in.sha, run.specHash, run.fp)
 	return run, ctrl.Result{}, nil
 }
 
@@ -121,11 +121,14 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 	in := run.in
 	if in.gov != nil {
 		if serr := r.gateCheck(ctx, app, in.gov, in.objs, run.live); serr != nil {
+			app.Operation = nil // a requested sync is refused, not queued
 			return nil, serr
 		}
 	}
 	running := runningVersion(in.objs, run.live)
-	op, serr := r.operate(ctx, app, in, run.stale, run.live, run.newRevision)
+	requested := app.SyncRequested()
+	op, serr := r.operate(ctx, app, in, run.stale, run.live, run.newRevision || requested)
+	app.Operation = nil // run once; its outcome is in operationState
 	if serr != nil {
 		r.forget(run.key)
 		return nil, serr
@@ -192,6 +195,9 @@ type syncDecision struct {
 // drift with selfHeal, and retries of a failed sync of the same revision
 // with backoff (syncPolicy.retry).
 func decide(app *v1alpha1.Application, sha string) syncDecision {
+	if app.SyncRequested() {
+		return syncDecision{autoSync: true} // a sync someone asked for runs now
+	}
 	auto := automated(app)
 	if auto == nil {
 		return syncDecision{}

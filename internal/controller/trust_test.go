@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlcd-dev/mlcd/internal/metrics"
+
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -383,7 +385,7 @@ type recorder struct {
 	errs  []error
 }
 
-func (r *recorder) Reconciled(app *v1alpha1.Application, o controller.Outcome) {
+func (r *recorder) Reconciled(app *v1alpha1.Application, o metrics.Outcome) {
 	if app.Name != r.app {
 		return
 	}

@@ -1,0 +1,73 @@
+package controller
+
+import (
+	"context"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/apply"
+	"github.com/mlcd-dev/mlcd/internal/desired"
+	"github.com/mlcd-dev/mlcd/internal/inventory"
+)
+
+// Diff predicts what a sync of app would do, without writing: the same
+// steps as a reconcile (project, revision, desired state, model lineage,
+// ignoreDifferences and autoscalers), then a server-side dry run of each
+// object. Objects that would change come back with their live and
+// dry-run copies; stale inventory objects come back as Pruned (when the
+// app prunes) or Skipped.
+func (r *ApplicationReconciler) Diff(ctx context.Context, app *v1alpha1.Application) ([]apply.Result, error) {
+	src := app.SourceOf()
+	if src == nil || src.RepoURL == "" {
+		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "spec.source.repoURL is required")
+	}
+	proj, serr := r.projectOf(ctx, app)
+	if serr != nil {
+		return nil, serr
+	}
+	if serr := r.permitted(app, proj, src); serr != nil {
+		return nil, serr
+	}
+	sha, serr := r.revision(ctx, app, proj, src)
+	if serr != nil {
+		return nil, serr
+	}
+	st, err := r.engine.Build(ctx, desired.Input{
+		Owner: app.Namespace + "/" + app.Name, AppName: app.Name,
+		Source: *src, Destination: app.Spec.Destination, Revision: sha, Project: proj,
+	})
+	if err != nil {
+		return nil, fromDesired(err)
+	}
+	gov, serr := r.governance(ctx, app, st.Root, st.Rendered)
+	if serr != nil {
+		return nil, serr
+	}
+	if gov != nil {
+		_ = r.resolve(ctx, gov)
+		stampLineage(st.Objects, gov, sha)
+	}
+	stale := inventory.Stale(app.Status.Resources, st.Objects)
+	live, serr := r.readLive(ctx, st.Objects, stale)
+	if serr != nil {
+		return nil, serr
+	}
+	if err := respectOthers(app, st.Objects, live, false); err != nil {
+		return nil, err
+	}
+	out, err := r.applier.Diff(ctx, st.Objects)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range stale {
+		l := live.of(o)
+		if l == nil {
+			continue
+		}
+		action := apply.Skipped
+		if app.PruneEnabled() {
+			action = apply.Pruned
+		}
+		out = append(out, apply.Result{Object: o, Action: action, Before: l})
+	}
+	return out, nil
+}

@@ -1,0 +1,131 @@
+// Package metrics is mlcd's one metrics recorder: Argo CD's metric names
+// and labels for what Argo CD measures (so existing dashboards and alerts
+// work unchanged) and mlcd's own for models. It is built once in main and
+// passed in. Labels are bounded: never a SHA; a model version only on an
+// _info series.
+package metrics
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+)
+
+// Outcome is what one reconcile of an app came to.
+type Outcome struct {
+	Duration time.Duration
+	// Err is the failure, nil when the reconcile completed.
+	Err error
+	// Reason is the failed step's condition type ("" on success).
+	Reason string
+	// Synced reports that a sync operation ran (its phase is in the app's
+	// operationState).
+	Synced bool
+}
+
+// Recorder records reconciles, syncs and gate results, and exports the
+// Applications' state at scrape time.
+type Recorder struct {
+	reconcile *prometheus.HistogramVec
+	syncs     *prometheus.CounterVec
+	gates     *prometheus.CounterVec
+}
+
+// New registers the recorder's metrics with reg.
+func New(reg prometheus.Registerer) *Recorder {
+	r := &Recorder{
+		reconcile: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "argocd_app_reconcile",
+			Help:    "Application reconciliation performance in seconds.",
+			Buckets: []float64{0.25, 0.5, 1, 2, 4, 8, 16},
+		}, []string{"namespace", "dest_server"}),
+		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "argocd_app_sync_total",
+			Help: "Number of application syncs.",
+		}, []string{"namespace", "name", "project", "dest_server", "phase"}),
+		gates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlcd_gate_result_total",
+			Help: "Model gate checks by model, environment, check and result.",
+		}, []string{"model", "environment", "check", "result"}),
+	}
+	reg.MustRegister(r.reconcile, r.syncs, r.gates)
+	return r
+}
+
+// CollectApps registers argocd_app_info and mlcd_model_version_info,
+// listed from apps (a cache) at every scrape.
+func CollectApps(reg prometheus.Registerer, apps client.Reader) {
+	reg.MustRegister(&appCollector{apps: apps})
+}
+
+// Reconciled records one reconcile (the controller's Recorder).
+func (r *Recorder) Reconciled(app *v1alpha1.Application, o Outcome) {
+	r.reconcile.WithLabelValues(app.Namespace, app.Spec.Destination.Server).Observe(o.Duration.Seconds())
+	if o.Synced && app.Status.OperationState != nil {
+		r.syncs.WithLabelValues(app.Namespace, app.Name, app.Spec.Project, app.Spec.Destination.Server, app.Status.OperationState.Phase).Inc()
+	}
+}
+
+// GateChecked records the checks of one gate evaluation.
+func (r *Recorder) GateChecked(model, env string, checks map[string]bool) {
+	for check, ok := range checks {
+		result := "failed"
+		if ok {
+			result = "passed"
+		}
+		r.gates.WithLabelValues(model, env, check, result).Inc()
+	}
+}
+
+var (
+	appInfo = prometheus.NewDesc("argocd_app_info", "Information about application.",
+		[]string{"namespace", "name", "project", "autosync_enabled", "repo", "dest_server", "dest_namespace", "sync_status", "health_status", "operation"}, nil)
+	modelInfo = prometheus.NewDesc("mlcd_model_version_info", "The model version Git names for each governed application.",
+		[]string{"model", "environment", "version", "app"}, nil)
+)
+
+// appCollector exports one series per Application at scrape time.
+type appCollector struct {
+	apps client.Reader
+}
+
+func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- appInfo
+	ch <- modelInfo
+}
+
+func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var list v1alpha1.ApplicationList
+	if err := c.apps.List(ctx, &list); err != nil {
+		ch <- prometheus.NewInvalidMetric(appInfo, err)
+		return
+	}
+	for i := range list.Items {
+		a := &list.Items[i]
+		src := a.SourceOf()
+		repo := ""
+		if src != nil {
+			repo = src.RepoURL
+		}
+		operation := ""
+		if a.SyncRequested() || (a.Status.OperationState != nil && a.Status.OperationState.Phase == v1alpha1.PhaseRunning) {
+			operation = "sync"
+		}
+		autosync := a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil
+		ch <- prometheus.MustNewConstMetric(appInfo, prometheus.GaugeValue, 1,
+			a.Namespace, a.Name, a.Spec.Project, strconv.FormatBool(autosync), repo,
+			a.Spec.Destination.Server, a.Spec.Destination.Namespace,
+			a.Status.Sync.Status, a.Status.Health.Status, operation)
+		if m := a.Annotations[v1alpha1.AppAnnotationModel]; m != "" {
+			ch <- prometheus.MustNewConstMetric(modelInfo, prometheus.GaugeValue, 1,
+				m, a.Annotations[v1alpha1.AppAnnotationEnvironment], a.Annotations[v1alpha1.AppAnnotationVersion], a.Namespace+"/"+a.Name)
+		}
+	}
+}
