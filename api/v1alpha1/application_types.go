@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Application is Argo CD's Application: a source in Git rendered and synced
@@ -22,6 +23,8 @@ type Application struct {
 type Operation struct {
 	Sync        *SyncOperation     `json:"sync,omitempty"`
 	InitiatedBy OperationInitiator `json:"initiatedBy,omitempty"`
+	Info        []Info             `json:"info,omitempty"`
+	Retry       *RetryStrategy     `json:"retry,omitempty"`
 }
 
 // SyncOperation is a requested sync.
@@ -30,6 +33,13 @@ type SyncOperation struct {
 	Revision    string   `json:"revision,omitempty"`
 	Prune       bool     `json:"prune,omitempty"`
 	SyncOptions []string `json:"syncOptions,omitempty"`
+	DryRun      bool     `json:"dryRun,omitempty"`
+	// The rest of Argo CD's sync operation, kept as given.
+	SyncStrategy *runtime.RawExtension  `json:"syncStrategy,omitempty"`
+	Resources    []runtime.RawExtension `json:"resources,omitempty"`
+	Source       *ApplicationSource     `json:"source,omitempty"`
+	Sources      []ApplicationSource    `json:"sources,omitempty"`
+	Revisions    []string               `json:"revisions,omitempty"`
 }
 
 // OperationInitiator says who asked.
@@ -66,6 +76,16 @@ type ApplicationSpec struct {
 	SyncPolicy           *SyncPolicy                 `json:"syncPolicy,omitempty"`
 	IgnoreDifferences    []ResourceIgnoreDifferences `json:"ignoreDifferences,omitempty"`
 	RevisionHistoryLimit *int64                      `json:"revisionHistoryLimit,omitempty"`
+	// Info is free-form information shown with the app (Argo CD's field).
+	Info []Info `json:"info,omitempty"`
+	// SourceHydrator is Argo CD's (v3) hydrator config; kept, not used.
+	SourceHydrator *runtime.RawExtension `json:"sourceHydrator,omitempty"`
+}
+
+// Info is a name/value pair shown with an app.
+type Info struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // ApplicationSource is where manifests come from.
@@ -77,6 +97,13 @@ type ApplicationSource struct {
 	Helm           *ApplicationSourceHelm      `json:"helm,omitempty"`
 	Kustomize      *ApplicationSourceKustomize `json:"kustomize,omitempty"`
 	Directory      *ApplicationSourceDirectory `json:"directory,omitempty"`
+	// Plugin is Argo CD's config management plugin; mlcd does not run
+	// plugins (the app gets a ComparisonError) but keeps the field.
+	Plugin *runtime.RawExtension `json:"plugin,omitempty"`
+	// Ref names this source for $ref value files of multi-source apps.
+	Ref string `json:"ref,omitempty"`
+	// Name of the source (Argo CD ≥ 2.14).
+	Name string `json:"name,omitempty"`
 }
 
 // ApplicationSourceHelm holds Helm options.
@@ -87,6 +114,21 @@ type ApplicationSourceHelm struct {
 	Values                  string                `json:"values,omitempty"`
 	ValuesObject            *runtime.RawExtension `json:"valuesObject,omitempty"`
 	ReleaseName             string                `json:"releaseName,omitempty"`
+	FileParameters          []HelmFileParameter   `json:"fileParameters,omitempty"`
+	Version                 string                `json:"version,omitempty"`
+	PassCredentials         bool                  `json:"passCredentials,omitempty"`
+	SkipCrds                bool                  `json:"skipCrds,omitempty"`
+	SkipTests               bool                  `json:"skipTests,omitempty"`
+	SkipSchemaValidation    bool                  `json:"skipSchemaValidation,omitempty"`
+	Namespace               string                `json:"namespace,omitempty"`
+	KubeVersion             string                `json:"kubeVersion,omitempty"`
+	APIVersions             []string              `json:"apiVersions,omitempty"`
+}
+
+// HelmFileParameter sets a value from a file's content.
+type HelmFileParameter struct {
+	Name string `json:"name,omitempty"`
+	Path string `json:"path,omitempty"`
 }
 
 // HelmParameter overrides one value like `helm --set` (`--set-string`
@@ -104,6 +146,26 @@ type ApplicationSourceKustomize struct {
 	Images       []string          `json:"images,omitempty"`
 	CommonLabels map[string]string `json:"commonLabels,omitempty"`
 	Namespace    string            `json:"namespace,omitempty"`
+
+	Version                   string                 `json:"version,omitempty"`
+	CommonAnnotations         map[string]string      `json:"commonAnnotations,omitempty"`
+	CommonAnnotationsEnvsubst bool                   `json:"commonAnnotationsEnvsubst,omitempty"`
+	ForceCommonLabels         bool                   `json:"forceCommonLabels,omitempty"`
+	ForceCommonAnnotations    bool                   `json:"forceCommonAnnotations,omitempty"`
+	Replicas                  []KustomizeReplica     `json:"replicas,omitempty"`
+	Patches                   []runtime.RawExtension `json:"patches,omitempty"`
+	Components                []string               `json:"components,omitempty"`
+	IgnoreMissingComponents   bool                   `json:"ignoreMissingComponents,omitempty"`
+	LabelWithoutSelector      bool                   `json:"labelWithoutSelector,omitempty"`
+	LabelIncludeTemplates     bool                   `json:"labelIncludeTemplates,omitempty"`
+	KubeVersion               string                 `json:"kubeVersion,omitempty"`
+	APIVersions               []string               `json:"apiVersions,omitempty"`
+}
+
+// KustomizeReplica overrides a workload's replicas.
+type KustomizeReplica struct {
+	Name  string             `json:"name"`
+	Count intstr.IntOrString `json:"count"`
 }
 
 // ApplicationSourceDirectory holds options for plain YAML directories.
@@ -111,6 +173,8 @@ type ApplicationSourceDirectory struct {
 	Recurse bool   `json:"recurse,omitempty"`
 	Include string `json:"include,omitempty"`
 	Exclude string `json:"exclude,omitempty"`
+	// Jsonnet is Argo CD's jsonnet config; kept, not used.
+	Jsonnet *runtime.RawExtension `json:"jsonnet,omitempty"`
 }
 
 // ApplicationDestination is the target cluster and namespace.
@@ -122,9 +186,17 @@ type ApplicationDestination struct {
 
 // SyncPolicy controls automated sync.
 type SyncPolicy struct {
-	Automated   *SyncPolicyAutomated `json:"automated,omitempty"`
-	SyncOptions []string             `json:"syncOptions,omitempty"`
-	Retry       *RetryStrategy       `json:"retry,omitempty"`
+	Automated                *SyncPolicyAutomated      `json:"automated,omitempty"`
+	SyncOptions              []string                  `json:"syncOptions,omitempty"`
+	Retry                    *RetryStrategy            `json:"retry,omitempty"`
+	ManagedNamespaceMetadata *ManagedNamespaceMetadata `json:"managedNamespaceMetadata,omitempty"`
+}
+
+// ManagedNamespaceMetadata labels and annotates a namespace that
+// CreateNamespace=true creates.
+type ManagedNamespaceMetadata struct {
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // SyncPolicyAutomated enables automated sync.
@@ -132,12 +204,15 @@ type SyncPolicyAutomated struct {
 	Prune      bool `json:"prune,omitempty"`
 	SelfHeal   bool `json:"selfHeal,omitempty"`
 	AllowEmpty bool `json:"allowEmpty,omitempty"`
+	// Enabled, when false, turns automation off (Argo CD ≥ 3.0).
+	Enabled *bool `json:"enabled,omitempty"`
 }
 
 // RetryStrategy retries failed syncs with backoff.
 type RetryStrategy struct {
 	Limit   int64    `json:"limit,omitempty"`
 	Backoff *Backoff `json:"backoff,omitempty"`
+	Refresh bool     `json:"refresh,omitempty"`
 }
 
 // Backoff is the retry backoff: Duration × Factor^n, capped at MaxDuration.

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // AppProject is Argo CD's AppProject: which repos apps may use and where
@@ -30,6 +31,12 @@ type AppProjectSpec struct {
 	NamespaceResourceWhitelist []metav1.GroupKind       `json:"namespaceResourceWhitelist,omitempty"`
 	SignatureKeys              []SignatureKey           `json:"signatureKeys,omitempty"`
 	SourceNamespaces           []string                 `json:"sourceNamespaces,omitempty"`
+	// Argo CD's fields mlcd keeps but does not enforce yet.
+	Roles                           []runtime.RawExtension `json:"roles,omitempty"`
+	SyncWindows                     []runtime.RawExtension `json:"syncWindows,omitempty"`
+	OrphanedResources               *runtime.RawExtension  `json:"orphanedResources,omitempty"`
+	PermitOnlyProjectScopedClusters bool                   `json:"permitOnlyProjectScopedClusters,omitempty"`
+	DestinationServiceAccounts      []runtime.RawExtension `json:"destinationServiceAccounts,omitempty"`
 }
 
 // SignatureKey names a GnuPG key allowed to sign commits.

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"reflect"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/yaml"
@@ -30,7 +31,35 @@ func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 		if err := yaml.UnmarshalStrict(data, crd); err != nil {
 			return nil, fmt.Errorf("crd %s: %w", e.Name(), err)
 		}
+		generateSchema(crd)
 		out = append(out, crd)
 	}
 	return out, nil
+}
+
+// generated are the schemas of each kind's top-level fields, from the Go
+// types (SchemaOf); the YAML files hold names, printer columns and the
+// required lists. Status stays open: mlcd writes it.
+var generated = map[string]map[string]reflect.Type{
+	"Application": {"spec": reflect.TypeOf(ApplicationSpec{}), "operation": reflect.TypeOf(Operation{})},
+	"AppProject":  {"spec": reflect.TypeOf(AppProjectSpec{})},
+	"ModelPolicy": {"spec": reflect.TypeOf(ModelPolicySpec{})},
+}
+
+func generateSchema(crd *apiextensionsv1.CustomResourceDefinition) {
+	fields := generated[crd.Spec.Names.Kind]
+	for i := range crd.Spec.Versions {
+		v := &crd.Spec.Versions[i]
+		if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
+			continue
+		}
+		root := v.Schema.OpenAPIV3Schema
+		for name, t := range fields {
+			s := SchemaOf(t)
+			if old, ok := root.Properties[name]; ok && len(old.Required) > 0 {
+				s.Required = old.Required
+			}
+			root.Properties[name] = s
+		}
+	}
 }

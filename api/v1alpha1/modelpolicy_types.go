@@ -34,7 +34,7 @@ type ModelPolicyList struct {
 
 // ModelPolicySpec is the policy.
 type ModelPolicySpec struct {
-	RegisteredModel string             `json:"registeredModel"`
+	RegisteredModel string             `json:"registeredModel,omitempty"`
 	VersionKey      string             `json:"versionKey,omitempty"`
 	Environments    []ModelEnvironment `json:"environments,omitempty"`
 	Gates           []MetricGate       `json:"gates,omitempty"`
@@ -43,7 +43,7 @@ type ModelPolicySpec struct {
 	// default: the kustomization's first image.
 	Image string `json:"image,omitempty"`
 	// Rollout holds canary steps; a later release reads it.
-	Rollout map[string]any `json:"rollout,omitempty"`
+	Rollout map[string]any `json:"rollout,omitempty" mlcd:"opaque"`
 }
 
 // ModelEnvironment maps an environment to its values file and Application.

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -132,7 +133,8 @@ spec:
 	h.refresh("fd-production")
 	h.eventually(30*time.Second, "v2.3.1 back in production", func() (bool, string) {
 		d := h.deployment(prod, "fraud-detection")
-		return d != nil && strings.HasSuffix(image(d), ":v2.3.1"), ""
+		a := h.app("fd-production")
+		return d != nil && strings.HasSuffix(image(d), ":v2.3.1"), fmt.Sprintf("sync=%s %v healthy=%s", a.Status.Sync.Status, a.Status.Conditions, a.Annotations[v1alpha1.HealthyVersionsAnnotation])
 	})
 	aliasIs("production", v1.Version)
 	h.eventually(10*time.Second, "reverted revision recorded", func() (bool, string) {

@@ -192,11 +192,13 @@ func (r *ApplicationReconciler) writeBack(ctx context.Context, app *v1alpha1.App
 	r.models.mu.Lock()
 	done := r.models.writtenBack[appKey] == mark
 	r.models.mu.Unlock()
-	if done {
-		return
-	}
+	// The record on the app is kept whatever the registry's cache says: a
+	// status write that lost a conflict must not lose it.
 	if !slices.Contains(healthyVersions(app), g.version) {
 		setHealthyVersions(app, append(healthyVersions(app), g.version))
+	}
+	if done {
+		return
 	}
 	model := g.policy.Spec.RegisteredModel
 	err := errors.Join(

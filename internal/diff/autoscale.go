@@ -33,12 +33,16 @@ func IsAutoscaled(targets map[string]bool, o *unstructured.Unstructured) bool {
 	return targets[o.GetKind()+"/"+o.GetNamespace()+"/"+o.GetName()]
 }
 
-// KeepReplicas makes desired carry live's spec.replicas, so applying it
-// never changes what an autoscaler set; without a live copy (a create)
-// desired keeps the value Git gives, if any.
+// KeepReplicas makes desired carry live's spec.replicas when Git sets
+// them, so applying it never changes what an autoscaler set; without a
+// live copy (a create) desired keeps the value Git gives. When Git sets
+// none, desired stays without: mlcd never takes the field over.
 func KeepReplicas(desired, live *unstructured.Unstructured) {
 	if live == nil {
 		return
+	}
+	if _, ok, _ := unstructured.NestedFieldNoCopy(desired.Object, "spec", "replicas"); !ok {
+		return // Git leaves replicas to the autoscaler: mlcd never owns them
 	}
 	if r, ok, _ := unstructured.NestedFieldNoCopy(live.Object, "spec", "replicas"); ok {
 		_ = unstructured.SetNestedField(desired.Object, r, "spec", "replicas")
