@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -8,7 +9,12 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/gate"
 	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 )
@@ -16,6 +22,7 @@ import (
 func newModelCheckCmd(reg *registryFlag) *cobra.Command {
 	var base, head, dir, junit, keysFile string
 	var allowPolicyChange bool
+	var kubeconfig, namespace string
 	cmd := &cobra.Command{
 		Use:   "check --base REV --head REV",
 		Short: "CI check: every model version the diff changes exists, passes its gates and ran in staging",
@@ -43,7 +50,11 @@ never cluster credentials. Exit status 1 names each failed check.`,
 			if err != nil {
 				return err
 			}
-			changes, err := promote.Changes(repo, base, head, allowPolicyChange)
+			cluster, err := readClusterPolicies(cmd.Context(), kubeconfig, namespace)
+			if err != nil {
+				return err
+			}
+			changes, err := promote.ChangesWith(repo, base, head, promote.ChangeOptions{HeadPolicies: allowPolicyChange, Cluster: cluster.policies})
 			if err != nil {
 				return err
 			}
@@ -68,7 +79,7 @@ never cluster credentials. Exit status 1 names each failed check.`,
 			if err != nil {
 				return err
 			}
-			results, err := promote.Check(cmd.Context(), c, changes, nil)
+			results, err := promote.Check(cmd.Context(), c, changes, cluster.ranHealthy)
 			if err != nil {
 				return err
 			}
@@ -82,7 +93,7 @@ never cluster credentials. Exit status 1 names each failed check.`,
 			if allowPolicyChange {
 				projectsAt = head
 			}
-			if err := promote.CheckSignatures(repo, head, projectsAt, results, keys); err != nil {
+			if err := promote.CheckSignaturesWith(repo, head, projectsAt, cluster.projects, results, keys); err != nil {
 				return err
 			}
 			promote.WriteTable(out, results)
@@ -118,6 +129,8 @@ never cluster credentials. Exit status 1 names each failed check.`,
 	cmd.Flags().StringVar(&head, "head", "HEAD", "revision under review")
 	cmd.Flags().StringVar(&dir, "repo", ".", "path of the deployment repository checkout")
 	cmd.Flags().StringVar(&junit, "junit", "", "write a JUnit XML report to this file")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "also read the cluster's ModelPolicies, AppProjects and the Applications' record of versions that ran healthy (rollback exemption) from this cluster")
+	cmd.Flags().StringVar(&namespace, "namespace", "argocd", "the control-plane namespace to read them from (with --kubeconfig)")
 	cmd.Flags().BoolVar(&allowPolicyChange, "allow-policy-change", false, "accept changes to ModelPolicies (mlcd.yaml) and AppProjects in the diff and check against head's policies (after the separate review such a change needs)")
 	cmd.Flags().StringVar(&keysFile, "signature-keys", "", "public keys (argocd-gpg-keys-cm manifest or a name: key map) for projects that require signed commits")
 	return cmd
@@ -268,4 +281,53 @@ func addPushFlags(cmd *cobra.Command, p *promote.Push) {
 	cmd.Flags().StringVar(&p.Dir, "repo", ".", "path of the deployment repository checkout")
 	cmd.Flags().BoolVar(&p.NoPush, "no-push", false, "commit locally and print the push command")
 	cmd.Flags().StringVar(&p.Remote, "remote", "origin", "remote to push to")
+}
+
+// clusterPolicies is what `check --kubeconfig` reads from the cluster.
+type clusterPolicies struct {
+	policies   []v1alpha1.ModelPolicy
+	projects   []v1alpha1.AppProject
+	ranHealthy gate.RanHealthy
+}
+
+// readClusterPolicies reads the control-plane namespace's ModelPolicies,
+// AppProjects and the Applications' healthy-versions record; nothing
+// without a kubeconfig (CI without cluster access exempts nothing).
+func readClusterPolicies(ctx context.Context, kubeconfig, namespace string) (clusterPolicies, error) {
+	var out clusterPolicies
+	if kubeconfig == "" {
+		return out, nil
+	}
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return out, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		return out, err
+	}
+	var mps v1alpha1.ModelPolicyList
+	if err := c.List(ctx, &mps, client.InNamespace(namespace)); err != nil && !meta.IsNoMatchError(err) {
+		return out, fmt.Errorf("list ModelPolicies in %s: %w", namespace, err)
+	}
+	var projs v1alpha1.AppProjectList
+	if err := c.List(ctx, &projs, client.InNamespace(namespace)); err != nil && !meta.IsNoMatchError(err) {
+		return out, fmt.Errorf("list AppProjects in %s: %w", namespace, err)
+	}
+	var apps v1alpha1.ApplicationList
+	if err := c.List(ctx, &apps); err != nil && !meta.IsNoMatchError(err) {
+		return out, fmt.Errorf("list Applications: %w", err)
+	}
+	out.policies, out.projects = mps.Items, projs.Items
+	ran := map[string]bool{}
+	for _, a := range apps.Items {
+		model, env := a.Annotations[v1alpha1.AppAnnotationModel], a.Annotations[v1alpha1.AppAnnotationEnvironment]
+		for _, v := range strings.Split(a.Annotations[v1alpha1.HealthyVersionsAnnotation], ",") {
+			if v != "" && model != "" {
+				ran[model+"\x00"+env+"\x00"+v] = true
+			}
+		}
+	}
+	out.ranHealthy = func(model, env, version string) bool { return ran[model+"\x00"+env+"\x00"+version] }
+	return out, nil
 }

@@ -133,8 +133,8 @@ func (r *ApplicationReconciler) gateCheck(ctx context.Context, app *v1alpha1.App
 	if r.Options.Registry == nil {
 		return refuse(v1alpha1.ConditionModelGate, true, "model %s %s: %s; nothing applied", g.policy.Spec.RegisteredModel, g.version, errNoRegistry)
 	}
-	res, err := gate.Evaluate(ctx, r.Options.Registry, g.policy, g.env.Name, g.version, func(env, version string) bool {
-		return env == g.env.Name && slices.Contains(healthyVersions(app), version)
+	res, err := gate.Evaluate(ctx, r.Options.Registry, g.policy, g.env.Name, g.version, func(model, env, version string) bool {
+		return model == g.policy.Spec.RegisteredModel && env == g.env.Name && slices.Contains(healthyVersions(app), version)
 	})
 	if err != nil {
 		return refuse(v1alpha1.ConditionModelGate, true, "model %s %s: %s; nothing applied, the running version is kept", g.policy.Spec.RegisteredModel, g.version, err)

@@ -24,6 +24,10 @@ const (
 	CheckStaging = "staging deployment successful"
 )
 
+// RanHealthy reports whether mlcd's record shows version of model Synced
+// and Healthy in env, and not reverted there since.
+type RanHealthy func(model, env, version string) bool
+
 // DeployedTagPrefix + environment is the version tag the controller sets
 // when the version runs Synced and Healthy there.
 const DeployedTagPrefix = "mlcd.deployed."
@@ -94,7 +98,7 @@ var ErrRegistry = errors.New("registry unavailable")
 // reverted there; such a version (a rollback) is exempt from the required
 // environment and the comparison with what runs. nil exempts nothing. A
 // registry tag, which any registry writer can set, never exempts.
-func Evaluate(ctx context.Context, reg Registry, p *v1alpha1.ModelPolicy, env, version string, ranHealthy func(env, version string) bool) (Result, error) {
+func Evaluate(ctx context.Context, reg Registry, p *v1alpha1.ModelPolicy, env, version string, ranHealthy RanHealthy) (Result, error) {
 	res := Result{Model: p.Spec.RegisteredModel, Env: env, Version: version}
 	e, ok := p.Environment(env)
 	if !ok {
@@ -128,7 +132,7 @@ func Evaluate(ctx context.Context, reg Registry, p *v1alpha1.ModelPolicy, env, v
 	// A version that already ran healthy in this environment (a rollback)
 	// needs no newer evidence: the required environment and the
 	// comparison with what runs now do not apply to it.
-	before := ranHealthy != nil && (ranHealthy(env, version) || ranHealthy(env, v.Version))
+	before := ranHealthy != nil && (ranHealthy(model, env, version) || ranHealthy(model, env, v.Version))
 
 	offline, err := offlineCheck(ctx, reg, p, v, before)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/gate"
 )
 
@@ -27,19 +28,33 @@ type Change struct {
 // weaken the policy that gates it; headPolicies reads them from head
 // instead (a policy change under its own review).
 func Changes(repo *git.Repository, base, head string, headPolicies bool) ([]Change, error) {
+	return ChangesWith(repo, base, head, ChangeOptions{HeadPolicies: headPolicies})
+}
+
+// ChangeOptions say where policies come from.
+type ChangeOptions struct {
+	// HeadPolicies reads mlcd.yaml files from head instead of base.
+	HeadPolicies bool
+	// Cluster are the cluster's ModelPolicy objects (mlcd model check
+	// --kubeconfig).
+	Cluster []v1alpha1.ModelPolicy
+}
+
+// ChangesWith is Changes with policies from the cluster too.
+func ChangesWith(repo *git.Repository, base, head string, o ChangeOptions) ([]Change, error) {
 	bt, ht, err := treesAt(repo, base, head)
 	if err != nil {
 		return nil, err
 	}
-	before, err := bt.Deployments()
+	before, err := bt.DeploymentsUnder(bt, o.Cluster)
 	if err != nil {
 		return nil, fmt.Errorf("at %s: %w", base, err)
 	}
 	policies := bt
-	if headPolicies {
+	if o.HeadPolicies {
 		policies = ht
 	}
-	after, err := ht.DeploymentsUnder(policies)
+	after, err := ht.DeploymentsUnder(policies, o.Cluster)
 	if err != nil {
 		return nil, fmt.Errorf("at %s: %w", head, err)
 	}
@@ -81,7 +96,7 @@ type CheckResult struct {
 
 // Check runs the gate for every change. ranHealthy is mlcd's record of
 // versions that ran healthy per environment (nil: none is exempt).
-func Check(ctx context.Context, reg gate.Registry, changes []Change, ranHealthy func(env, version string) bool) ([]CheckResult, error) {
+func Check(ctx context.Context, reg gate.Registry, changes []Change, ranHealthy gate.RanHealthy) ([]CheckResult, error) {
 	var out []CheckResult
 	for _, c := range changes {
 		res, err := gate.Evaluate(ctx, reg, c.Policy, c.Env.Name, c.Version, ranHealthy)

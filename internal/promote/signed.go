@@ -50,6 +50,13 @@ func LoadKeys(file string) (map[string]string, error) {
 // Projects are read from projectsAt (the base of the change, so a change
 // cannot drop the signatureKeys that gate it).
 func CheckSignatures(repo *git.Repository, head, projectsAt string, results []CheckResult, keys map[string]string) error {
+	return CheckSignaturesWith(repo, head, projectsAt, nil, results, keys)
+}
+
+// CheckSignaturesWith is CheckSignatures with the cluster's AppProjects,
+// which win over the repository's of the same name (they are what the
+// controller enforces).
+func CheckSignaturesWith(repo *git.Repository, head, projectsAt string, cluster []v1alpha1.AppProject, results []CheckResult, keys map[string]string) error {
 	tree, commit, err := TreeAt(repo, head)
 	if err != nil {
 		return err
@@ -61,6 +68,9 @@ func CheckSignatures(repo *git.Repository, head, projectsAt string, results []Ch
 	projects, err := ptree.projects()
 	if err != nil {
 		return err
+	}
+	for i := range cluster {
+		projects[cluster[i].Name] = &cluster[i]
 	}
 	for i := range results {
 		r := &results[i]

@@ -86,12 +86,14 @@ func (t *Tree) Read(p string) ([]byte, error) {
 
 // Deployments finds every ModelPolicy in the tree and the effective
 // version of each of its environments.
-func (t *Tree) Deployments() ([]Deployment, error) { return t.DeploymentsUnder(t) }
+func (t *Tree) Deployments() ([]Deployment, error) { return t.DeploymentsUnder(t, nil) }
 
 // DeploymentsUnder is Deployments with the ModelPolicies read from
 // policies (the base of a change: a change cannot weaken the policy that
-// gates it) and the versions from t.
-func (t *Tree) DeploymentsUnder(policies *Tree) ([]Deployment, error) {
+// gates it) and the versions from t; cluster adds the cluster's ModelPolicy
+// objects, which govern the Applications they name where no mlcd.yaml does
+// (as in the controller).
+func (t *Tree) DeploymentsUnder(policies *Tree, cluster []v1alpha1.ModelPolicy) ([]Deployment, error) {
 	var yamls []string
 	err := t.tree.Files().ForEach(func(f *object.File) error {
 		if path.Base(f.Name) != v1alpha1.ModelPolicyFile && (strings.HasSuffix(f.Name, ".yaml") || strings.HasSuffix(f.Name, ".yml")) {
@@ -110,13 +112,39 @@ func (t *Tree) DeploymentsUnder(policies *Tree) ([]Deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Deployment
+	type governing struct {
+		pol *v1alpha1.ModelPolicy
+		dir string
+	}
+	var govs []governing
+	inGit := map[string]bool{}
 	for _, p := range policyFiles {
 		dir := path.Dir(p)
 		pol, err := modelpolicy.Read(policies, dir)
 		if err != nil {
 			return nil, err
 		}
+		govs = append(govs, governing{pol, dir})
+		inGit[dir] = true
+	}
+	for i := range cluster {
+		mp := &cluster[i]
+		if err := mp.Validate(); err != nil {
+			return nil, fmt.Errorf("ModelPolicy %s/%s: %w", mp.Namespace, mp.Name, err)
+		}
+		// Its directory is that of the Applications it names.
+		for _, a := range apps {
+			src := a.app.SourceOf()
+			if _, named := mp.EnvironmentForApp(a.app.Name); !named || src == nil || inGit[path.Clean(src.Path)] {
+				continue
+			}
+			govs = append(govs, governing{mp, path.Clean(src.Path)})
+			inGit[path.Clean(src.Path)] = true
+		}
+	}
+	var out []Deployment
+	for _, g := range govs {
+		pol, dir := g.pol, g.dir
 		for _, env := range pol.Spec.Environments {
 			d := Deployment{Policy: pol, Dir: dir, Env: env, File: path.Join(dir, env.ValuesFile)}
 			if data, err := t.Read(d.File); err == nil {
