@@ -473,3 +473,46 @@ func TestRepositorySecretOnlyFromControlPlane(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneLast: an object marked PruneLast=true is pruned only after
+// everything else is applied and the app is Healthy; others go at once.
+func TestPruneLast(t *testing.T) {
+	h := start(t, time.Minute)
+	repo := gittest.New(t)
+	last := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pl-last, annotations: {argocd.argoproj.io/sync-options: PruneLast=true}}\ndata: {k: v}\n"
+	repo.Write(map[string]string{"manifests/a.yaml": cm("pl-first"), "manifests/b.yaml": last}).Commit("two")
+	h.create(dirApp, map[string]string{"{{NAME}}": "prunelast", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitSynced("prunelast", "")
+	deploy := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: pl-new}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: pl-new}}
+  template:
+    metadata: {labels: {app: pl-new}}
+    spec: {containers: [{name: c, image: example/server:v1}]}
+`
+	repo.Remove("manifests/a.yaml", "manifests/b.yaml").Write(map[string]string{"manifests/d.yaml": deploy}).Commit("replace")
+	h.refresh("prunelast")
+	var firstGone, available, lastGone time.Time
+	h.eventually(60*time.Second, "all pruned and the Deployment available", func() (bool, string) {
+		now := time.Now()
+		if firstGone.IsZero() && !h.configMapExists(h.ns, "pl-first") {
+			firstGone = now
+		}
+		if d := h.deployment(h.ns, "pl-new"); available.IsZero() && d != nil && d.Status.AvailableReplicas == 2 {
+			available = now
+		}
+		if lastGone.IsZero() && !h.configMapExists(h.ns, "pl-last") {
+			lastGone = now
+		}
+		return !firstGone.IsZero() && !available.IsZero() && !lastGone.IsZero(), ""
+	})
+	if lastGone.Before(available) {
+		t.Fatalf("PruneLast object pruned at %s, before the app was healthy at %s", lastGone.Format(time.StampMilli), available.Format(time.StampMilli))
+	}
+	if !firstGone.Before(available) {
+		t.Errorf("the ordinary stale object waited for health: gone %s, available %s", firstGone.Format(time.StampMilli), available.Format(time.StampMilli))
+	}
+}
