@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mlcd-dev/mlcd/internal/webhook"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -79,6 +81,7 @@ func startAPI(ctx context.Context, cfg *rest.Config, c *controller.Controller, r
 		Auth:           auth,
 		InsecureNoAuth: o.insecureNoAuth,
 		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Webhook:        webhook.New(webhook.Options{Client: c.Manager.GetClient(), Namespace: c.Namespace(), AppNamespaces: c.Reconciler.Options.AppNamespaces}),
 	})
 	if err != nil {
 		ln.Close()

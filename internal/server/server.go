@@ -50,6 +50,9 @@ type Options struct {
 	InsecureNoAuth bool
 	// Metrics is served at /metrics without authentication (nil: none).
 	Metrics http.Handler
+	// Webhook is served at POST /api/webhook, Argo CD's path; it checks
+	// the providers' signatures itself, not bearer tokens (nil: none).
+	Webhook http.Handler
 	// MaxBodyBytes bounds request bodies (default 1 MiB).
 	MaxBodyBytes int64
 	// Log is where requests that fail with 5xx are logged (never bodies).
@@ -98,6 +101,9 @@ func (s *Server) routes() {
 	})
 	if s.o.Metrics != nil {
 		s.mux.Handle("GET /metrics", s.o.Metrics)
+	}
+	if s.o.Webhook != nil {
+		s.mux.Handle("POST /api/webhook", s.o.Webhook)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})

@@ -1,0 +1,116 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/localcluster/clustertest"
+	"github.com/mlcd-dev/mlcd/internal/server"
+	"github.com/mlcd-dev/mlcd/internal/webhook"
+)
+
+// TestGitHubPushRefreshesMatchingApps: a signed push refreshes exactly the
+// apps of that repository and branch whose manifest-generate-paths match;
+// an unsigned one, or one over the size cap, changes nothing.
+func TestGitHubPushRefreshesMatchingApps(t *testing.T) {
+	ce := clustertest.Get(t)
+	ns := ce.Namespace(t)
+	c, err := client.New(ce.Config, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controller.InstallCRDs(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: webhook.SecretName, Namespace: ns}, StringData: map[string]string{"webhook.github.secret": "push-secret"}}); err != nil {
+		t.Fatal(err)
+	}
+	apps := map[string]string{
+		"fraud":   `{metadata: {name: fraud, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: main, path: models/fraud-detection}}}`,
+		"rec":     `{metadata: {name: rec, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: main, path: models/recommendation}}}`,
+		"all":     `{metadata: {name: all}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "git@github.com:company/ml-deployments.git", targetRevision: HEAD, path: argocd}}}`,
+		"release": `{metadata: {name: release}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: release, path: models/fraud-detection}}}`,
+		"other":   `{metadata: {name: other}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/other.git", targetRevision: main, path: models/fraud-detection}}}`,
+	}
+	for _, doc := range apps {
+		a := &v1alpha1.Application{}
+		if err := yaml.Unmarshal([]byte(doc), a); err != nil {
+			t.Fatal(err)
+		}
+		a.Namespace = ns
+		if err := c.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := server.New(server.Options{Client: c, Namespace: ns, InsecureNoAuth: true, Webhook: webhook.New(webhook.Options{Client: c, Namespace: ns})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	push := []byte(`{"ref":"refs/heads/main","repository":{"html_url":"https://github.com/company/ml-deployments","clone_url":"https://github.com/company/ml-deployments.git","ssh_url":"git@github.com:company/ml-deployments.git","default_branch":"main"},"commits":[{"modified":["models/fraud-detection/values-production.yaml"]}]}`)
+	post := func(body []byte, signature string) int {
+		req, _ := http.NewRequest("POST", hs.URL+"/api/webhook", bytes.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "push")
+		if signature != "" {
+			req.Header.Set("X-Hub-Signature-256", signature)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	refreshed := func() map[string]bool {
+		out := map[string]bool{}
+		for name := range apps {
+			a := &v1alpha1.Application{}
+			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, a); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := a.Annotations[v1alpha1.RefreshAnnotation]; ok {
+				out[name] = true
+			}
+		}
+		return out
+	}
+	mac := hmac.New(sha256.New, []byte("push-secret"))
+	mac.Write(push)
+	good := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+
+	if st := post(push, ""); st != 401 {
+		t.Errorf("unsigned push: %d", st)
+	}
+	if st := post(push, "sha256=00"); st != 401 {
+		t.Errorf("wrongly signed push: %d", st)
+	}
+	if got := refreshed(); len(got) != 0 {
+		t.Fatalf("a refused push refreshed %v", got)
+	}
+	if st := post(bytes.Repeat([]byte(" "), 2<<20), good); st != 413 {
+		t.Errorf("oversized push: %d", st)
+	}
+	if st := post(push, good); st != 200 {
+		t.Fatalf("signed push: %d", st)
+	}
+	if got, want := refreshed(), map[string]bool{"fraud": true, "all": true}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("refreshed %v, want %v", got, want)
+	}
+}

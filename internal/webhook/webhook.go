@@ -1,0 +1,466 @@
+// Package webhook turns Git push events into refreshes: it serves Argo
+// CD's /api/webhook (GitHub, GitLab, Bitbucket Server and a generic JSON
+// shape), verifies signatures with the secrets Argo CD keeps in the
+// control-plane namespace's `argocd-secret`, and sets the refresh
+// annotation on exactly the Applications whose repository, branch and
+// (with `argocd.argoproj.io/manifest-generate-paths`) paths match. It
+// writes nothing else; the controller does the rest.
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+)
+
+// Argo CD's names.
+const (
+	SecretName = "argocd-secret"
+	ConfigMap  = "argocd-cm"
+	// PathsAnnotation limits the refreshes of an app to pushes that change
+	// files under these paths (";"-separated; relative to the app's path,
+	// or from the repository root when they start with "/").
+	PathsAnnotation = "argocd.argoproj.io/manifest-generate-paths"
+)
+
+// Options configure a Handler.
+type Options struct {
+	// Client reads Applications, argocd-secret and argocd-cm, and patches
+	// the refresh annotation.
+	Client client.Client
+	// Namespace is the control-plane namespace.
+	Namespace string
+	// AppNamespaces are globs of further namespaces whose apps are served.
+	AppNamespaces []string
+	// MinInterval is the least time between two refreshes of one app
+	// (default 1 s): a flood of pushes cannot flood the controller.
+	MinInterval time.Duration
+}
+
+// Handler serves /api/webhook.
+type Handler struct {
+	o    Options
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// New returns a Handler.
+func New(o Options) *Handler {
+	if o.MinInterval == 0 {
+		o.MinInterval = time.Second
+	}
+	if o.Namespace == "" {
+		o.Namespace = v1alpha1.DefaultControlPlaneNamespace
+	}
+	return &Handler{o: o, last: map[string]time.Time{}}
+}
+
+// Push is what a push event says, whatever its provider.
+type Push struct {
+	// URLs are the repository's URLs (web, clone over HTTPS and SSH).
+	URLs []string
+	// Branch is the pushed branch (or tag) name.
+	Branch string
+	// DefaultBranch, when known, is what HEAD means.
+	DefaultBranch string
+	// Changed are the files the push touched; nil when unknown (every
+	// app of the repository is refreshed then).
+	Changed []string
+}
+
+// Result says what a push did.
+type Result struct {
+	Refreshed []string `json:"refreshed"`
+	// Throttled apps were refreshed less than MinInterval ago.
+	Throttled []string `json:"throttled,omitempty"`
+}
+
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	res, err := h.serve(r)
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		status := http.StatusInternalServerError
+		var he *httpError
+		if errors.As(err, &he) {
+			status = he.status
+		}
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": err.Error(), "code": status})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(res)
+}
+
+func (h *Handler) serve(r *http.Request) (*Result, error) {
+	if r.Method != http.MethodPost {
+		return nil, &httpError{http.StatusMethodNotAllowed, "POST a push event"}
+	}
+	ctx := r.Context()
+	secrets, maxBytes, err := h.settings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.ContentLength > maxBytes {
+		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("payload over webhook.maxPayloadSizeMB (%d bytes)", maxBytes)}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBytes))
+	if err != nil {
+		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("payload over webhook.maxPayloadSizeMB (%d bytes)", maxBytes)}
+	}
+	push, err := parse(r.Header, body, secrets)
+	if err != nil {
+		return nil, err
+	}
+	if push == nil {
+		return &Result{Refreshed: []string{}}, nil // not a push: ping and the like
+	}
+	return h.refresh(ctx, push)
+}
+
+// settings reads the webhook secrets (argocd-secret) and the payload cap
+// (argocd-cm webhook.maxPayloadSizeMB, default 1) at each request, so they
+// rotate without a restart.
+func (h *Handler) settings(ctx context.Context) (map[string]string, int64, error) {
+	secrets := map[string]string{}
+	var s corev1.Secret
+	err := h.o.Client.Get(ctx, client.ObjectKey{Namespace: h.o.Namespace, Name: SecretName}, &s)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, 0, fmt.Errorf("read %s: %w", SecretName, err)
+	}
+	for k, v := range s.Data {
+		if strings.HasPrefix(k, "webhook.") {
+			secrets[k] = string(v)
+		}
+	}
+	maxBytes := int64(1 << 20)
+	var cm corev1.ConfigMap
+	if err := h.o.Client.Get(ctx, client.ObjectKey{Namespace: h.o.Namespace, Name: ConfigMap}, &cm); err == nil {
+		if mb, err := strconv.ParseInt(cm.Data["webhook.maxPayloadSizeMB"], 10, 64); err == nil && mb > 0 {
+			maxBytes = mb << 20
+		}
+	}
+	return secrets, maxBytes, nil
+}
+
+// parse verifies and decodes a push of any provider; nil for other events.
+func parse(hd http.Header, body []byte, secrets map[string]string) (*Push, error) {
+	unauthorized := func(what string) error {
+		return &httpError{http.StatusUnauthorized, what + ": the push was not applied"}
+	}
+	switch {
+	case hd.Get("X-GitHub-Event") != "":
+		if secret := secrets["webhook.github.secret"]; secret != "" && !validHMAC(sha256.New, secret, body, hd.Get("X-Hub-Signature-256"), "sha256=") {
+			return nil, unauthorized("missing or wrong X-Hub-Signature-256")
+		}
+		if hd.Get("X-GitHub-Event") != "push" {
+			return nil, nil
+		}
+		return parseGitHub(body)
+	case hd.Get("X-Gitlab-Event") != "":
+		if secret := secrets["webhook.gitlab.secret"]; secret != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(hd.Get("X-Gitlab-Token"))) != 1 {
+			return nil, unauthorized("missing or wrong X-Gitlab-Token")
+		}
+		if !strings.Contains(hd.Get("X-Gitlab-Event"), "Push") && !strings.Contains(hd.Get("X-Gitlab-Event"), "Tag") {
+			return nil, nil
+		}
+		return parseGitLab(body)
+	case hd.Get("X-Event-Key") != "":
+		if secret := secrets["webhook.bitbucketserver.secret"]; secret != "" && !validHMAC(sha256.New, secret, body, hd.Get("X-Hub-Signature"), "sha256=") {
+			return nil, unauthorized("missing or wrong X-Hub-Signature")
+		}
+		if hd.Get("X-Event-Key") != "repo:refs_changed" {
+			return nil, nil
+		}
+		return parseBitbucketServer(body)
+	default:
+		if secret := secrets["webhook.generic.secret"]; secret != "" && !validHMAC(sha256.New, secret, body, hd.Get("X-Signature-256"), "sha256=") {
+			return nil, unauthorized("missing or wrong X-Signature-256")
+		}
+		if secrets["webhook.generic.secret"] == "" && anySecret(secrets) {
+			// Providers are configured with secrets: an unsigned generic
+			// push would bypass them.
+			return nil, unauthorized("unsigned generic push while webhook secrets are configured")
+		}
+		return parseGeneric(body)
+	}
+}
+
+func anySecret(secrets map[string]string) bool {
+	for _, v := range secrets {
+		if v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func validHMAC(h func() hash.Hash, secret string, body []byte, header, prefix string) bool {
+	got, ok := strings.CutPrefix(header, prefix)
+	if !ok {
+		return false
+	}
+	sig, err := hex.DecodeString(got)
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(h, []byte(secret))
+	mac.Write(body)
+	return hmac.Equal(sig, mac.Sum(nil))
+}
+
+
+func badPayload(err error) error {
+	return &httpError{http.StatusBadRequest, "invalid push payload: " + err.Error()}
+}
+
+type commitFiles struct {
+	Added    []string `json:"added"`
+	Modified []string `json:"modified"`
+	Removed  []string `json:"removed"`
+}
+
+func changedFiles(commits []commitFiles) []string {
+	if len(commits) == 0 {
+		return nil
+	}
+	var out []string
+	for _, c := range commits {
+		out = append(out, c.Added...)
+		out = append(out, c.Modified...)
+		out = append(out, c.Removed...)
+	}
+	return out
+}
+
+func parseGitHub(body []byte) (*Push, error) {
+	var ev struct {
+		Ref        string `json:"ref"`
+		Repository struct {
+			HTMLURL       string `json:"html_url"`
+			CloneURL      string `json:"clone_url"`
+			SSHURL        string `json:"ssh_url"`
+			DefaultBranch string `json:"default_branch"`
+		} `json:"repository"`
+		Commits []commitFiles `json:"commits"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, badPayload(err)
+	}
+	return &Push{URLs: []string{ev.Repository.HTMLURL, ev.Repository.CloneURL, ev.Repository.SSHURL}, Branch: refName(ev.Ref), DefaultBranch: ev.Repository.DefaultBranch, Changed: changedFiles(ev.Commits)}, nil
+}
+
+func parseGitLab(body []byte) (*Push, error) {
+	var ev struct {
+		Ref     string `json:"ref"`
+		Project struct {
+			WebURL        string `json:"web_url"`
+			HTTPURL       string `json:"git_http_url"`
+			SSHURL        string `json:"git_ssh_url"`
+			DefaultBranch string `json:"default_branch"`
+		} `json:"project"`
+		Commits []commitFiles `json:"commits"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, badPayload(err)
+	}
+	return &Push{URLs: []string{ev.Project.WebURL, ev.Project.HTTPURL, ev.Project.SSHURL}, Branch: refName(ev.Ref), DefaultBranch: ev.Project.DefaultBranch, Changed: changedFiles(ev.Commits)}, nil
+}
+
+func parseBitbucketServer(body []byte) (*Push, error) {
+	var ev struct {
+		Changes []struct {
+			Ref struct {
+				DisplayID string `json:"displayId"`
+			} `json:"ref"`
+		} `json:"changes"`
+		Repository struct {
+			Links struct {
+				Clone []struct {
+					Href string `json:"href"`
+				} `json:"clone"`
+			} `json:"links"`
+		} `json:"repository"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, badPayload(err)
+	}
+	p := &Push{}
+	for _, c := range ev.Repository.Links.Clone {
+		p.URLs = append(p.URLs, c.Href)
+	}
+	if len(ev.Changes) > 0 {
+		p.Branch = ev.Changes[0].Ref.DisplayID
+	}
+	return p, nil
+}
+
+// parseGeneric reads {"repoURL": …, "branch": …, "paths": […]}: any Git
+// server that can POST JSON.
+func parseGeneric(body []byte) (*Push, error) {
+	var ev struct {
+		RepoURL string   `json:"repoURL"`
+		Branch  string   `json:"branch"`
+		Paths   []string `json:"paths"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, badPayload(err)
+	}
+	if ev.RepoURL == "" {
+		return nil, &httpError{http.StatusBadRequest, `a generic push needs {"repoURL": …, "branch": …, "paths": […]}`}
+	}
+	return &Push{URLs: []string{ev.RepoURL}, Branch: ev.Branch, Changed: ev.Paths}, nil
+}
+
+func refName(ref string) string {
+	for _, p := range []string{"refs/heads/", "refs/tags/"} {
+		if s, ok := strings.CutPrefix(ref, p); ok {
+			return s
+		}
+	}
+	return ref
+}
+
+// NormalizeURL makes repository URLs comparable: no scheme, user, ".git"
+// or trailing slash, lower case, and scp-style SSH ("git@host:org/repo")
+// as "host/org/repo".
+func NormalizeURL(u string) string {
+	u = strings.ToLower(strings.TrimSpace(u))
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+	} else if at := strings.Index(u, "@"); at >= 0 && strings.Contains(u[at:], ":") {
+		u = strings.Replace(u, ":", "/", 1)
+	}
+	if at := strings.Index(u, "@"); at >= 0 && at < strings.Index(u+"/", "/") {
+		u = u[at+1:]
+	}
+	u = strings.TrimSuffix(strings.TrimSuffix(u, "/"), ".git")
+	if host, rest, ok := strings.Cut(u, "/"); ok {
+		if h, port, ok := strings.Cut(host, ":"); ok && (port == "22" || port == "443" || port == "80") {
+			host = h
+		}
+		u = host + "/" + rest
+	}
+	return u
+}
+
+// Matches reports whether a push concerns app: same repository, its
+// target revision is the pushed branch (HEAD or empty: the default
+// branch), and, when the app lists manifest-generate-paths and the push
+// names its files, one of them is under those paths.
+func Matches(app *v1alpha1.Application, p *Push) bool {
+	src := app.SourceOf()
+	if src == nil {
+		return false
+	}
+	repo := NormalizeURL(src.RepoURL)
+	same := false
+	for _, u := range p.URLs {
+		if u != "" && NormalizeURL(u) == repo {
+			same = true
+		}
+	}
+	if !same {
+		return false
+	}
+	switch rev := src.TargetRevision; rev {
+	case "", "HEAD":
+		if p.DefaultBranch != "" && p.Branch != p.DefaultBranch {
+			return false
+		}
+	default:
+		if rev != p.Branch && strings.TrimPrefix(rev, "refs/heads/") != p.Branch {
+			return false
+		}
+	}
+	paths := app.Annotations[PathsAnnotation]
+	if paths == "" || p.Changed == nil {
+		return true
+	}
+	for _, ap := range strings.Split(paths, ";") {
+		ap = strings.TrimSpace(ap)
+		if ap == "" {
+			continue
+		}
+		dir := path.Clean(strings.TrimPrefix(ap, "/"))
+		if !strings.HasPrefix(ap, "/") {
+			dir = path.Clean(path.Join(src.Path, ap))
+		}
+		for _, f := range p.Changed {
+			if dir == "." || f == dir || strings.HasPrefix(path.Clean(f), dir+"/") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// refresh sets the refresh annotation on every matching app, at most once
+// per MinInterval per app.
+func (h *Handler) refresh(ctx context.Context, p *Push) (*Result, error) {
+	var list v1alpha1.ApplicationList
+	if err := h.o.Client.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	res := &Result{Refreshed: []string{}}
+	for i := range list.Items {
+		app := &list.Items[i]
+		if (app.Namespace != h.o.Namespace && !v1alpha1.GlobAny(h.o.AppNamespaces, app.Namespace)) || !Matches(app, p) {
+			continue
+		}
+		key := app.Namespace + "/" + app.Name
+		if !h.allow(key) {
+			res.Throttled = append(res.Throttled, key)
+			continue
+		}
+		patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:"normal"}}}`, v1alpha1.RefreshAnnotation))
+		if err := h.o.Client.Patch(ctx, app, client.RawPatch("application/merge-patch+json", patch)); err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("refresh %s: %w", key, err)
+		}
+		res.Refreshed = append(res.Refreshed, key)
+	}
+	return res, nil
+}
+
+func (h *Handler) allow(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	if t, ok := h.last[key]; ok && now.Sub(t) < h.o.MinInterval {
+		return false
+	}
+	h.last[key] = now
+	if len(h.last) > 10000 { // forget old entries
+		for k, t := range h.last {
+			if now.Sub(t) > time.Minute {
+				delete(h.last, k)
+			}
+		}
+	}
+	return true
+}
