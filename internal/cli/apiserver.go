@@ -13,11 +13,16 @@ import (
 	"path/filepath"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/webhook"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -70,6 +75,7 @@ func startAPI(ctx context.Context, cfg *rest.Config, c *controller.Controller, r
 		return "", err
 	}
 	metrics.CollectApps(reg, c.Manager.GetClient())
+	hooks := webhook.New(webhook.Options{Client: c.Manager.GetClient(), Namespace: c.Namespace(), AppNamespaces: c.Reconciler.Options.AppNamespaces})
 	srv, err := server.New(server.Options{
 		Client:        c.Manager.GetClient(),
 		Namespace:     c.Namespace(),
@@ -78,10 +84,11 @@ func startAPI(ctx context.Context, cfg *rest.Config, c *controller.Controller, r
 		Watch: func(ctx context.Context) (watch.Interface, error) {
 			return watcher.Watch(ctx, &v1alpha1.ApplicationList{})
 		},
-		Auth:           auth,
-		InsecureNoAuth: o.insecureNoAuth,
-		Metrics:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		Webhook:        webhook.New(webhook.Options{Client: c.Manager.GetClient(), Namespace: c.Namespace(), AppNamespaces: c.Reconciler.Options.AppNamespaces}),
+		Auth:            auth,
+		InsecureNoAuth:  o.insecureNoAuth,
+		Metrics:         promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Webhook:         hooks,
+		RegistryWebhook: http.HandlerFunc(hooks.ServeMLflow),
 	})
 	if err != nil {
 		ln.Close()
@@ -133,4 +140,57 @@ func ensureAdminToken(stateDir string) (file, token string, err error) {
 		return "", "", err
 	}
 	return file, token, nil
+}
+
+// subscribeRegistry makes the registry at registryURL tell the API at
+// apiURL about new model versions (MLflow's webhooks API), with a fresh
+// secret stored where the receiver reads it (argocd-secret). A version
+// registered after its gate refused it is then deployed within seconds.
+func subscribeRegistry(ctx context.Context, c client.Client, namespace, registryURL, apiURL string) error {
+	rc, err := registry.NewClient(registry.ClientOptions{URL: registryURL})
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 24)
+	if _, err := io.ReadFull(rand.Reader, b); err != nil {
+		return err
+	}
+	secret := hex.EncodeToString(b)
+	s := &corev1.Secret{}
+	err = c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: webhook.SecretName}, s)
+	switch {
+	case apierrors.IsNotFound(err):
+		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: webhook.SecretName, Namespace: namespace}, Data: map[string][]byte{webhook.MLflowSecretKey: []byte(secret)}}
+		if err := c.Create(ctx, s); err != nil {
+			return fmt.Errorf("store the registry webhook secret: %w", err)
+		}
+	case err != nil:
+		return err
+	default:
+		before := s.DeepCopy()
+		if s.Data == nil {
+			s.Data = map[string][]byte{}
+		}
+		s.Data[webhook.MLflowSecretKey] = []byte(secret)
+		if err := c.Patch(ctx, s, client.MergeFrom(before)); err != nil {
+			return fmt.Errorf("store the registry webhook secret: %w", err)
+		}
+	}
+	hooks, err := rc.ListWebhooks(ctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range hooks {
+		if h.Name == "mlcd-controller" {
+			if err := rc.DeleteWebhook(ctx, h.WebhookID); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = rc.CreateWebhook(ctx, "mlcd-controller", apiURL+"/api/webhook/mlflow", secret, []registry.WebhookEvent{
+		{Entity: "MODEL_VERSION", Action: "CREATED"},
+		{Entity: "MODEL_VERSION_TAG", Action: "SET"},
+		{Entity: "MODEL_VERSION_ALIAS", Action: "CREATED"},
+	})
+	return err
 }

@@ -194,6 +194,9 @@ func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster
 		return err
 	}
 	fmt.Fprintf(out, "API server: %s (metrics at %s/metrics); admin token in %s\n", apiURL, apiURL, tokensFile)
+	if err := subscribeRegistry(ctx, c.Manager.GetClient(), c.Namespace(), registryURL, apiURL); err != nil {
+		fmt.Fprintf(out, "  (registry webhook not set up: %s; new versions are seen at the next poll)\n", err)
+	}
 	if path, err := saveCLIConfig(apiURL, token); err == nil {
 		fmt.Fprintf(out, "  mlcd app list   (server and token saved in %s)\n", path)
 	} else {

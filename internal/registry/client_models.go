@@ -142,3 +142,28 @@ func (a *aliasNotFound) Unwrap() error { return a.api }
 func (a *aliasNotFound) Is(target error) bool {
 	return target == ErrNotFound
 }
+
+// CreateWebhook subscribes url to registry events (MLflow's webhooks API);
+// secret signs the deliveries.
+func (c *Client) CreateWebhook(ctx context.Context, name, url, secret string, events []WebhookEvent) (*Webhook, error) {
+	var out webhookReply
+	in := map[string]any{"name": name, "url": url, "secret": secret, "events": events, "status": "ACTIVE"}
+	if err := c.send(ctx, http.MethodPost, "webhooks", in, &out); err != nil {
+		return nil, err
+	}
+	return must(out.Webhook)
+}
+
+// ListWebhooks lists the subscriptions.
+func (c *Client) ListWebhooks(ctx context.Context) ([]Webhook, error) {
+	var out webhooksReply
+	if err := c.get(ctx, "webhooks", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Webhooks, nil
+}
+
+// DeleteWebhook removes a subscription.
+func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
+	return c.send(ctx, http.MethodDelete, "webhooks/"+url.PathEscape(id), nil, nil)
+}

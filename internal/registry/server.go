@@ -104,6 +104,8 @@ type request struct {
 	*http.Request
 	user string
 	body []byte
+	// pathID is the {id} of routes like webhooks/{id}.
+	pathID string
 }
 
 // decode fills dst from the request and checks required fields, named in
@@ -208,12 +210,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	h, ok := s.routes[r.Method+" "+endpoint]
+	route := r.Method + " " + endpoint
+	pathID := ""
+	if id, ok := strings.CutPrefix(endpoint, "webhooks/"); ok && id != "" && !strings.Contains(id, "/") {
+		route, pathID = r.Method+" webhooks/{id}", id
+	}
+	h, ok := s.routes[route]
 	if endpoint == "" || !ok {
 		writeError(rec, apiErr(CodeEndpointUnknown, "No API endpoint found for %s %s", r.Method, path))
 		return
 	}
-	req := &request{Request: r, user: user}
+	req := &request{Request: r, user: user, pathID: pathID}
 	if r.Method != http.MethodGet {
 		body, err := io.ReadAll(http.MaxBytesReader(rec, r.Body, s.opts.MaxBodyBytes))
 		if err != nil {
@@ -234,6 +241,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, err)
 		return
 	}
+	s.notify(eventOf(route, req, out))
 	if out == nil {
 		out = struct{}{}
 	}

@@ -48,6 +48,10 @@ func (s *Server) registryRoutes() map[string]handler {
 		"POST runs/log-parameter":                    s.logParam,
 		"POST runs/set-tag":                          s.setRunTag,
 		"GET metrics/get-history":                    s.metricHistory,
+		"POST webhooks":                              s.createWebhook,
+		"GET webhooks":                               s.listWebhooks,
+		"GET webhooks/{id}":                          s.getWebhook,
+		"DELETE webhooks/{id}":                       s.deleteWebhook,
 	}
 }
 

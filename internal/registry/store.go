@@ -114,6 +114,18 @@ var migrations = []string{
 		deletion_time INTEGER NOT NULL,
 		PRIMARY KEY (name, version)
 	);`,
+	// 3: registry webhooks, as MLflow's (3.x) webhooks API.
+	`CREATE TABLE webhooks (
+		webhook_id TEXT PRIMARY KEY,
+		name TEXT NOT NULL,
+		url TEXT NOT NULL,
+		events TEXT NOT NULL,
+		description TEXT NOT NULL DEFAULT '',
+		secret TEXT NOT NULL DEFAULT '',
+		status TEXT NOT NULL DEFAULT 'ACTIVE',
+		creation_timestamp INTEGER NOT NULL,
+		last_updated_timestamp INTEGER NOT NULL
+	);`,
 }
 
 func openStore(path string) (*store, error) {

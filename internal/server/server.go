@@ -53,6 +53,9 @@ type Options struct {
 	// Webhook is served at POST /api/webhook, Argo CD's path; it checks
 	// the providers' signatures itself, not bearer tokens (nil: none).
 	Webhook http.Handler
+	// RegistryWebhook is served at POST /api/webhook/mlflow: signed MLflow
+	// registry events (nil: none).
+	RegistryWebhook http.Handler
 	// MaxBodyBytes bounds request bodies (default 1 MiB).
 	MaxBodyBytes int64
 	// Log is where requests that fail with 5xx are logged (never bodies).
@@ -104,6 +107,9 @@ func (s *Server) routes() {
 	}
 	if s.o.Webhook != nil {
 		s.mux.Handle("POST /api/webhook", s.o.Webhook)
+	}
+	if s.o.RegistryWebhook != nil {
+		s.mux.Handle("POST /api/webhook/mlflow", s.o.RegistryWebhook)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})

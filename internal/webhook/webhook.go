@@ -420,9 +420,14 @@ func Matches(app *v1alpha1.Application, p *Push) bool {
 	return false
 }
 
-// refresh sets the refresh annotation on every matching app, at most once
-// per MinInterval per app.
+// refresh sets the refresh annotation on every app the push concerns.
 func (h *Handler) refresh(ctx context.Context, p *Push) (*Result, error) {
+	return h.refreshWhere(ctx, func(a *v1alpha1.Application) bool { return Matches(a, p) })
+}
+
+// refreshWhere sets the refresh annotation on every served app that match
+// accepts, at most once per MinInterval per app.
+func (h *Handler) refreshWhere(ctx context.Context, match func(*v1alpha1.Application) bool) (*Result, error) {
 	var list v1alpha1.ApplicationList
 	if err := h.o.Client.List(ctx, &list); err != nil {
 		return nil, err
@@ -430,7 +435,7 @@ func (h *Handler) refresh(ctx context.Context, p *Push) (*Result, error) {
 	res := &Result{Refreshed: []string{}}
 	for i := range list.Items {
 		app := &list.Items[i]
-		if (app.Namespace != h.o.Namespace && !v1alpha1.GlobAny(h.o.AppNamespaces, app.Namespace)) || !Matches(app, p) {
+		if (app.Namespace != h.o.Namespace && !v1alpha1.GlobAny(h.o.AppNamespaces, app.Namespace)) || !match(app) {
 			continue
 		}
 		key := app.Namespace + "/" + app.Name

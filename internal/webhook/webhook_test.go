@@ -129,3 +129,28 @@ func TestFloodIsThrottled(t *testing.T) {
 		t.Fatal("another app was throttled by the first one's flood")
 	}
 }
+
+func TestVerifyMLflow(t *testing.T) {
+	body := []byte(`{"entity":"model_version","action":"created","data":{"name":"fraud-detection","version":"3"}}`)
+	now := time.Unix(1_800_000_000, 0)
+	ts := "1800000000"
+	hd := http.Header{}
+	hd.Set(HeaderDeliveryID, "d-1")
+	hd.Set(HeaderTimestamp, ts)
+	hd.Set(HeaderSignature, SignMLflow("sec", "d-1", ts, body))
+	if err := verifyMLflow("sec", hd, body, now); err != nil {
+		t.Fatalf("valid delivery: %v", err)
+	}
+	for name, mutate := range map[string]func(http.Header){
+		"wrong secret": func(h http.Header) { h.Set(HeaderSignature, SignMLflow("other", "d-1", ts, body)) },
+		"other id":     func(h http.Header) { h.Set(HeaderDeliveryID, "d-2") },
+		"stale":        func(h http.Header) { h.Set(HeaderTimestamp, "1799990000") },
+		"unsigned":     func(h http.Header) { h.Del(HeaderSignature) },
+	} {
+		h := hd.Clone()
+		mutate(h)
+		if err := verifyMLflow("sec", h, body, now); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
