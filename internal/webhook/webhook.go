@@ -234,7 +234,6 @@ func validHMAC(h func() hash.Hash, secret string, body []byte, header, prefix st
 	return hmac.Equal(sig, mac.Sum(nil))
 }
 
-
 func badPayload(err error) error {
 	return &httpError{http.StatusBadRequest, "invalid push payload: " + err.Error()}
 }
