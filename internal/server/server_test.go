@@ -56,13 +56,19 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
+	return startWithRegistry(t, nil)
+}
+
+// startWithRegistry is start with a model registry for governed apps.
+func startWithRegistry(t *testing.T, modelRegistry controller.ModelRegistry) *env {
+	t.Helper()
 	ce := clustertest.Get(t)
 	ns := ce.Namespace(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	reg := prometheus.NewRegistry()
 	rec := metrics.New(reg)
 	ctrl, err := controller.New(ctx, ce.Config, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: time.Minute, ControllerNamespace: ns, Recorder: rec},
+		Options:  controller.Options{PollInterval: time.Minute, ControllerNamespace: ns, Recorder: rec, Registry: modelRegistry},
 		CacheDir: t.TempDir(),
 	})
 	if err != nil {
