@@ -13,7 +13,7 @@ var GroupVersion = schema.GroupVersion{Group: "argoproj.io", Version: "v1alpha1"
 
 // AddToScheme registers the kinds with a scheme.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &Application{}, &ApplicationList{}, &AppProject{}, &AppProjectList{})
+	s.AddKnownTypes(GroupVersion, &Application{}, &ApplicationList{}, &AppProject{}, &AppProjectList{}, &ApplicationSet{}, &ApplicationSetList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	s.AddKnownTypes(MLCDGroupVersion, &ModelPolicy{}, &ModelPolicyList{})
 	metav1.AddToGroupVersion(s, MLCDGroupVersion)
