@@ -20,8 +20,8 @@ type eventRecorder interface {
 	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...interface{})
 }
 
-// event emits an Event on the Application.
-func (r *ApplicationReconciler) event(app *v1alpha1.Application, typ, reason, format string, args ...any) {
+// event emits an Event on the object (an Application or an ApplicationSet).
+func (r *ApplicationReconciler) event(app runtime.Object, typ, reason, format string, args ...any) {
 	if r.events == nil {
 		return
 	}

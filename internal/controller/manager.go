@@ -97,6 +97,11 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 	if err := rec.setup(mgr, o.ReadOnly); err != nil {
 		return nil, err
 	}
+	if !o.ReadOnly {
+		if err := (&ApplicationSetReconciler{apps: rec}).setup(mgr); err != nil {
+			return nil, err
+		}
+	}
 	return &Controller{Manager: mgr, Reconciler: rec}, nil
 }
 

@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/appset"
+	"github.com/mlcd-dev/mlcd/internal/manifest"
+	"github.com/mlcd-dev/mlcd/internal/source"
+)
+
+func newAppSetCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "appset", Short: "Work with ApplicationSets"}
+	cmd.AddCommand(newAppSetGenerateCmd())
+	return cmd
+}
+
+// localRepos serves every repository from one local checkout.
+type localRepos struct{ dir string }
+
+func (l localRepos) Checkout(string, string) (string, error) { return l.dir, nil }
+
+// fetchedRepos fetches repositories into a cache directory.
+type fetchedRepos struct {
+	ctx   context.Context
+	cache *source.Cache
+}
+
+func (f fetchedRepos) Checkout(url, revision string) (string, error) {
+	sha, err := f.cache.Resolve(f.ctx, url, revision, source.Credentials{}, true)
+	if err != nil {
+		return "", err
+	}
+	return f.cache.Checkout(f.ctx, url, sha)
+}
+
+func newAppSetGenerateCmd() *cobra.Command {
+	var repoDir, output string
+	cmd := &cobra.Command{
+		Use:   "generate FILE",
+		Short: "Print the Applications an ApplicationSet would produce, without a cluster",
+		Long: `generate runs the set's generators and template exactly as the controller
+does and prints the Applications (YAML, or their names with -o name). Git
+generators read --repo-dir when given (a checkout of the repository the set
+names), else fetch the repository.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			objs, err := manifest.Parse(args[0], data)
+			if err != nil {
+				return err
+			}
+			var repos appset.Repos
+			if repoDir != "" {
+				abs, err := filepath.Abs(repoDir)
+				if err != nil {
+					return err
+				}
+				repos = localRepos{dir: abs}
+			} else {
+				cache, err := os.MkdirTemp("", "mlcd-appset-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(cache)
+				repos = fetchedRepos{ctx: cmd.Context(), cache: source.NewCache(source.Options{Dir: cache})}
+			}
+			out := cmd.OutOrStdout()
+			found := 0
+			for _, o := range objs {
+				if o.GetKind() != "ApplicationSet" {
+					continue
+				}
+				found++
+				raw, _ := o.MarshalJSON()
+				set := &v1alpha1.ApplicationSet{}
+				if err := yaml.UnmarshalStrict(raw, set); err != nil {
+					return fmt.Errorf("ApplicationSet %s: %w", o.GetName(), err)
+				}
+				if set.Namespace == "" {
+					set.Namespace = v1alpha1.DefaultControlPlaneNamespace
+				}
+				params, err := appset.Generate(set, appset.Inputs{Repos: repos, Clusters: []appset.Cluster{appset.InCluster}})
+				if err != nil {
+					return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
+				}
+				apps, err := appset.Render(set, params)
+				if err != nil {
+					return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
+				}
+				for _, a := range apps {
+					if output == "name" {
+						fmt.Fprintln(out, a.Name)
+						continue
+					}
+					data, err := yaml.Marshal(a)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "---\n%s", data)
+				}
+			}
+			if found == 0 {
+				return fmt.Errorf("%s holds no ApplicationSet", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&repoDir, "repo-dir", "", "a local checkout to read git generators from (default: fetch the repository)")
+	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "yaml or name")
+	return cmd
+}
