@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -124,6 +125,7 @@ func (r *ApplicationSetReconciler) apply(ctx context.Context, set *v1alpha1.Appl
 	}
 	want := map[string]bool{}
 	var resources []v1alpha1.ApplicationSetResource
+	var clashes []string
 	for _, app := range apps {
 		key := app.Namespace + "/" + app.Name
 		want[key] = true
@@ -133,7 +135,12 @@ func (r *ApplicationSetReconciler) apply(ctx context.Context, set *v1alpha1.Appl
 			if err := controllerutil.SetControllerReference(set, app, ar.client.Scheme()); err != nil {
 				return "", err
 			}
-			if err := ar.client.Create(ctx, app); err != nil && !apierrors.IsAlreadyExists(err) {
+			err := ar.client.Create(ctx, app)
+			if apierrors.IsAlreadyExists(err) {
+				clashes = append(clashes, key)
+				continue
+			}
+			if err != nil {
 				return "", fmt.Errorf("create Application %s: %w", key, err)
 			}
 			continue
@@ -157,6 +164,9 @@ func (r *ApplicationSetReconciler) apply(ctx context.Context, set *v1alpha1.Appl
 		}
 	}
 	set.Status.Resources = resources
+	if len(clashes) > 0 {
+		return "", fmt.Errorf("Applications %s exist and are not this set's: they are left alone (rename the template or delete them)", strings.Join(clashes, ", "))
+	}
 	if !mayDelete {
 		return "", nil
 	}
