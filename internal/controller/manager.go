@@ -101,6 +101,9 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 		if err := (&ApplicationSetReconciler{apps: rec}).setup(mgr); err != nil {
 			return nil, err
 		}
+		if err := (&NotificationReconciler{apps: rec}).setup(mgr); err != nil {
+			return nil, err
+		}
 	}
 	return &Controller{Manager: mgr, Reconciler: rec}, nil
 }

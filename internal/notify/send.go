@@ -1,0 +1,182 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"text/template"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+)
+
+// Service is a configured destination: Argo CD's `service.webhook.<name>`
+// (url, headers, and mlcd's `secret` that HMAC-signs the body) or
+// `service.slack` (an incoming-webhook url).
+type Service struct {
+	Name    string
+	Kind    string // webhook or slack
+	URL     string
+	Headers map[string]string
+	Secret  string
+}
+
+// Config is the parsed ConfigMap and Secret.
+type Config struct {
+	Services map[string]Service
+	// Templates are message templates by trigger (template.<trigger>,
+	// key `message`); Go templates over {app, event}.
+	Templates map[string]string
+}
+
+// ParseConfig reads argocd-notifications-cm data; "$key" values are
+// looked up in the secret's data.
+func ParseConfig(data map[string]string, secret map[string][]byte) (*Config, error) {
+	cfg := &Config{Services: map[string]Service{}, Templates: map[string]string{}}
+	resolve := func(v string) string {
+		if k, ok := strings.CutPrefix(v, "$"); ok {
+			return string(secret[k])
+		}
+		return v
+	}
+	for k, v := range data {
+		switch {
+		case strings.HasPrefix(k, "service.webhook."):
+			var s struct {
+				URL     string `json:"url"`
+				Secret  string `json:"secret"`
+				Headers []struct {
+					Name  string `json:"name"`
+					Value string `json:"value"`
+				} `json:"headers"`
+			}
+			if err := yaml.Unmarshal([]byte(v), &s); err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			name := strings.TrimPrefix(k, "service.webhook.")
+			svc := Service{Name: name, Kind: "webhook", URL: resolve(s.URL), Secret: resolve(s.Secret), Headers: map[string]string{}}
+			for _, h := range s.Headers {
+				svc.Headers[h.Name] = resolve(h.Value)
+			}
+			cfg.Services[name] = svc
+		case k == "service.slack" || strings.HasPrefix(k, "service.slack."):
+			var s struct {
+				URL string `json:"url"`
+			}
+			if err := yaml.Unmarshal([]byte(v), &s); err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			name := strings.TrimPrefix(strings.TrimPrefix(k, "service."), "slack.")
+			cfg.Services[name] = Service{Name: name, Kind: "slack", URL: resolve(s.URL)}
+		case strings.HasPrefix(k, "template."):
+			var t struct {
+				Message string `json:"message"`
+			}
+			if err := yaml.Unmarshal([]byte(v), &t); err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			cfg.Templates[strings.TrimPrefix(k, "template.")] = t.Message
+		}
+	}
+	return cfg, nil
+}
+
+// Payload is the JSON body a webhook service receives.
+type Payload struct {
+	Application string   `json:"application"`
+	Namespace   string   `json:"namespace"`
+	Project     string   `json:"project"`
+	Trigger     string   `json:"trigger"`
+	Recipients  []string `json:"recipients,omitempty"`
+	Revision    string   `json:"revision,omitempty"`
+	SyncStatus  string   `json:"syncStatus,omitempty"`
+	Health      string   `json:"healthStatus,omitempty"`
+	Model       string   `json:"model,omitempty"`
+	Version     string   `json:"modelVersion,omitempty"`
+	Message     string   `json:"message"`
+}
+
+// Message renders the trigger's template (default: a line saying what
+// happened).
+func (c *Config) Message(app *v1alpha1.Application, ev Event) (string, error) {
+	text, ok := c.Templates[ev.Trigger]
+	if !ok {
+		return fmt.Sprintf("Application %s/%s: %s", app.Namespace, app.Name, ev.Summary), nil
+	}
+	t, err := template.New(ev.Trigger).Parse(text)
+	if err != nil {
+		return "", err
+	}
+	// Argo CD's templates see the app as JSON: {{.app.metadata.name}}.
+	raw, _ := json.Marshal(app)
+	var generic map[string]any
+	_ = json.Unmarshal(raw, &generic)
+	var b bytes.Buffer
+	err = t.Execute(&b, map[string]any{"app": generic, "event": ev})
+	return b.String(), err
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// Send delivers one notification, retrying transient failures.
+func Send(ctx context.Context, svc Service, p Payload) error {
+	var body []byte
+	switch svc.Kind {
+	case "slack":
+		body, _ = json.Marshal(map[string]string{"text": p.Message})
+	default:
+		body, _ = json.Marshal(p)
+	}
+	var last error
+	for attempt := 0; attempt < 3; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, svc.URL, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		for k, v := range svc.Headers {
+			req.Header.Set(k, v)
+		}
+		if svc.Secret != "" {
+			mac := hmac.New(sha256.New, []byte(svc.Secret))
+			mac.Write(body)
+			req.Header.Set("X-Mlcd-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		}
+		resp, err := httpClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 300 {
+				return nil
+			}
+			last = fmt.Errorf("service %s answered HTTP %d", svc.Name, resp.StatusCode)
+			if resp.StatusCode < 500 && resp.StatusCode != 429 {
+				return last
+			}
+		} else {
+			last = fmt.Errorf("service %s: %s", svc.Name, redact(err.Error(), svc))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 500 * time.Millisecond):
+		}
+	}
+	return last
+}
+
+// redact keeps a service's URL (which may hold a token, as Slack's do)
+// out of errors.
+func redact(msg string, svc Service) string {
+	if svc.URL != "" {
+		msg = strings.ReplaceAll(msg, svc.URL, "<"+svc.Name+" url>")
+	}
+	return msg
+}
