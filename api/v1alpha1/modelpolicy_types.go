@@ -42,8 +42,10 @@ type ModelPolicySpec struct {
 	// environment's valuesFile is a kustomization (images[name].newTag);
 	// default: the kustomization's first image.
 	Image string `json:"image,omitempty"`
-	// Rollout holds canary steps; a later release reads it.
-	Rollout map[string]any `json:"rollout,omitempty" mlcd:"opaque"`
+	// Rollout says, per environment, how a new version rolls out (canary
+	// steps and analysis, what a failure does, promotion to the next
+	// environment).
+	Rollout map[string]EnvironmentRollout `json:"rollout,omitempty"`
 }
 
 // ModelEnvironment maps an environment to its values file and Application.
@@ -110,6 +112,9 @@ func (p *ModelPolicy) Validate() error {
 		if e.Requires != "" && !envs[e.Requires] {
 			return fmt.Errorf("ModelPolicy %s: environment %s requires unknown environment %s", p.Name, e.Name, e.Requires)
 		}
+	}
+	if err := validateRollout(p); err != nil {
+		return err
 	}
 	for i, g := range p.Spec.Gates {
 		switch {
