@@ -34,13 +34,13 @@ func TestRolloutSpec(t *testing.T) {
 		t.Fatalf("parsed %+v", p.Spec.Rollout)
 	}
 	bad := map[string]string{
-		"    production: {canary: {steps: [{setWeight: 120}]}}\n":                      "spec.rollout.production.canary.steps[0].setWeight",
-		"    production: {canary: {steps: [{setWeight: 10, pause: {}}]}}\n":            "spec.rollout.production.canary.steps[0]: exactly one",
-		"    production: {canary: {steps: [{pause: {duration: soon}}]}}\n":             "spec.rollout.production.canary.steps[0].pause.duration",
-		"    production: {onFailure: ignore}\n":                                         "spec.rollout.production.onFailure",
-		"    staging: {promotion: {to: prod}}\n":                                        "spec.rollout.staging.promotion.to",
-		"    canary-env: {}\n":                                                          "spec.rollout.canary-env",
-		"    production: {canary: {steps: [{analysis: {templates: []}}]}}\n":           "analysis.templates",
+		"    production: {canary: {steps: [{setWeight: 120}]}}\n":            "spec.rollout.production.canary.steps[0].setWeight",
+		"    production: {canary: {steps: [{setWeight: 10, pause: {}}]}}\n":  "spec.rollout.production.canary.steps[0]: exactly one",
+		"    production: {canary: {steps: [{pause: {duration: soon}}]}}\n":   "spec.rollout.production.canary.steps[0].pause.duration",
+		"    production: {onFailure: ignore}\n":                              "spec.rollout.production.onFailure",
+		"    staging: {promotion: {to: prod}}\n":                             "spec.rollout.staging.promotion.to",
+		"    canary-env: {}\n":                                               "spec.rollout.canary-env",
+		"    production: {canary: {steps: [{analysis: {templates: []}}]}}\n": "analysis.templates",
 	}
 	for doc, want := range bad {
 		_, err := v1alpha1.ParseModelPolicy([]byte(head + "  rollout:\n" + doc))
