@@ -385,9 +385,19 @@ func (a *Applier) delete(ctx context.Context, objs []*unstructured.Unstructured,
 // Get returns the live object, nil when it does not exist (also when its
 // kind is not served yet: a CRD of the same source not yet applied).
 func (a *Applier) Get(ctx context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	return get(ctx, a.reader, o)
+}
+
+// GetDirect is Get from the API server, past the cache: for an object the
+// cache does not show yet although a sync created it.
+func (a *Applier) GetDirect(ctx context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	return get(ctx, a.client, o)
+}
+
+func get(ctx context.Context, reader client.Reader, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(o.GroupVersionKind())
-	err := a.reader.Get(ctx, client.ObjectKeyFromObject(o), live)
+	err := reader.Get(ctx, client.ObjectKeyFromObject(o), live)
 	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 		return nil, nil
 	}

@@ -100,6 +100,9 @@ func (r *ApplicationReconciler) prepare(ctx context.Context, app *v1alpha1.Appli
 	if run.live, serr = r.readLive(ctx, in.objs, run.stale); serr != nil {
 		return nil, ctrl.Result{}, serr
 	}
+	if serr := r.confirmMissing(ctx, app, in.objs, run.live); serr != nil {
+		return nil, ctrl.Result{}, serr
+	}
 	run.newRevision = app.Status.OperationState == nil || lastSyncedRevision(app) != in.sha
 	run.decision = decide(app, in.sha)
 	if run.decision.wait > 0 {
@@ -173,6 +176,29 @@ func (r *ApplicationReconciler) readLive(ctx context.Context, objs, stale []*uns
 		}
 	}
 	return live, nil
+}
+
+// confirmMissing reads past the cache the inventory objects the cache
+// does not show: right after a sync created them the cache may lag, and a
+// second "create" would be reported (and recorded in history) as a change.
+// Objects that are really gone stay missing and are created again.
+func (r *ApplicationReconciler) confirmMissing(ctx context.Context, app *v1alpha1.Application, objs []*unstructured.Unstructured, live liveSet) *stepError {
+	inInventory := map[string]bool{}
+	for _, rs := range app.Status.Resources {
+		inInventory[manifest.Key(inventory.Object(rs))] = true
+	}
+	for _, o := range objs {
+		key := manifest.Key(o)
+		if live[key] != nil || !inInventory[key] || !r.applier.Known(o) {
+			continue
+		}
+		l, err := r.applier.GetDirect(ctx, o)
+		if err != nil {
+			return fail(v1alpha1.ConditionComparisonError, true, "read %s %s: %s", o.GetKind(), o.GetName(), err)
+		}
+		live[key] = l
+	}
+	return nil
 }
 
 func automated(app *v1alpha1.Application) *v1alpha1.SyncPolicyAutomated {
