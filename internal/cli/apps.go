@@ -111,9 +111,10 @@ func newAppCmd() *cobra.Command {
 	return cmd
 }
 
-// appName is "name" or "namespace/name".
-func appName(a *v1alpha1.Application, controlPlane string) string {
-	if a.Namespace == controlPlane || controlPlane == "" && a.Namespace == v1alpha1.DefaultControlPlaneNamespace {
+// appName is "name" for apps of the default control-plane namespace,
+// else "namespace/name".
+func appName(a *v1alpha1.Application) string {
+	if a.Namespace == v1alpha1.DefaultControlPlaneNamespace {
 		return a.Name
 	}
 	return a.Namespace + "/" + a.Name
@@ -140,7 +141,7 @@ func newAppListCmd(f *apiFlags) *cobra.Command {
 			}
 			if f.output == "name" {
 				for i := range apps {
-					fmt.Fprintln(out, appName(&apps[i], ""))
+					fmt.Fprintln(out, appName(&apps[i]))
 				}
 				return nil
 			}
@@ -152,7 +153,7 @@ func newAppListCmd(f *apiFlags) *cobra.Command {
 			fmt.Fprintln(w, header)
 			for i := range apps {
 				a := &apps[i]
-				line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", appName(a, ""), a.Spec.Project, dash(a.Status.Sync.Status), dash(a.Status.Health.Status),
+				line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", appName(a), a.Spec.Project, dash(a.Status.Sync.Status), dash(a.Status.Health.Status),
 					dash(a.Annotations[v1alpha1.AppAnnotationModel]), dash(a.Annotations[v1alpha1.AppAnnotationEnvironment]), dash(a.Annotations[v1alpha1.AppAnnotationVersion]))
 				if f.output == "wide" {
 					src := a.SourceOf()
@@ -198,7 +199,7 @@ func newAppGetCmd(f *apiFlags) *cobra.Command {
 				return err
 			}
 			if f.output == "name" {
-				fmt.Fprintln(out, appName(a, ""))
+				fmt.Fprintln(out, appName(a))
 				return nil
 			}
 			src := a.SourceOf()

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
-	"github.com/mlcd-dev/mlcd/internal/health"
 	"github.com/mlcd-dev/mlcd/internal/inventory"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 )
@@ -191,5 +190,3 @@ func resourceResult(o *unstructured.Unstructured, action apply.Action, msg strin
 	gvk := o.GroupVersionKind()
 	return v1alpha1.ResourceResult{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName(), Status: string(action), Message: msg}
 }
-
-var _ = health.Of

@@ -84,13 +84,10 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if serr != nil {
 		log.FromContext(ctx).Info("application not synced", "app", app.Namespace+"/"+app.Name, "reason", serr.condition, "message", serr.msg)
 		r.failed(ctx, app, serr)
-		err = serr
-		if serr.transient {
-			res = ctrl.Result{}
-		} else {
+		res, err = ctrl.Result{}, serr
+		if !serr.transient {
 			r.requeueAfter(req.NamespacedName, r.jitter(r.Options.PollInterval))
 			err = reconcile.TerminalError(serr)
-			res = ctrl.Result{}
 		}
 	} else {
 		clearConditions(app, errorConditions...)

@@ -2,10 +2,8 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -376,6 +374,3 @@ func backoff(b *v1alpha1.Backoff, attempt int64) time.Duration {
 	}
 	return d
 }
-
-var _ = metav1.Now
-var _ = fmt.Sprintf

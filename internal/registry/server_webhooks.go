@@ -119,15 +119,17 @@ func (s *Server) webhooks(ctx context.Context) ([]Webhook, error) {
 }
 
 func (s *Server) getWebhook(r *request) (any, error) {
-	for _, w := range mustHooks(s.webhooks(r.Context())) {
+	hooks, err := s.webhooks(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range hooks {
 		if w.WebhookID == r.pathID {
 			return webhookReply{Webhook: &w}, nil
 		}
 	}
 	return nil, apiErr(CodeNotFound, "Webhook with ID %s not found", r.pathID)
 }
-
-func mustHooks(h []Webhook, _ error) []Webhook { return h }
 
 func (s *Server) deleteWebhook(r *request) (any, error) {
 	res, err := s.store.db.ExecContext(r.Context(), `DELETE FROM webhooks WHERE webhook_id = ?`, r.pathID)

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
@@ -197,5 +196,3 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, who *Identity
 func (s *Server) session(_ http.ResponseWriter, _ *http.Request, who *Identity) (any, error) {
 	return who, nil
 }
-
-var _ = metav1.Now

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func TestRegistryWebhookDeploysAtOnce(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	ctrl.Manager.GetCache().WaitForCacheSync(ctx)
 	hooks := webhook.New(webhook.Options{Client: ctrl.Manager.GetClient(), Namespace: ns})
-	srv, err := server.New(server.Options{Client: ctrl.Manager.GetClient(), Namespace: ns, InsecureNoAuth: true, RegistryWebhook: hookFunc(hooks.ServeMLflow)})
+	srv, err := server.New(server.Options{Client: ctrl.Manager.GetClient(), Namespace: ns, InsecureNoAuth: true, RegistryWebhook: http.HandlerFunc(hooks.ServeMLflow)})
 	if err != nil {
 		t.Fatal(err)
 	}
