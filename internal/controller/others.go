@@ -25,7 +25,7 @@ func respectOthers(app *v1alpha1.Application, objs []*unstructured.Unstructured,
 	if syncingNewRevision && !app.HasSyncOption("RespectIgnoreDifferences=true") {
 		return nil
 	}
-	rules, err := diff.Compile(append(append([]v1alpha1.ResourceIgnoreDifferences(nil), diff.SystemDefaults...), app.Spec.IgnoreDifferences...))
+	rules, err := diff.Rules(app.Spec.IgnoreDifferences)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,28 @@ var SystemDefaults = []v1alpha1.ResourceIgnoreDifferences{
 	{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition", JSONPointers: []string{"/spec/conversion/webhook/clientConfig/caBundle"}},
 }
 
+// systemRules are SystemDefaults compiled once (they are constant).
+var systemRules = func() []Rule {
+	r, err := Compile(SystemDefaults)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}()
+
+// Rules are the system defaults plus the app's entries, compiled; the
+// app's entries are compiled only when it has any.
+func Rules(entries []v1alpha1.ResourceIgnoreDifferences) ([]Rule, error) {
+	if len(entries) == 0 {
+		return systemRules, nil
+	}
+	own, err := Compile(entries)
+	if err != nil {
+		return nil, err
+	}
+	return append(append([]Rule(nil), systemRules...), own...), nil
+}
+
 // Compile parses entries; the error names the bad pointer or expression.
 func Compile(entries []v1alpha1.ResourceIgnoreDifferences) ([]Rule, error) {
 	var out []Rule
