@@ -210,13 +210,10 @@ func (s *Server) deliver(w Webhook, payload []byte) {
 			return
 		}
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-MLflow-Delivery-Id", id)
-		req.Header.Set("X-MLflow-Timestamp", ts)
+		req.Header.Set(HeaderDeliveryID, id)
+		req.Header.Set(HeaderTimestamp, ts)
 		if w.secret != "" {
-			mac := hmac.New(sha256.New, []byte(w.secret))
-			fmt.Fprintf(mac, "%s.%s.", id, ts)
-			mac.Write(payload)
-			req.Header.Set("X-MLflow-Signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+			req.Header.Set(HeaderSignature, SignWebhook(w.secret, id, ts, payload))
 		}
 		resp, err := webhookClient.Do(req)
 		if err == nil {
@@ -233,4 +230,21 @@ func (s *Server) deliver(w Webhook, payload []byte) {
 		backoff *= 2
 	}
 	s.opts.Logger.Info("webhook delivery failed", "webhook", w.Name)
+}
+
+// MLflow's webhook delivery headers.
+const (
+	HeaderSignature  = "X-MLflow-Signature"
+	HeaderDeliveryID = "X-MLflow-Delivery-Id"
+	HeaderTimestamp  = "X-MLflow-Timestamp"
+)
+
+// SignWebhook is MLflow's webhook signature, which deliveries carry and
+// receivers check: "v1," + base64(HMAC-SHA256 of
+// "{delivery_id}.{timestamp}.{payload}").
+func SignWebhook(secret, deliveryID, timestamp string, payload []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	fmt.Fprintf(mac, "%s.%s.", deliveryID, timestamp)
+	mac.Write(payload)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }

@@ -3,8 +3,6 @@ package webhook
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,30 +12,15 @@ import (
 	"time"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/registry"
 )
 
 // MLflowSecretKey is the key of argocd-secret holding the secret of the
 // registry webhook (MLflow's webhook secret for the subscription).
 const MLflowSecretKey = "webhook.mlflow.secret"
 
-// MLflow's webhook headers.
-const (
-	HeaderSignature  = "X-MLflow-Signature"
-	HeaderDeliveryID = "X-MLflow-Delivery-Id"
-	HeaderTimestamp  = "X-MLflow-Timestamp"
-)
-
 // maxAge bounds how old a signed delivery may be (replays are refused).
 const maxAge = 5 * time.Minute
-
-// SignMLflow is MLflow's webhook signature: "v1," + base64(HMAC-SHA256 of
-// "{delivery_id}.{timestamp}.{payload}").
-func SignMLflow(secret, deliveryID, timestamp string, payload []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	fmt.Fprintf(mac, "%s.%s.", deliveryID, timestamp)
-	mac.Write(payload)
-	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
-}
 
 // MLflowEvent is a registry webhook delivery: {entity, action, timestamp,
 // data}; data names the model.
@@ -94,17 +77,17 @@ func (h *Handler) serveMLflow(r *http.Request) (*Result, error) {
 }
 
 func verifyMLflow(secret string, hd http.Header, body []byte, now time.Time) error {
-	id, ts, sig := hd.Get(HeaderDeliveryID), hd.Get(HeaderTimestamp), hd.Get(HeaderSignature)
+	id, ts, sig := hd.Get(registry.HeaderDeliveryID), hd.Get(registry.HeaderTimestamp), hd.Get(registry.HeaderSignature)
 	if id == "" || ts == "" || sig == "" {
-		return &httpError{http.StatusUnauthorized, "missing " + HeaderSignature + ", " + HeaderDeliveryID + " or " + HeaderTimestamp}
+		return &httpError{http.StatusUnauthorized, "missing " + registry.HeaderSignature + ", " + registry.HeaderDeliveryID + " or " + registry.HeaderTimestamp}
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || now.Sub(time.Unix(sec, 0)).Abs() > maxAge {
-		return &httpError{http.StatusUnauthorized, "stale or invalid " + HeaderTimestamp}
+		return &httpError{http.StatusUnauthorized, "stale or invalid " + registry.HeaderTimestamp}
 	}
-	want := SignMLflow(secret, id, ts, body)
+	want := registry.SignWebhook(secret, id, ts, body)
 	if !hmac.Equal([]byte(want), []byte(strings.TrimSpace(sig))) {
-		return &httpError{http.StatusUnauthorized, "wrong " + HeaderSignature}
+		return &httpError{http.StatusUnauthorized, "wrong " + registry.HeaderSignature}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/registry"
 )
 
 func TestNormalizeURL(t *testing.T) {
@@ -135,17 +136,17 @@ func TestVerifyMLflow(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	ts := "1800000000"
 	hd := http.Header{}
-	hd.Set(HeaderDeliveryID, "d-1")
-	hd.Set(HeaderTimestamp, ts)
-	hd.Set(HeaderSignature, SignMLflow("sec", "d-1", ts, body))
+	hd.Set(registry.HeaderDeliveryID, "d-1")
+	hd.Set(registry.HeaderTimestamp, ts)
+	hd.Set(registry.HeaderSignature, registry.SignWebhook("sec", "d-1", ts, body))
 	if err := verifyMLflow("sec", hd, body, now); err != nil {
 		t.Fatalf("valid delivery: %v", err)
 	}
 	for name, mutate := range map[string]func(http.Header){
-		"wrong secret": func(h http.Header) { h.Set(HeaderSignature, SignMLflow("other", "d-1", ts, body)) },
-		"other id":     func(h http.Header) { h.Set(HeaderDeliveryID, "d-2") },
-		"stale":        func(h http.Header) { h.Set(HeaderTimestamp, "1799990000") },
-		"unsigned":     func(h http.Header) { h.Del(HeaderSignature) },
+		"wrong secret": func(h http.Header) { h.Set(registry.HeaderSignature, registry.SignWebhook("other", "d-1", ts, body)) },
+		"other id":     func(h http.Header) { h.Set(registry.HeaderDeliveryID, "d-2") },
+		"stale":        func(h http.Header) { h.Set(registry.HeaderTimestamp, "1799990000") },
+		"unsigned":     func(h http.Header) { h.Del(registry.HeaderSignature) },
 	} {
 		h := hd.Clone()
 		mutate(h)
