@@ -4,8 +4,6 @@ import (
 	"cmp"
 
 	"github.com/mlcd-dev/mlcd/internal/desired"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"context"
 	"fmt"
@@ -67,6 +65,7 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 		return nil, err
 	}
 	ns := cmp.Or(o.ControllerNamespace, v1alpha1.DefaultControlPlaneNamespace)
+	applier := apply.New(direct, mgr.GetClient())
 	if !o.ReadOnly {
 		if err := InstallCRDs(ctx, direct); err != nil {
 			return nil, err
@@ -75,11 +74,13 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 		if r, ok := mgr.GetRESTMapper().(interface{ Reset() }); ok {
 			r.Reset()
 		}
+		if err := applier.EnsureNamespace(ctx, ns); err != nil {
+			return nil, err
+		}
 		if err := EnsureDefaultProject(ctx, direct, ns); err != nil {
 			return nil, err
 		}
 	}
-	applier := apply.New(direct, mgr.GetClient())
 	rec := &ApplicationReconciler{
 		client:  mgr.GetClient(),
 		applier: applier,
@@ -113,13 +114,3 @@ func (c *Controller) Namespace() string { return c.Reconciler.Options.Controller
 
 // Start runs the controller until ctx ends.
 func (c *Controller) Start(ctx context.Context) error { return c.Manager.Start(ctx) }
-
-// ensureNamespace creates a namespace when it is missing.
-func ensureNamespace(ctx context.Context, c client.Client, name string) error {
-	ns := &corev1.Namespace{}
-	ns.Name = name
-	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create namespace %s: %w", name, err)
-	}
-	return nil
-}

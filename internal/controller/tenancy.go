@@ -45,12 +45,10 @@ func (r *ApplicationReconciler) projectOf(ctx context.Context, app *v1alpha1.App
 }
 
 // EnsureDefaultProject creates the "default" AppProject in the
-// control-plane namespace when it is absent (as Argo CD does at install).
-// A project deleted later is not re-created until the next start.
+// control-plane namespace (which must exist) when it is absent (as Argo CD
+// does at install). A project deleted later is not re-created until the
+// next start.
 func EnsureDefaultProject(ctx context.Context, c client.Client, namespace string) error {
-	if err := ensureNamespace(ctx, c, namespace); err != nil {
-		return err
-	}
 	err := c.Create(ctx, v1alpha1.NewDefaultProject(namespace))
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create the default AppProject in %s: %w", namespace, err)
