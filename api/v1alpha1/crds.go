@@ -41,10 +41,13 @@ func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 // types (SchemaOf); the YAML files hold names, printer columns and the
 // required lists. Status stays open: mlcd writes it.
 var generated = map[string]map[string]reflect.Type{
-	"Application":    {"spec": reflect.TypeOf(ApplicationSpec{}), "operation": reflect.TypeOf(Operation{})},
-	"AppProject":     {"spec": reflect.TypeOf(AppProjectSpec{})},
-	"ApplicationSet": {"spec": reflect.TypeOf(ApplicationSetSpec{})},
-	"ModelPolicy":    {"spec": reflect.TypeOf(ModelPolicySpec{})},
+	"Application":             {"spec": reflect.TypeOf(ApplicationSpec{}), "operation": reflect.TypeOf(Operation{})},
+	"AppProject":              {"spec": reflect.TypeOf(AppProjectSpec{})},
+	"ApplicationSet":          {"spec": reflect.TypeOf(ApplicationSetSpec{})},
+	"ModelPolicy":             {"spec": reflect.TypeOf(ModelPolicySpec{})},
+	"ModelRollout":            {"spec": reflect.TypeOf(ModelRolloutSpec{})},
+	"AnalysisTemplate":        {"spec": reflect.TypeOf(AnalysisTemplateSpec{})},
+	"ClusterAnalysisTemplate": {"spec": reflect.TypeOf(AnalysisTemplateSpec{})},
 }
 
 func generateSchema(crd *apiextensionsv1.CustomResourceDefinition) {

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 
@@ -24,6 +25,7 @@ var (
 	timeType   = reflect.TypeOf(metav1.Time{})
 	rawType    = reflect.TypeOf(runtime.RawExtension{})
 	intStrType = reflect.TypeOf(intstr.IntOrString{})
+	jsonType   = reflect.TypeOf(json.RawMessage{})
 )
 
 func opaque() apiextensionsv1.JSONSchemaProps {
@@ -39,6 +41,8 @@ func schemaOf(t reflect.Type, seen map[reflect.Type]bool) apiextensionsv1.JSONSc
 		return apiextensionsv1.JSONSchemaProps{Type: "string", Format: "date-time"}
 	case rawType:
 		return opaque()
+	case jsonType:
+		return apiextensionsv1.JSONSchemaProps{XPreserveUnknownFields: ptrTo(true)}
 	case intStrType:
 		return apiextensionsv1.JSONSchemaProps{XIntOrString: true, AnyOf: []apiextensionsv1.JSONSchemaProps{{Type: "integer"}, {Type: "string"}}}
 	}

@@ -25,7 +25,11 @@ func InstallCRDs(ctx context.Context, c client.Client) error {
 	for _, crd := range crds {
 		var live apiextensionsv1.CustomResourceDefinition
 		if err := c.Get(ctx, client.ObjectKey{Name: crd.Name}, &live); err == nil {
-			if other, ok := OwnedByOther(&live); ok {
+			other, ok := OwnedByOther(&live)
+			if ok && crd.Labels["mlcd.io/shared-crd"] == "true" {
+				continue // Argo Rollouts' own CRD: used as it is
+			}
+			if ok {
 				return fmt.Errorf("CRD %s is already installed and managed by %q (an Argo CD install?): mlcd does not run beside Argo CD on one cluster and will not take its CRDs over; use another cluster, or remove that install first", crd.Name, other)
 			}
 		} else if !apierrors.IsNotFound(err) {

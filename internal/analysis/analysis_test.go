@@ -1,0 +1,144 @@
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+)
+
+func TestEvaluateArgoRules(t *testing.T) {
+	for _, c := range []struct {
+		success, failure string
+		result           any
+		want             string
+	}{
+		{"", "", 1.0, Successful},
+		{"result < 0.05", "", 0.01, Successful},
+		{"result < 0.05", "", 0.2, Failed},
+		{"", "result > 0.1", 0.2, Failed},
+		{"", "result > 0.1", 0.05, Successful},
+		{"result < 0.05", "result > 0.1", 0.07, Inconclusive},
+		{"result[0] < 0.05", "", []any{0.01}, Successful},
+		{"result.ok == true", "", map[string]any{"ok": true}, Successful},
+		{"asFloat(result) >= 0.9", "", "0.95", Successful},
+		{"default(0) == 0", "", nil, Successful},
+	} {
+		got, err := Evaluate(v1alpha1.Metric{Name: "m", SuccessCondition: c.success, FailureCondition: c.failure}, c.result)
+		if err != nil || got != c.want {
+			t.Errorf("Evaluate(%q, %q, %v) = %s, %v; want %s", c.success, c.failure, c.result, got, err, c.want)
+		}
+	}
+	if p, err := Evaluate(v1alpha1.Metric{SuccessCondition: "result"}, 1.0); p != Error || err == nil {
+		t.Errorf("a non-boolean condition = %s, %v; want Error", p, err)
+	}
+}
+
+func TestAssessLimitsAndCounts(t *testing.T) {
+	three := intstr.FromInt32(3)
+	one := intstr.FromInt32(1)
+	m := v1alpha1.Metric{Name: "m", Interval: "1s", Count: &three, SuccessCondition: "result < 1"}
+	record := func(m v1alpha1.Metric, phases ...string) v1alpha1.MetricResult {
+		var r v1alpha1.MetricResult
+		for _, p := range phases {
+			Record(m, &r, v1alpha1.Measurement{Phase: p, FinishedAt: nowPtr()}, 2)
+		}
+		return r
+	}
+	for _, c := range []struct {
+		name   string
+		m      v1alpha1.Metric
+		phases []string
+		want   string
+	}{
+		{"running until count", m, []string{Successful, Successful}, Running},
+		{"count reached", m, []string{Successful, Successful, Successful}, Successful},
+		{"failureLimit 0: one failure fails", m, []string{Successful, Failed}, Failed},
+		{"inconclusive pauses", m, []string{Inconclusive}, Inconclusive},
+		{"errors below the limit keep running", m, []string{Error, Error, Error, Error}, Running},
+		{"a fifth consecutive error is an error", m, []string{Error, Error, Error, Error, Error}, Error},
+		{"failureLimit 1 tolerates one", withFailureLimit(m, &one), []string{Failed, Successful, Successful}, Successful},
+		{"no interval: one measurement", v1alpha1.Metric{Name: "x"}, []string{Successful}, Successful},
+	} {
+		r := record(c.m, c.phases...)
+		if r.Phase != c.want {
+			t.Errorf("%s: phase %s, want %s (%+v)", c.name, r.Phase, c.want, r)
+		}
+		if len(r.Measurements) > 2 {
+			t.Errorf("%s: %d measurements kept, retention 2", c.name, len(r.Measurements))
+		}
+	}
+}
+
+func withFailureLimit(m v1alpha1.Metric, l *intstr.IntOrString) v1alpha1.Metric {
+	m.FailureLimit = l
+	return m
+}
+
+func TestResolveArgs(t *testing.T) {
+	def := "0.05"
+	tmpl := v1alpha1.AnalysisTemplateSpec{
+		Args:    []v1alpha1.TemplateArgument{{Name: "service"}, {Name: "threshold", Value: &def}},
+		Metrics: []v1alpha1.Metric{{Name: "error-rate", SuccessCondition: "result[0] < {{args.threshold}}", Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Address: "http://p", Query: `rate(errors{service="{{args.service}}"}[1m])`}}}},
+	}
+	spec, err := Resolve([]v1alpha1.AnalysisTemplateSpec{tmpl}, []v1alpha1.AnalysisArg{{Name: "service", Value: "fraud-detection"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := spec.Metrics[0]
+	if m.Provider.Prometheus.Query != `rate(errors{service="fraud-detection"}[1m])` || m.SuccessCondition != "result[0] < 0.05" {
+		t.Errorf("substituted metric = %+v %+v", m, m.Provider.Prometheus)
+	}
+	if _, err := Resolve([]v1alpha1.AnalysisTemplateSpec{tmpl}, nil); err == nil || !strings.Contains(err.Error(), `"service" has no value`) {
+		t.Errorf("missing arg error = %v", err)
+	}
+	three := intstr.FromInt32(3)
+	bad := v1alpha1.AnalysisTemplateSpec{Metrics: []v1alpha1.Metric{{Name: "n", Count: &three}}}
+	if _, err := Resolve([]v1alpha1.AnalysisTemplateSpec{bad}, nil); err == nil || !strings.Contains(err.Error(), "needs an interval") {
+		t.Errorf("count without interval error = %v", err)
+	}
+}
+
+func TestRunPhaseSkipsDryRun(t *testing.T) {
+	spec := Spec{Metrics: []v1alpha1.Metric{{Name: "a"}, {Name: "b"}}, DryRun: map[string]bool{"b": true}}
+	p, _ := RunPhase(spec, []v1alpha1.MetricResult{{Name: "a", Phase: Successful}, {Name: "b", Phase: Failed}})
+	if p != Successful {
+		t.Errorf("dry-run failure counted: %s", p)
+	}
+	spec.DryRun = nil
+	p, msg := RunPhase(spec, []v1alpha1.MetricResult{{Name: "a", Phase: Successful}, {Name: "b", Phase: Failed, Count: 1, Failed: 1}})
+	if p != Failed || !strings.Contains(msg, "metric b failed") {
+		t.Errorf("run = %s %q", p, msg)
+	}
+}
+
+func TestWebProvider(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Token") != "t" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, `{"data": {"errorRate": 0.02, "ok": true}}`)
+	}))
+	defer srv.Close()
+	m := v1alpha1.Metric{Name: "web", SuccessCondition: "result < 0.05", Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{
+		URL: srv.URL, JSONPath: "{$.data.errorRate}", Headers: []v1alpha1.WebHeader{{Key: "X-Token", Value: "t"}}}}}
+	meas := Measure(context.Background(), m, Env{})
+	if meas.Phase != Successful || meas.Value != "0.02" {
+		t.Errorf("measurement = %+v", meas)
+	}
+	m.Provider.Web.Headers = nil
+	meas = Measure(context.Background(), m, Env{})
+	if meas.Phase != Error || !strings.Contains(meas.Message, "401") {
+		t.Errorf("unauthorised measurement = %+v", meas)
+	}
+}
+
+func nowPtr() *metav1.Time { n := metav1.Now(); return &n }
