@@ -47,6 +47,8 @@ type ModelRolloutSpec struct {
 type RolloutWorkload struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
+	// Replicas is the workload's full scale when the rollout started.
+	Replicas int32 `json:"replicas"`
 }
 
 // ModelRolloutStatus is the state of the step machine.
@@ -73,7 +75,8 @@ type ModelRolloutStatus struct {
 	// RevertCommit is the commit mlcd pushed to revert Revision after a
 	// failure (onFailure: revert); RevertError why it could not.
 	RevertCommit string `json:"revertCommit,omitempty"`
-	RevertError  string `json:"revertError,omitempty"`
+	RevertError    string `json:"revertError,omitempty"`
+	RevertAttempts int    `json:"revertAttempts,omitempty"`
 }
 
 // AnalysisRunStatus is one analysis run with every measurement kept.

@@ -78,6 +78,10 @@ type ApplicationReconciler struct {
 	laterMu sync.Mutex
 	later   map[types.NamespacedName]*time.Timer
 	laterCh chan event.GenericEvent
+
+	// refreshNext: apps whose next reconcile fetches (a revert was pushed).
+	refreshMu   sync.Mutex
+	refreshNext map[types.NamespacedName]bool
 }
 
 // Renders is how many renders the reconciler's renderer ran (benchmarks).
@@ -119,6 +123,14 @@ func (r *ApplicationReconciler) setup(mgr ctrl.Manager, readOnly bool) error {
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Application{}).
 		WatchesRawSource(source.Channel(r.laterCh, &handler.EnqueueRequestForObject{})).
+		// A person's rollout action (`mlcd rollout promote|abort|retry`)
+		// wakes the app the ModelRollout is named after.
+		Watches(&v1alpha1.ModelRollout{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			if o.GetAnnotations()[v1alpha1.RolloutActionAnnotation] == "" {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}}
+		})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles, SkipNameValidation: ptr(true), RateLimiter: limiter}).
 		Build(r)
 	if err != nil {

@@ -29,6 +29,9 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *v1alpha1.Appl
 		return ctrl.Result{}, nil
 	}
 	finalizer := app.Finalizers[i]
+	if err := r.deleteCanaries(ctx, app); err != nil {
+		return ctrl.Result{}, err
+	}
 	inv := inventory.Objects(app.Status.Resources)
 	live := make(liveSet, len(inv))
 	for _, o := range inv {

@@ -69,7 +69,16 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 			return nil, failed(err)
 		}
 	}
-	applied, err := r.applier.Apply(ctx, in.objs, live)
+	objs := in.objs
+	if len(in.held) > 0 {
+		objs = nil
+		for _, o := range in.objs {
+			if !in.held[manifest.Key(o)] {
+				objs = append(objs, o)
+			}
+		}
+	}
+	applied, err := r.applier.Apply(ctx, objs, live)
 	for _, a := range applied {
 		if a.Object == nil {
 			continue

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -86,6 +87,7 @@ func (r *ApplicationReconciler) permitted(app *v1alpha1.Application, proj *v1alp
 // not undone by a revert, signed as the project requires.
 func (r *ApplicationReconciler) revision(ctx context.Context, app *v1alpha1.Application, proj *v1alpha1.AppProject, src *v1alpha1.ApplicationSource) (string, *stepError) {
 	_, refresh := app.Annotations[v1alpha1.RefreshAnnotation]
+	refresh = r.takeRefresh(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}) || refresh
 	creds, err := r.repoCredentials(ctx, src.RepoURL)
 	if err != nil {
 		return "", fail(v1alpha1.ConditionComparisonError, true, "read repository credentials: %s", err)

@@ -2,11 +2,19 @@ package controller
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/manifest"
+	"github.com/mlcd-dev/mlcd/internal/promote"
 )
 
 const maxReverted = 20
@@ -54,4 +62,80 @@ func reverted(app *v1alpha1.Application) []string {
 		return nil
 	}
 	return strings.Split(v, ",")
+}
+
+// revertIfDue writes the revert commit of a failed rollout's promotion
+// (onFailure: revert, the default) once the stable side serves again:
+// a fresh clone of the tracked branch, `git revert` of the newest commit
+// that changed the environment's version (promote.Rollback, the same as
+// `mlcd model rollback`), pushed. The revert reaches the cluster through
+// the ordinary sync; the rollout stays Degraded, holding the failed
+// version back, until then (also across restarts: the state is the
+// ModelRollout).
+func (r *ApplicationReconciler) revertIfDue(ctx context.Context, app *v1alpha1.Application, mr *v1alpha1.ModelRollout, sides []*side) {
+	if mr.Spec.OnFailure == "abort" || mr.Status.RevertCommit != "" || mr.Status.RevertAttempts >= maxRevertAttempt {
+		return
+	}
+	for _, s := range sides {
+		if s.canary != nil {
+			return // the stable side is not back yet
+		}
+	}
+	mr.Status.RevertAttempts++
+	reason := fmt.Sprintf("mlcd: the canary rollout of %s %s in %s failed: %s", mr.Spec.Model, mr.Spec.CanaryVersion, mr.Spec.Environment, mr.Status.Message)
+	res, err := r.revertInGit(ctx, mr, reason)
+	if err != nil {
+		mr.Status.RevertError = manifest.OneLine(err)
+		r.event(app, eventWarning, "RevertFailed", "revert of %s %s in Git failed (attempt %d of %d): %s", mr.Spec.Model, mr.Spec.CanaryVersion, mr.Status.RevertAttempts, maxRevertAttempt, mr.Status.RevertError)
+		return
+	}
+	mr.Status.RevertCommit, mr.Status.RevertError = res.Commit, ""
+	r.event(app, eventNormal, "Reverted", "pushed %s to %s: reverts %s (%s) after the failed rollout", v1alpha1.ShortSHA(res.Commit), res.Branch, v1alpha1.ShortSHA(res.Reverted), res.Subject)
+	r.refreshSoon(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+}
+
+// revertInGit clones the rollout's repository at its branch into a
+// temporary work tree and reverts there.
+func (r *ApplicationReconciler) revertInGit(ctx context.Context, mr *v1alpha1.ModelRollout, reason string) (*promote.RollbackResult, error) {
+	dir, err := os.MkdirTemp("", "mlcd-revert-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	args := []string{"clone", "--quiet", "--no-tags"}
+	if b := mr.Spec.Branch; b != "" && b != "HEAD" {
+		args = append(args, "--branch", b)
+	}
+	args = append(args, "--", mr.Spec.RepoURL, dir)
+	for _, a := range [][]string{args, {"-C", dir, "config", "user.name", "mlcd"}, {"-C", dir, "config", "user.email", "mlcd@localhost"}} {
+		cmd := exec.CommandContext(ctx, "git", a...)
+		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("git %s: %s", a[0], strings.TrimSpace(string(out)))
+		}
+	}
+	return promote.Rollback(ctx, promote.RollbackOptions{Push: promote.Push{Dir: dir}, Model: mr.Spec.Model, Env: mr.Spec.Environment, Reason: reason})
+}
+
+// refreshSoon makes the app's next reconcile fetch its repository (a
+// revert was just pushed) and requeues it.
+func (r *ApplicationReconciler) refreshSoon(key types.NamespacedName) {
+	r.refreshMu.Lock()
+	if r.refreshNext == nil {
+		r.refreshNext = map[types.NamespacedName]bool{}
+	}
+	r.refreshNext[key] = true
+	r.refreshMu.Unlock()
+	r.requeueAfter(key, 100*time.Millisecond)
+}
+
+// takeRefresh reports (once) whether refreshSoon asked for a fetch.
+func (r *ApplicationReconciler) takeRefresh(key types.NamespacedName) bool {
+	r.refreshMu.Lock()
+	defer r.refreshMu.Unlock()
+	ok := r.refreshNext[key]
+	delete(r.refreshNext, key)
+	return ok
 }

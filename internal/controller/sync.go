@@ -21,6 +21,8 @@ type syncInput struct {
 	sha  string
 	objs []*unstructured.Unstructured
 	gov  *governed
+	// held are objects a canary rollout keeps from the apply.
+	held map[string]bool
 }
 
 // liveSet maps object keys to live objects (nil: missing), read once per
@@ -38,6 +40,12 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	if serr != nil || run == nil {
 		return res, serr
 	}
+	if serr := r.driveRollout(ctx, app, run); serr != nil {
+		return ctrl.Result{}, serr
+	}
+	if run.rollout != nil && (len(run.rollout.held) > 0 || run.rollout.requeue > 0) {
+		run.verified = false
+	}
 	var drift []apply.Result
 	var op *operation
 	switch {
@@ -54,6 +62,9 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		}
 	}
 	outOfSync := r.observe(app, in, run.live, run.stale, drift, op)
+	if showRollout(app, run.rollout) {
+		outOfSync = true
+	}
 	if pending := r.pruneLast(ctx, app, op, run.live, run.stale); pending != nil {
 		return ctrl.Result{}, pending
 	}
@@ -63,6 +74,9 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	}
 	if in.gov != nil && !outOfSync && app.Status.Health.Status == v1alpha1.HealthHealthy {
 		r.writeBack(ctx, app, in.gov, in.sha)
+	}
+	if rr := run.rollout; rr != nil && rr.requeue > 0 {
+		return ctrl.Result{RequeueAfter: rr.requeue}, nil
 	}
 	if app.Status.Health.Status == v1alpha1.HealthProgressing {
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
@@ -82,6 +96,7 @@ type syncRun struct {
 	specHash    string
 	fp          map[string]string
 	verified    bool
+	rollout     *rolloutRun
 }
 
 // prepare reads the live objects, applies the sync policy and says
@@ -126,6 +141,11 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 			return nil, serr
 		}
 	}
+	if serr := r.startRollout(ctx, app, run); serr != nil {
+		app.Operation = nil
+		return nil, serr
+	}
+	in.held = run.rollout.heldSet()
 	running := runningVersion(in.objs, run.live)
 	requested := app.SyncRequested()
 	op, serr := r.operate(ctx, app, in, run.stale, run.live, run.newRevision || requested)

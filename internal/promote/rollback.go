@@ -18,6 +18,9 @@ type RollbackOptions struct {
 	Push
 	Model, Env string
 	App        string
+	// Reason, when set, is added to the revert's message (e.g. the failed
+	// canary analysis).
+	Reason string
 }
 
 // RollbackResult says which commit was reverted by which.
@@ -78,9 +81,20 @@ func Rollback(ctx context.Context, o RollbackOptions) (*RollbackResult, error) {
 		return nil, fmt.Errorf("no commit in the last %d on %s changed %s", maxHistory, head.Name().Short(), what)
 	}
 	root := wt.Filesystem.Root()
-	if err := gitCmd(ctx, root, "revert", "--no-edit", target.Hash.String()); err != nil {
+	args := []string{"revert", "--no-edit", target.Hash.String()}
+	if o.Reason != "" {
+		args = []string{"-c", "core.editor=true", "revert", "--no-commit", target.Hash.String()}
+	}
+	if err := gitCmd(ctx, root, args...); err != nil {
 		_ = gitCmd(ctx, root, "revert", "--abort")
 		return nil, fmt.Errorf("reverting %s (%s) conflicts with later commits; nothing was changed: %w", target.Hash.String()[:7], firstLine(target.Message), err)
+	}
+	if o.Reason != "" {
+		msg := fmt.Sprintf("Revert %q\n\nThis reverts commit %s.\n\n%s\n", firstLine(target.Message), target.Hash.String(), o.Reason)
+		if err := gitCmd(ctx, root, "commit", "-q", "-m", msg); err != nil {
+			_ = gitCmd(ctx, root, "revert", "--abort")
+			return nil, err
+		}
 	}
 	newHead, err := repo.Head()
 	if err != nil {

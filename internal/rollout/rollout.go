@@ -25,6 +25,7 @@ const (
 const (
 	ReasonPauseStep    = "CanaryPauseStep"
 	ReasonInconclusive = "InconclusiveAnalysis"
+	ReasonGPUCapacity  = "GPUCapacity"
 )
 
 // Analysis phases an observation reports.
@@ -57,6 +58,9 @@ type Observation struct {
 	Total int32
 	// CanaryReady and StableReady are ready pods per side.
 	CanaryReady, StableReady int32
+	// Scaling: a side does not have the replicas the state asks for yet
+	// (the controller moves them within maxSurge/maxUnavailable).
+	Scaling bool
 	// StepAnalysis is the phase of the current step's analysis run;
 	// Background that of the background analysis.
 	StepAnalysis, Background string
@@ -143,7 +147,7 @@ func Next(spec v1alpha1.CanaryStrategy, st State, obs Observation) (State, []Act
 			st.Message = fmt.Sprintf("step %d: weight %d%% (%d canary, %d stable)", st.Step, *step.SetWeight, c, s)
 			return st, []Action{{Kind: Scale, Canary: c, Stable: s, Step: st.Step}}
 		}
-		if obs.CanaryReady >= c && obs.StableReady >= s {
+		if !obs.Scaling && obs.CanaryReady >= c && obs.StableReady >= s {
 			return advance(fmt.Sprintf("step %d: weight %d%% ready", st.Step, *step.SetWeight))
 		}
 		st.Message = fmt.Sprintf("step %d: waiting for %d canary and %d stable pods (%d and %d ready)", st.Step, c, s, obs.CanaryReady, obs.StableReady)

@@ -111,3 +111,15 @@ func TestFailures(t *testing.T) {
 		t.Fatal("a degraded rollout moved")
 	}
 }
+
+// TestWaitsWhileScaling: a weight is reached only once both sides have
+// the replicas it asks for, not merely enough ready pods.
+func TestWaitsWhileScaling(t *testing.T) {
+	st := State{Step: 0, Phase: PhaseProgressing, Weight: 10, Canary: 1, Stable: 9}
+	if got, _ := Next(spec, st, Observation{Total: 10, CanaryReady: 1, StableReady: 10, Scaling: true}); got.Step != 0 {
+		t.Fatalf("advanced while the stable side still had 10 replicas: %+v", got)
+	}
+	if got, _ := Next(spec, st, Observation{Total: 10, CanaryReady: 1, StableReady: 9}); got.Step != 1 {
+		t.Fatalf("did not advance once scaled: %+v", got)
+	}
+}
