@@ -74,7 +74,7 @@ type ModelRolloutStatus struct {
 	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
 	// RevertCommit is the commit mlcd pushed to revert Revision after a
 	// failure (onFailure: revert); RevertError why it could not.
-	RevertCommit string `json:"revertCommit,omitempty"`
+	RevertCommit   string `json:"revertCommit,omitempty"`
 	RevertError    string `json:"revertError,omitempty"`
 	RevertAttempts int    `json:"revertAttempts,omitempty"`
 }

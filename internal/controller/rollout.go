@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -697,7 +697,6 @@ func showRollout(app *v1alpha1.Application, rr *rolloutRun) bool {
 	}
 	return held
 }
-
 
 // heldSet is the keys the rollout keeps from the sync.
 func (rr *rolloutRun) heldSet() map[string]bool {

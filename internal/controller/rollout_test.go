@@ -161,7 +161,7 @@ func TestCanaryRollout(t *testing.T) {
 	repo := modelRepo(t)
 	gittest.Git(t, repo.Dir, "config", "receive.denyCurrentBranch", "updateInstead")
 	repo.Write(map[string]string{
-		"models/fraud-detection/mlcd.yaml":               canaryPolicy,
+		"models/fraud-detection/mlcd.yaml":              canaryPolicy,
 		"models/fraud-detection/values-production.yaml": productionValues("v2.3.1"),
 	}).Commit("fraud-detection v2.3.1 at 10 replicas")
 	for _, v := range []string{"v2.3.1", "v2.3.2", "v2.3.3"} {

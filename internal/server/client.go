@@ -146,3 +146,15 @@ func (c *Client) Delete(ctx context.Context, name string, cascade bool) error {
 	}
 	return c.do(ctx, http.MethodDelete, p+sep+"cascade="+fmt.Sprint(cascade), nil, nil)
 }
+
+// Rollout returns the app's ModelRollout.
+func (c *Client) Rollout(ctx context.Context, name string) (*v1alpha1.ModelRollout, error) {
+	mr := &v1alpha1.ModelRollout{}
+	return mr, c.do(ctx, http.MethodGet, appPath(name, "/rollout"), nil, mr)
+}
+
+// RolloutAction asks for promote, abort or retry of the app's rollout.
+func (c *Client) RolloutAction(ctx context.Context, name, action string) (*v1alpha1.ModelRollout, error) {
+	mr := &v1alpha1.ModelRollout{}
+	return mr, c.do(ctx, http.MethodPost, appPath(name, "/rollout/"+action), nil, mr)
+}

@@ -97,6 +97,8 @@ func (s *Server) routes() {
 	s.handle("POST /api/v1/applications/{name}/sync", roleAdmin, s.syncApp)
 	s.handle("POST /api/v1/applications/{name}/refresh", roleAdmin, s.refreshApp)
 	s.handle("DELETE /api/v1/applications/{name}", roleAdmin, s.deleteApp)
+	s.handle("GET /api/v1/applications/{name}/rollout", roleReadonly, s.getRollout)
+	s.handle("POST /api/v1/applications/{name}/rollout/{action}", roleAdmin, s.rolloutAction)
 	s.handle("GET /api/v1/stream/applications", roleReadonly, s.streamApps)
 	s.handle("GET /api/v1/session", roleReadonly, s.session)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -1,0 +1,76 @@
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	promclient "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+)
+
+// TestPrometheusProvider runs Debian's prometheus on loopback, scraping a
+// small exporter whose error rate the test sets: the canary at 1 % passes
+// the Argo Rollouts-style condition, the one at 20 % fails it. .ci/run
+// installs the package; without it (outside CI) the test is skipped.
+func TestPrometheusProvider(t *testing.T) {
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("prometheus is not installed (.ci/run installs Debian's prometheus package)")
+		}
+		t.Skip("prometheus not installed: apt-get install prometheus")
+	}
+	reg := promclient.NewRegistry()
+	rate := promclient.NewGaugeVec(promclient.GaugeOpts{Name: "model_error_rate", Help: "errors per request"}, []string{"service"})
+	reg.MustRegister(rate)
+	exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer exporter.Close()
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("global: {scrape_interval: 200ms}\nscrape_configs:\n- job_name: model\n  static_configs: [{targets: [%q]}]\n", exporter.Listener.Addr().String())), 0o644)
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	m := v1alpha1.Metric{Name: "error-rate", SuccessCondition: "result[0] < 0.05", FailureCondition: "result[0] >= 0.1",
+		Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Address: "http://" + addr, Query: `model_error_rate{service="fraud-detection"}`}}}
+	measure := func(want float64) v1alpha1.Measurement {
+		t.Helper()
+		rate.WithLabelValues("fraud-detection").Set(want)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			meas := Measure(context.Background(), m, Env{})
+			if meas.Value == fmt.Sprintf("[%g]", want) {
+				return meas
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("prometheus never showed %g: last measurement %+v", want, meas)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if meas := measure(0.01); meas.Phase != Successful {
+		t.Errorf("1%% error rate: %+v; want Successful", meas)
+	}
+	if meas := measure(0.2); meas.Phase != Failed {
+		t.Errorf("20%% error rate: %+v; want Failed", meas)
+	}
+	if meas := measure(0.07); meas.Phase != Inconclusive {
+		t.Errorf("7%% error rate: %+v; want Inconclusive", meas)
+	}
+}
