@@ -40,6 +40,10 @@ type harness struct {
 	c  client.Client
 	// cacheDir is the controller's Git cache (checkouts live under it).
 	cacheDir string
+	// stop stops the running controller; restart starts another on the
+	// same namespace (a controller process killed and started again).
+	stop    func()
+	restart func()
 }
 
 func start(t *testing.T, poll time.Duration) *harness {
@@ -66,29 +70,36 @@ func startConfig(t *testing.T, o controller.Options, mutate func(*rest.Config)) 
 	env := clustertest.Get(t)
 	ns := env.Namespace(t)
 	o.ControllerNamespace = ns
-	ctx, cancel := context.WithCancel(context.Background())
 	cacheDir := t.TempDir()
 	cfg := rest.CopyConfig(env.Config)
 	if mutate != nil {
 		mutate(cfg)
 	}
-	ctrl, err := controller.New(ctx, cfg, controller.ManagerOptions{Options: o, CacheDir: cacheDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := ctrl.Start(ctx); err != nil {
-			t.Errorf("controller: %v", err)
+	run := func() func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		ctrl, err := controller.New(ctx, cfg, controller.ManagerOptions{Options: o, CacheDir: cacheDir})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := ctrl.Start(ctx); err != nil {
+				t.Errorf("controller: %v", err)
+			}
+		}()
+		return func() { cancel(); <-done }
+	}
+	h := &harness{t: t, ns: ns, cacheDir: cacheDir}
+	h.stop = run()
+	h.restart = func() { h.stop(); h.stop = run() }
+	t.Cleanup(func() { h.stop() })
 	c, err := client.New(env.Config, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, ns: ns, c: c, cacheDir: cacheDir}
+	h.c = c
+	return h
 }
 
 // modelRepo is a repository holding the example's fraud-detection chart.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -268,3 +269,126 @@ func hasCondition(conds []v1alpha1.ApplicationCondition, typ string) bool {
 }
 
 var _ = metav1.Now
+
+// TestRolloutSurvivesRestarts kills the controller at every step: the
+// rollout resumes where it was (its state is the ModelRollout), there is
+// never more than one canary, never fewer ready pods than allowed; an
+// aborted rollout (onFailure: abort) is not retried by a new controller.
+func TestRolloutSurvivesRestarts(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	h := startOpts(t, controller.Options{PollInterval: time.Minute, Registry: reg.Client})
+	values := func(v string) string {
+		return fmt.Sprintf("model:\n  version: %s\n  replicas: 4\nautoscaling:\n  enabled: false\n", v)
+	}
+	repo := modelRepo(t)
+	repo.Write(map[string]string{
+		"models/fraud-detection/values-production.yaml": values("v2.3.1"),
+		"models/fraud-detection/mlcd.yaml": `apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: fraud-detection}
+spec:
+  registeredModel: fraud-detection
+  environments:
+  - {name: production, valuesFile: values-production.yaml, application: fd-restart}
+  rollout:
+    production:
+      onFailure: abort
+      canary:
+        steps:
+        - setWeight: 25
+        - pause: {}
+        - setWeight: 50
+        - pause: {}
+        - setWeight: 100
+`,
+	}).Commit("v2.3.1")
+	for _, v := range []string{"v2.3.1", "v2.3.2", "v2.3.3"} {
+		registrytest.Register(t, reg.Client, "fraud-detection", v, map[string]float64{"auc": 0.95})
+	}
+	dest := h.ns + "-restart"
+	h.namespaceGone(t, dest)
+	h.create(app, map[string]string{"{{NAME}}": "fd-restart", "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
+	h.waitSynced("fd-restart", "")
+	h.eventually(60*time.Second, "4 pods available", func() (bool, string) {
+		d := h.deployment(dest, "fraud-detection")
+		return d != nil && d.Status.AvailableReplicas == 4, ""
+	})
+	watch := watchReady(h, dest)
+	canaries := func() int {
+		var list appsv1.DeploymentList
+		h.c.List(context.Background(), &list, client.InNamespace(dest))
+		n := 0
+		for _, d := range list.Items {
+			if strings.HasSuffix(d.Name, "-canary") {
+				n++
+			}
+		}
+		return n
+	}
+	act := func(action string) {
+		mr := h.rollout("fd-restart")
+		before := mr.DeepCopy()
+		if mr.Annotations == nil {
+			mr.Annotations = map[string]string{}
+		}
+		mr.Annotations[v1alpha1.RolloutActionAnnotation] = action
+		if err := h.c.Patch(context.Background(), mr, client.MergeFrom(before)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pausedAt := func(step int, canary, stable int32) {
+		t.Helper()
+		h.eventually(60*time.Second, fmt.Sprintf("paused at step %d with %d canary + %d stable", step, canary, stable), func() (bool, string) {
+			mr := h.rollout("fd-restart")
+			c, s := h.deployment(dest, "fraud-detection-canary"), h.deployment(dest, "fraud-detection")
+			if mr == nil || c == nil || s == nil {
+				return false, "not started"
+			}
+			return mr.Status.Phase == "Paused" && mr.Status.CurrentStepIndex == step && *c.Spec.Replicas == canary && c.Status.AvailableReplicas == canary && *s.Spec.Replicas == stable,
+				fmt.Sprintf("%s step %d canary %d stable %d", mr.Status.Phase, mr.Status.CurrentStepIndex, *c.Spec.Replicas, *s.Spec.Replicas)
+		})
+	}
+	repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": values("v2.3.2")}).Commit("v2.3.2")
+	h.refresh("fd-restart")
+	// Killed right after the rollout started (mid-scaling).
+	h.eventually(30*time.Second, "rollout started", func() (bool, string) { return h.rollout("fd-restart") != nil, "" })
+	h.restart()
+	pausedAt(1, 1, 3)
+	h.restart()
+	time.Sleep(2 * time.Second)
+	pausedAt(1, 1, 3) // a new controller does not move a paused rollout
+	act("promote")
+	pausedAt(3, 2, 2)
+	h.restart()
+	pausedAt(3, 2, 2)
+	act("promote")
+	h.eventually(60*time.Second, "v2.3.2 at 4 replicas, no canary", func() (bool, string) {
+		s := h.deployment(dest, "fraud-detection")
+		return canaries() == 0 && strings.HasSuffix(image(s), ":v2.3.2") && s.Status.AvailableReplicas == 4 && s.Status.UpdatedReplicas == 4, ""
+	})
+	h.waitSynced("fd-restart", "")
+
+	// v2.3.3 aborted by a person: not retried by the next controller.
+	repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": values("v2.3.3")}).Commit("v2.3.3")
+	h.refresh("fd-restart")
+	pausedAt(1, 1, 3)
+	h.restart()
+	act("abort")
+	h.eventually(60*time.Second, "aborted: 4 of v2.3.2, no canary", func() (bool, string) {
+		mr, s := h.rollout("fd-restart"), h.deployment(dest, "fraud-detection")
+		return mr.Status.Phase == "Degraded" && canaries() == 0 && s.Status.AvailableReplicas == 4 && *s.Spec.Replicas == 4, ""
+	})
+	h.restart()
+	time.Sleep(3 * time.Second)
+	s := h.deployment(dest, "fraud-detection")
+	if canaries() != 0 || !strings.HasSuffix(image(s), ":v2.3.2") || h.rollout("fd-restart").Status.Phase != "Degraded" {
+		t.Fatalf("after a restart the aborted version came back: %s, %d canaries", image(s), canaries())
+	}
+	st := h.app("fd-restart").Status
+	if st.Health.Status != v1alpha1.HealthDegraded || st.Sync.Status != v1alpha1.SyncStatusOutOfSync || !hasCondition(st.Conditions, controller.ConditionRolloutAborted) {
+		t.Errorf("app after the abort: %s/%s %v", st.Sync.Status, st.Health.Status, st.Conditions)
+	}
+	if fewest := watch.Stop(); fewest < 3 {
+		t.Errorf("%d ready pods at the worst moment; want at least 4 - 25%% = 3", fewest)
+	}
+}
