@@ -45,6 +45,9 @@ type rolloutRun struct {
 	held map[string]bool
 	// requeue: when the rollout wants to look again.
 	requeue time.Duration
+	// gpuPausedAt is when a GPUCapacity pause began (it is looked at
+	// again at every reconcile and keeps its start).
+	gpuPausedAt *metav1.Time
 }
 
 func (rr *rolloutRun) holds(o *unstructured.Unstructured) bool {
@@ -185,13 +188,22 @@ func (r *ApplicationReconciler) stepRollout(ctx context.Context, app *v1alpha1.A
 		mr.Status = v1alpha1.ModelRolloutStatus{Phase: rollout.PhaseProgressing, Total: mr.Status.Total, StartedAt: ptr(metav1.Now()), Message: "retried by a person"}
 		r.event(app, eventNormal, "RolloutRetried", "rollout of %s retried", mr.Spec.CanaryVersion)
 	}
+	if mr.Status.PauseReason == rollout.ReasonGPUCapacity {
+		rr.gpuPausedAt = mr.Status.PausedAt
+		mr.Status.Phase, mr.Status.PauseReason, mr.Status.PausedAt = rollout.PhaseProgressing, "", nil // looked at again below
+	}
 	if active(mr) {
 		obs := rollout.Observation{Now: time.Now(), Total: mr.Status.Total, Promote: action == "promote", Abort: action == "abort"}
 		for _, s := range sides {
-			obs.CanaryReady += s.canaryReady
-			obs.StableReady += s.stableReady
 			c, st := rollout.Split(s.w.Replicas, mr.Status.Weight)
-			obs.Scaling = obs.Scaling || s.canarySpec != c || s.stableSpec != st
+			stableReady, stableDone := s.stableReady, s.stableSpec == st
+			if replaceGPUs(mr, s) && s.stableSpec < st && s.stableReady >= s.stableSpec {
+				// Shrunk on purpose to free GPUs: done once its pods are.
+				stableReady, stableDone = st, true
+			}
+			obs.CanaryReady += s.canaryReady
+			obs.StableReady += stableReady
+			obs.Scaling = obs.Scaling || s.canarySpec != c || !stableDone
 		}
 		if mr.Status.Canary == 0 && mr.Status.Stable == 0 {
 			obs.Scaling = false // nothing asked yet
@@ -343,11 +355,22 @@ func replicasOf(d *unstructured.Unstructured) (int32, int32) {
 // within maxSurge, the stable side down only as far as keeps
 // replicas − maxUnavailable pods available (Argo Rollouts' defaults: 25%
 // each).
+//
+// A canary whose pods request GPUs is checked against the free GPUs of
+// the nodes it may use: with gpuStrategy pause (default) it does not grow
+// and the rollout pauses with GPUCapacity naming the shortfall; with
+// replace the stable side shrinks first to free them.
 func (r *ApplicationReconciler) scale(ctx context.Context, app *v1alpha1.Application, run *syncRun, mr *v1alpha1.ModelRollout, s *side) *stepError {
 	total := s.w.Replicas
 	c, st := rollout.Split(total, mr.Status.Weight)
 	surge := scaled(mr.Spec.Strategy.MaxSurge, total, true)
 	unavail := scaled(mr.Spec.Strategy.MaxUnavailable, total, false)
+	if gpusPerPod(s.desired) > 0 && !replaceGPUs(mr, s) {
+		// GPU pods, paused when short: the stable side shrinks only as
+		// canary pods become ready, so its GPUs are never freed ahead of
+		// the canary (gpuStrategy: replace does that).
+		unavail = 0
+	}
 	if surge == 0 && unavail == 0 {
 		surge = 1
 	}
@@ -356,7 +379,7 @@ func (r *ApplicationReconciler) scale(ctx context.Context, app *v1alpha1.Applica
 	case st < newS:
 		newS = max(st, total-unavail-s.canaryReady, 0)
 		newS = min(newS, s.stableSpec)
-	case st > newS:
+	case st > newS && !replaceGPUs(mr, s):
 		newS = st
 	}
 	switch {
@@ -364,6 +387,33 @@ func (r *ApplicationReconciler) scale(ctx context.Context, app *v1alpha1.Applica
 		newC = min(c, max(s.canarySpec, total+surge-newS))
 	case c < newC:
 		newC = max(c, min(s.canarySpec, total-unavail-min(s.stableReady, newS)))
+	}
+	if gpu := gpusPerPod(s.desired); gpu > 0 && newC > s.canarySpec {
+		free, err := r.freeGPUs(ctx, s.desired)
+		if err != nil {
+			return fail(v1alpha1.ConditionSyncError, true, "GPU capacity: %s", err)
+		}
+		want := newC - s.canarySpec
+		if fits := int32(free / gpu); fits < want {
+			short := int64(want-fits) * gpu
+			if replaceGPUs(mr, s) {
+				// Free them from the stable side first; the canary grows
+				// by what fits now and by the rest once the pods are gone.
+				per := max(1, gpusPerPod(s.stable))
+				floor := max(0, total-unavail-s.canaryReady)
+				newS = min(newS, max(floor, s.stableSpec-int32((short+per-1)/per)))
+			} else {
+				mr.Status.Phase, mr.Status.PauseReason, mr.Status.PausedAt = rollout.PhasePaused, rollout.ReasonGPUCapacity, run.rollout.gpuPausedAt
+				if mr.Status.PausedAt == nil {
+					mr.Status.PausedAt = ptr(metav1.Now())
+				}
+				mr.Status.Message = fmt.Sprintf("step %d: %d more canary pods need %d %s, %d free on the nodes they may use: short by %d (free GPUs, or set canary.gpuStrategy: replace)", mr.Status.CurrentStepIndex, want, int64(want)*gpu, gpuResource, free, short)
+				if run.rollout.gpuPausedAt == nil {
+					r.event(app, eventWarning, "GPUCapacity", "%s", mr.Status.Message)
+				}
+			}
+			newC = s.canarySpec + fits
+		}
 	}
 	if s.canary == nil || newC != s.canarySpec {
 		if err := r.applyCanary(ctx, app, mr, s, newC); err != nil {
@@ -376,6 +426,12 @@ func (r *ApplicationReconciler) scale(ctx context.Context, app *v1alpha1.Applica
 		}
 	}
 	return nil
+}
+
+// replaceGPUs: the workload needs GPUs and the strategy frees them from
+// the stable side.
+func replaceGPUs(mr *v1alpha1.ModelRollout, s *side) bool {
+	return mr.Spec.Strategy.GPUStrategy == "replace" && gpusPerPod(s.desired) > 0
 }
 
 func scaled(v *intstr.IntOrString, total int32, roundUp bool) int32 {
@@ -465,6 +521,16 @@ func (r *ApplicationReconciler) removeCanaries(ctx context.Context, app *v1alpha
 		}
 		if s.canary == nil {
 			continue
+		}
+		if replaceGPUs(run.rollout.mr, s) {
+			// The GPUs the stable side needs are the canary's: hand them
+			// over pod by pod, keeping replicas − maxUnavailable available.
+			unavail := max(1, scaled(run.rollout.mr.Spec.Strategy.MaxUnavailable, full, false))
+			if target := max(0, min(s.canarySpec, full-unavail-s.stableReady)); target < s.canarySpec {
+				if err := r.applyCanary(ctx, app, run.rollout.mr, s, target); err != nil {
+					return fail(v1alpha1.ConditionSyncError, true, "canary %s%s: %s", s.w.Name, canarySuffix, err)
+				}
+			}
 		}
 		if !stableServes(s.stable, full, restore) {
 			waiting = true

@@ -392,3 +392,81 @@ spec:
 		t.Errorf("%d ready pods at the worst moment; want at least 4 - 25%% = 3", fewest)
 	}
 }
+
+// TestCanaryGPUCapacity: on the GPU node (4 nvidia.com/gpu) a stable
+// version holds all 4; a canary pod needing one more pauses the rollout
+// with GPUCapacity naming the shortfall and no Pending pod; with
+// gpuStrategy: replace the stable side frees them and the rollout
+// completes, keeping replicas − maxUnavailable pods ready.
+func TestCanaryGPUCapacity(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	h := startOpts(t, controller.Options{PollInterval: time.Minute, Registry: reg.Client})
+	values := func(v string) string {
+		return fmt.Sprintf("model:\n  version: %s\n  replicas: 4\nautoscaling:\n  enabled: false\ngpu: 1\nresources:\n  requests: {cpu: 10m, memory: 10Mi}\n", v)
+	}
+	policy := func(strategy string) string {
+		return `apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: fraud-detection}
+spec:
+  registeredModel: fraud-detection
+  environments:
+  - {name: production, valuesFile: values-production.yaml, application: fd-gpu}
+  rollout:
+    production:
+      canary:
+        gpuStrategy: ` + strategy + `
+        steps:
+        - setWeight: 25
+        - setWeight: 100
+`
+	}
+	repo := modelRepo(t)
+	repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": values("v2.3.1"), "models/fraud-detection/mlcd.yaml": policy("pause")}).Commit("v2.3.1 on 4 GPUs")
+	for _, v := range []string{"v2.3.1", "v2.3.2", "v2.3.3"} {
+		registrytest.Register(t, reg.Client, "fraud-detection", v, map[string]float64{"auc": 0.95})
+	}
+	dest := h.ns + "-gpu"
+	h.namespaceGone(t, dest)
+	h.create(app, map[string]string{"{{NAME}}": "fd-gpu", "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
+	h.eventually(60*time.Second, "4 GPU pods available", func() (bool, string) {
+		d := h.deployment(dest, "fraud-detection")
+		return d != nil && d.Status.AvailableReplicas == 4, ""
+	})
+	h.waitSynced("fd-gpu", "")
+
+	repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": values("v2.3.2")}).Commit("v2.3.2")
+	h.refresh("fd-gpu")
+	h.eventually(60*time.Second, "paused with GPUCapacity", func() (bool, string) {
+		mr := h.rollout("fd-gpu")
+		return mr != nil && mr.Status.PauseReason == "GPUCapacity" && strings.Contains(mr.Status.Message, "short by 1"), fmt.Sprint(mr)
+	})
+	time.Sleep(2 * time.Second)
+	if c := h.deployment(dest, "fraud-detection-canary"); c != nil && *c.Spec.Replicas != 0 {
+		t.Fatalf("canary scaled to %d without GPUs for it", *c.Spec.Replicas)
+	}
+	var pods corev1.PodList
+	h.c.List(context.Background(), &pods, client.InNamespace(dest))
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodPending {
+			t.Fatalf("pod %s left Pending", p.Name)
+		}
+	}
+	if st := h.app("fd-gpu").Status; st.Health.Status != v1alpha1.HealthSuspended || !strings.Contains(fmt.Sprint(st.Conditions), "GPUCapacity") {
+		t.Errorf("app while GPU-paused: %s %v", st.Health.Status, st.Conditions)
+	}
+
+	watch := watchReady(h, dest)
+	repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": values("v2.3.3"), "models/fraud-detection/mlcd.yaml": policy("replace")}).Commit("v2.3.3, replacing stable GPU pods")
+	h.refresh("fd-gpu")
+	h.eventually(90*time.Second, "v2.3.3 on 4 GPUs, no canary", func() (bool, string) {
+		s, c := h.deployment(dest, "fraud-detection"), h.deployment(dest, "fraud-detection-canary")
+		mr := h.rollout("fd-gpu")
+		return c == nil && strings.HasSuffix(image(s), ":v2.3.3") && s.Status.AvailableReplicas == 4 && s.Status.UpdatedReplicas == 4,
+			fmt.Sprintf("stable %s %d/%d canary %v; %s %s", image(s), s.Status.AvailableReplicas, *s.Spec.Replicas, c != nil, mr.Status.Phase, mr.Status.Message)
+	})
+	h.waitSynced("fd-gpu", "")
+	if fewest := watch.Stop(); fewest < 3 {
+		t.Errorf("%d ready pods at the worst moment; want at least 4 - 25%% = 3", fewest)
+	}
+}
