@@ -46,6 +46,8 @@ func Of(live *unstructured.Unstructured) v1alpha1.HealthStatus {
 		default:
 			return v1alpha1.HealthStatus{Status: v1alpha1.HealthProgressing, Message: "waiting for the claim to be bound"}
 		}
+	case gk.Group == "serving.kserve.io" && gk.Kind == "InferenceService":
+		return inferenceService(live)
 	case gk.Group == "autoscaling" && gk.Kind == "HorizontalPodAutoscaler":
 		return hpa(live)
 	case gk.Group == "argoproj.io" && gk.Kind == "Application":

@@ -42,6 +42,10 @@ func TestOf(t *testing.T) {
 		"pvc-pending.yaml":                  v1alpha1.HealthProgressing,
 		"ingress-address.yaml":              v1alpha1.HealthHealthy,
 		"ingress-pending.yaml":              v1alpha1.HealthProgressing,
+		"isvc-ready.yaml":                   v1alpha1.HealthHealthy,
+		"isvc-loading.yaml":                 v1alpha1.HealthProgressing,
+		"isvc-failed-load.yaml":             v1alpha1.HealthDegraded,
+		"isvc-ingress-false.yaml":           v1alpha1.HealthDegraded,
 	}
 	for file, want := range cases {
 		if got := health.Of(load(t, file)); got.Status != want {
