@@ -45,11 +45,22 @@ type ModelRolloutSpec struct {
 
 // RolloutWorkload is one Deployment of a rollout.
 type RolloutWorkload struct {
+	// Kind is Deployment (default) or InferenceService (KServe: the
+	// steps drive spec.predictor.canaryTrafficPercent).
+	Kind      string `json:"kind,omitempty"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	// Replicas is the workload's full scale when the rollout started.
-	Replicas int32 `json:"replicas"`
+	// Replicas is a Deployment's full scale when the rollout started.
+	Replicas int32 `json:"replicas,omitempty"`
+	// StableSpec is an InferenceService's spec before the rollout, put
+	// back by an abort.
+	StableSpec *runtime.RawExtension `json:"stableSpec,omitempty"`
+	// StableAnnotations are its mlcd.io lineage annotations then.
+	StableAnnotations map[string]string `json:"stableAnnotations,omitempty"`
 }
+
+// KindInferenceService is KServe's kind in a RolloutWorkload.
+const KindInferenceService = "InferenceService"
 
 // ModelRolloutStatus is the state of the step machine.
 type ModelRolloutStatus struct {

@@ -72,7 +72,7 @@ func reverted(app *v1alpha1.Application) []string {
 // the ordinary sync; the rollout stays Degraded, holding the failed
 // version back, until then (also across restarts: the state is the
 // ModelRollout).
-func (r *ApplicationReconciler) revertIfDue(ctx context.Context, app *v1alpha1.Application, mr *v1alpha1.ModelRollout, sides []*side) {
+func (r *ApplicationReconciler) revertIfDue(ctx context.Context, app *v1alpha1.Application, mr *v1alpha1.ModelRollout, sides []*side, restoring bool) {
 	if mr.Spec.OnFailure == "abort" || mr.Status.RevertCommit != "" || mr.Status.RevertAttempts >= maxRevertAttempt {
 		return
 	}
@@ -80,6 +80,9 @@ func (r *ApplicationReconciler) revertIfDue(ctx context.Context, app *v1alpha1.A
 		if s.canary != nil {
 			return // the stable side is not back yet
 		}
+	}
+	if restoring {
+		return // an InferenceService is not back on its stable spec yet
 	}
 	mr.Status.RevertAttempts++
 	reason := fmt.Sprintf("mlcd: the canary rollout of %s %s in %s failed: %s", mr.Spec.Model, mr.Spec.CanaryVersion, mr.Spec.Environment, mr.Status.Message)

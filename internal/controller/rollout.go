@@ -48,6 +48,11 @@ type rolloutRun struct {
 	// gpuPausedAt is when a GPUCapacity pause began (it is looked at
 	// again at every reconcile and keeps its start).
 	gpuPausedAt *metav1.Time
+	// restoring: an InferenceService is not back on its stable spec yet.
+	restoring bool
+	// sync: the rollout completed and the ordinary sync must apply the
+	// new version now, whatever the sync policy (the canary waits for it).
+	sync bool
 }
 
 func (rr *rolloutRun) holds(o *unstructured.Unstructured) bool {
@@ -113,7 +118,8 @@ func (r *ApplicationReconciler) startRollout(ctx context.Context, app *v1alpha1.
 		prev = run.rollout.mr
 	}
 	for _, o := range run.in.objs {
-		if o.GetKind() != "Deployment" || o.GroupVersionKind().Group != "apps" {
+		isvc := isInferenceService(o)
+		if !isvc && (o.GetKind() != "Deployment" || o.GroupVersionKind().Group != "apps") {
 			continue
 		}
 		l := run.live.of(o)
@@ -125,6 +131,21 @@ func (r *ApplicationReconciler) startRollout(ctx context.Context, app *v1alpha1.
 			continue
 		}
 		stable = lv
+		if isvc {
+			w, err := stableInferenceService(l)
+			if err != nil {
+				return fail(v1alpha1.ConditionSyncError, false, "InferenceService %s: %s", o.GetName(), err)
+			}
+			if prev != nil && active(prev) {
+				for _, pw := range prev.Spec.Workloads {
+					if pw.Kind == w.Kind && pw.Namespace == w.Namespace && pw.Name == w.Name {
+						w = pw // the spec before the replaced rollout
+					}
+				}
+			}
+			workloads = append(workloads, w)
+			continue
+		}
 		replicas, _, _ := unstructured.NestedInt64(l.Object, "spec", "replicas")
 		if prev != nil && active(prev) {
 			for _, w := range prev.Spec.Workloads {
@@ -150,7 +171,9 @@ func (r *ApplicationReconciler) startRollout(ctx context.Context, app *v1alpha1.
 		},
 	}
 	for _, w := range workloads {
-		mr.Status.Total += w.Replicas
+		if w.Kind != v1alpha1.KindInferenceService {
+			mr.Status.Total += w.Replicas
+		}
 	}
 	mr.Status.Phase, mr.Status.StartedAt = rollout.PhaseProgressing, &now
 	mr.Status.Message = fmt.Sprintf("rolling out %s over %s", g.version, stable)
@@ -208,6 +231,11 @@ func (r *ApplicationReconciler) stepRollout(ctx context.Context, app *v1alpha1.A
 		if mr.Status.Canary == 0 && mr.Status.Stable == 0 {
 			obs.Scaling = false // nothing asked yet
 		}
+		for _, w := range mr.Spec.Workloads {
+			if w.Kind == v1alpha1.KindInferenceService && mr.Status.Weight > 0 {
+				obs.Scaling = obs.Scaling || !trafficAt(run.live.of(isvcKey(w)), mr.Status.Weight)
+			}
+		}
 		next := r.analyse(ctx, app, run, mr, &obs)
 		st, acts := rollout.Next(mr.Spec.Strategy, stateOf(mr.Status), obs)
 		setState(&mr.Status, st)
@@ -233,6 +261,9 @@ func (r *ApplicationReconciler) stepRollout(ctx context.Context, app *v1alpha1.A
 		mr.Status.CanaryReady += s.canaryReady
 		mr.Status.StableReady += s.stableReady
 	}
+	if serr := r.steerInferenceServices(ctx, run, mr); serr != nil {
+		return serr
+	}
 	switch mr.Status.Phase {
 	case rollout.PhaseProgressing, rollout.PhasePaused:
 		for _, s := range sides {
@@ -254,7 +285,7 @@ func (r *ApplicationReconciler) stepRollout(ctx context.Context, app *v1alpha1.A
 		if serr := r.removeCanaries(ctx, app, run, true); serr != nil {
 			return serr
 		}
-		r.revertIfDue(ctx, app, mr, sides)
+		r.revertIfDue(ctx, app, mr, sides, rr.restoring)
 	}
 	return r.saveRollout(ctx, before, mr)
 }
@@ -311,6 +342,9 @@ type side struct {
 func (r *ApplicationReconciler) sides(ctx context.Context, run *syncRun) ([]*side, *stepError) {
 	var out []*side
 	for _, w := range run.rollout.mr.Spec.Workloads {
+		if w.Kind == v1alpha1.KindInferenceService {
+			continue
+		}
 		s := &side{w: w}
 		for _, o := range run.in.objs {
 			if o.GetKind() == "Deployment" && o.GetNamespace() == w.Namespace && o.GetName() == w.Name {
@@ -543,6 +577,7 @@ func (r *ApplicationReconciler) removeCanaries(ctx context.Context, app *v1alpha
 	}
 	if waiting {
 		run.rollout.requeue = time.Second
+		run.rollout.sync = !restore
 	}
 	return nil
 }
@@ -717,7 +752,8 @@ func showRollout(app *v1alpha1.Application, rr *rolloutRun) bool {
 	mr := rr.mr
 	held := false
 	for i, rs := range app.Status.Resources {
-		if rr.held[manifest.Key(inventory.Object(rs))] {
+		key := manifest.Key(inventory.Object(rs))
+		if rr.held[key] {
 			app.Status.Resources[i].Status = v1alpha1.SyncStatusOutOfSync
 			held = true
 		}
@@ -762,14 +798,6 @@ func showRollout(app *v1alpha1.Application, rr *rolloutRun) bool {
 		clearConditions(app, ConditionRolloutProgressing, ConditionRolloutAborted)
 	}
 	return held
-}
-
-// heldSet is the keys the rollout keeps from the sync.
-func (rr *rolloutRun) heldSet() map[string]bool {
-	if rr == nil {
-		return nil
-	}
-	return rr.held
 }
 
 // deleteCanaries deletes the canary Deployments of the app's rollout

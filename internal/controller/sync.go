@@ -21,7 +21,8 @@ type syncInput struct {
 	sha  string
 	objs []*unstructured.Unstructured
 	gov  *governed
-	// held are objects a canary rollout keeps from the apply.
+	// held are objects a canary rollout keeps from the apply (it writes
+	// them itself).
 	held map[string]bool
 }
 
@@ -43,8 +44,9 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	if serr := r.driveRollout(ctx, app, run); serr != nil {
 		return ctrl.Result{}, serr
 	}
-	if run.rollout != nil && (len(run.rollout.held) > 0 || run.rollout.requeue > 0) {
+	if rr := run.rollout; rr != nil && (len(rr.held) > 0 || rr.requeue > 0) {
 		run.verified = false
+		run.decision.autoSync = run.decision.autoSync || rr.sync
 	}
 	var drift []apply.Result
 	var op *operation
@@ -145,7 +147,9 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 		app.Operation = nil
 		return nil, serr
 	}
-	in.held = run.rollout.heldSet()
+	if run.rollout != nil {
+		in.held = run.rollout.held
+	}
 	running := runningVersion(in.objs, run.live)
 	requested := app.SyncRequested()
 	op, serr := r.operate(ctx, app, in, run.stale, run.live, run.newRevision || requested)
