@@ -38,6 +38,8 @@ type ModelRolloutSpec struct {
 	Workloads []RolloutWorkload `json:"workloads"`
 	Strategy  CanaryStrategy    `json:"strategy"`
 	OnFailure string            `json:"onFailure,omitempty"`
+	// Watch keeps analysis running for a while after 100 %.
+	Watch *RolloutWatch `json:"watch,omitempty"`
 	// RepoURL and Branch are where a revert commit goes.
 	RepoURL string `json:"repoURL,omitempty"`
 	Branch  string `json:"branch,omitempty"`
@@ -83,11 +85,16 @@ type ModelRolloutStatus struct {
 	StartedAt *metav1.Time        `json:"startedAt,omitempty"`
 	// CompletedAt is when the rollout reached Healthy or Degraded.
 	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// WatchUntil is the end of the watch window after a completed
+	// rollout (spec.watch); its measurements are the "watch" run.
+	WatchUntil *metav1.Time `json:"watchUntil,omitempty"`
 	// RevertCommit is the commit mlcd pushed to revert Revision after a
 	// failure (onFailure: revert); RevertError why it could not.
 	RevertCommit   string `json:"revertCommit,omitempty"`
 	RevertError    string `json:"revertError,omitempty"`
 	RevertAttempts int    `json:"revertAttempts,omitempty"`
+	// RevertAttemptAt is the last attempt; the next waits 2^attempts s.
+	RevertAttemptAt *metav1.Time `json:"revertAttemptAt,omitempty"`
 }
 
 // AnalysisRunStatus is one analysis run with every measurement kept.

@@ -97,6 +97,9 @@ func writeRollout(w io.Writer, mr *v1alpha1.ModelRollout) {
 	if s.Message != "" {
 		fmt.Fprintf(tw, "Message:\t%s\n", s.Message)
 	}
+	if s.WatchUntil != nil {
+		fmt.Fprintf(tw, "Watch:\tanalysis until %s\n", s.WatchUntil.Format(time.RFC3339))
+	}
 	if s.RevertCommit != "" {
 		fmt.Fprintf(tw, "Reverted:\tby commit %s\n", v1alpha1.ShortSHA(s.RevertCommit))
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
@@ -84,7 +85,11 @@ func (r *ApplicationReconciler) revertIfDue(ctx context.Context, app *v1alpha1.A
 	if restoring {
 		return // an InferenceService is not back on its stable spec yet
 	}
+	if at := mr.Status.RevertAttemptAt; at != nil && time.Since(at.Time) < revertBackoff(mr.Status.RevertAttempts) {
+		return
+	}
 	mr.Status.RevertAttempts++
+	mr.Status.RevertAttemptAt = ptr(metav1.Now())
 	reason := fmt.Sprintf("mlcd: the canary rollout of %s %s in %s failed: %s", mr.Spec.Model, mr.Spec.CanaryVersion, mr.Spec.Environment, mr.Status.Message)
 	res, err := r.revertInGit(ctx, mr, reason)
 	if err != nil {
@@ -96,6 +101,9 @@ func (r *ApplicationReconciler) revertIfDue(ctx context.Context, app *v1alpha1.A
 	r.event(app, eventNormal, "Reverted", "pushed %s to %s: reverts %s (%s) after the failed rollout", v1alpha1.ShortSHA(res.Commit), res.Branch, v1alpha1.ShortSHA(res.Reverted), res.Subject)
 	r.refreshSoon(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 }
+
+// revertBackoff is the wait after attempt n: 2, 4, 8, 16 s.
+func revertBackoff(n int) time.Duration { return time.Duration(1<<n) * time.Second }
 
 // revertInGit clones the rollout's repository at its branch into a
 // temporary work tree and reverts there.

@@ -28,6 +28,7 @@ const (
 	canaryLabel      = "mlcd.io/rollout-side"
 	rolloutManager   = "mlcd-rollout"
 	backgroundRun    = "background"
+	watchRun         = "watch"
 	maxRevertAttempt = 5
 )
 
@@ -111,6 +112,9 @@ func (r *ApplicationReconciler) startRollout(ctx context.Context, app *v1alpha1.
 	if run.rollout != nil && run.rollout.mr.Spec.CanaryVersion == g.version {
 		return nil // driven already
 	}
+	if run.rollout != nil && run.rollout.mr.Spec.StableVersion == g.version {
+		return nil // back to the version the last rollout replaced (a revert): at once
+	}
 	var workloads []v1alpha1.RolloutWorkload
 	stable := ""
 	var prev *v1alpha1.ModelRollout
@@ -166,7 +170,7 @@ func (r *ApplicationReconciler) startRollout(ctx context.Context, app *v1alpha1.
 		Spec: v1alpha1.ModelRolloutSpec{
 			Application: app.Name, Model: g.policy.Spec.RegisteredModel, Environment: g.env.Name,
 			Revision: run.in.sha, StableVersion: stable, CanaryVersion: g.version,
-			Workloads: workloads, Strategy: *spec.Canary, OnFailure: spec.OnFailure,
+			Workloads: workloads, Strategy: *spec.Canary, OnFailure: spec.OnFailure, Watch: spec.Watch,
 			RepoURL: run.in.src.RepoURL, Branch: run.in.src.TargetRevision,
 		},
 	}
@@ -278,6 +282,9 @@ func (r *ApplicationReconciler) stepRollout(ctx context.Context, app *v1alpha1.A
 		if serr := r.removeCanaries(ctx, app, run, false); serr != nil {
 			return serr
 		}
+		if !rr.sync {
+			r.watchAfter(ctx, app, mr, rr)
+		}
 	case rollout.PhaseDegraded:
 		for _, s := range sides {
 			rr.held[s.key] = true
@@ -286,8 +293,52 @@ func (r *ApplicationReconciler) stepRollout(ctx context.Context, app *v1alpha1.A
 			return serr
 		}
 		r.revertIfDue(ctx, app, mr, sides, rr.restoring)
+		if mr.Spec.OnFailure != "abort" && mr.Status.RevertCommit == "" && mr.Status.RevertAttempts < maxRevertAttempt && rr.requeue == 0 {
+			rr.requeue = time.Second // the revert is still to come
+		}
 	}
 	return r.saveRollout(ctx, before, mr)
+}
+
+// watchAfter keeps the watch analysis running for spec.watch.duration
+// after the rollout completed; a failure inside the window degrades the
+// rollout, which then reverts as a failed canary does (nothing to scale
+// back: the ordinary sync rolls the reverted version out).
+func (r *ApplicationReconciler) watchAfter(ctx context.Context, app *v1alpha1.Application, mr *v1alpha1.ModelRollout, rr *rolloutRun) {
+	w := mr.Spec.Watch
+	if w == nil || w.Analysis == nil || mr.Status.CompletedAt == nil {
+		return
+	}
+	if mr.Status.WatchUntil == nil {
+		d, _ := time.ParseDuration(w.Duration)
+		mr.Status.WatchUntil = ptr(metav1.NewTime(time.Now().Add(d)))
+		mr.Status.Analysis = append(mr.Status.Analysis, v1alpha1.AnalysisRunStatus{Name: watchRun, Step: len(mr.Spec.Strategy.Steps), Phase: analysis.Running, StartedAt: metav1.Now()})
+	}
+	var ar *v1alpha1.AnalysisRunStatus
+	for i := range mr.Status.Analysis {
+		if mr.Status.Analysis[i].Name == watchRun {
+			ar = &mr.Status.Analysis[i]
+		}
+	}
+	if ar == nil || analysis.Terminal(ar.Phase) {
+		return
+	}
+	if time.Now().After(mr.Status.WatchUntil.Time) {
+		ar.Phase, ar.Message = analysis.Successful, "watch window over"
+		r.event(app, eventNormal, "WatchCompleted", "%s %s ran its watch window without a failed analysis", mr.Spec.Model, mr.Spec.CanaryVersion)
+		return
+	}
+	var next time.Time
+	phase, msg := r.measureRun(ctx, app, mr, ar, *w.Analysis, &next)
+	if phase == rollout.AnalysisFailed {
+		r.finish(app, mr, rollout.PhaseDegraded, "watch analysis failed after the rollout: "+msg)
+		rr.requeue = 100 * time.Millisecond // the revert is next
+		return
+	}
+	rr.requeue = min(5*time.Second, max(100*time.Millisecond, time.Until(mr.Status.WatchUntil.Time)))
+	if !next.IsZero() {
+		rr.requeue = min(rr.requeue, max(100*time.Millisecond, time.Until(next)))
+	}
 }
 
 // finish ends a rollout with an event.
@@ -640,7 +691,7 @@ func (r *ApplicationReconciler) analyse(ctx context.Context, app *v1alpha1.Appli
 func findRun(mr *v1alpha1.ModelRollout, step int, background bool) *v1alpha1.AnalysisRunStatus {
 	for j := range mr.Status.Analysis {
 		a := &mr.Status.Analysis[j]
-		if background && a.Name == backgroundRun || !background && a.Name != backgroundRun && a.Step == step {
+		if background && a.Name == backgroundRun || !background && a.Name != backgroundRun && a.Name != watchRun && a.Step == step {
 			return a
 		}
 	}

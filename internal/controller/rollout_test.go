@@ -470,3 +470,76 @@ spec:
 		t.Errorf("%d ready pods at the worst moment; want at least 4 - 25%% = 3", fewest)
 	}
 }
+
+// TestWatchAfterRollout: with watch: {duration, analysis} the analysis
+// keeps running after 100 %; a failure inside the window reverts the
+// promotion in Git and the ordinary sync rolls the previous version out
+// again (no canary for a return to the version the rollout replaced).
+func TestWatchAfterRollout(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	h := startOpts(t, controller.Options{PollInterval: time.Minute, Registry: reg.Client})
+	metric := &errorRate{}
+	metric.milli.Store(10)
+	srv := httptest.NewServer(metric)
+	defer srv.Close()
+	values := func(v string) string {
+		return fmt.Sprintf("model:\n  version: %s\n  replicas: 2\nautoscaling:\n  enabled: false\n", v)
+	}
+	repo := modelRepo(t)
+	gittest.Git(t, repo.Dir, "config", "receive.denyCurrentBranch", "updateInstead")
+	repo.Write(map[string]string{
+		"models/fraud-detection/values-production.yaml": values("v2.3.1"),
+		"models/fraud-detection/mlcd.yaml": `apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: fraud-detection}
+spec:
+  registeredModel: fraud-detection
+  environments:
+  - {name: production, valuesFile: values-production.yaml, application: fd-watch}
+  rollout:
+    production:
+      canary:
+        steps: [{setWeight: 50}]
+      watch:
+        duration: 2m
+        analysis: {templates: [{templateName: error-rate}], args: [{name: service, value: fraud-detection}]}
+`,
+	}).Commit("v2.3.1")
+	for _, v := range []string{"v2.3.1", "v2.3.2"} {
+		registrytest.Register(t, reg.Client, "fraud-detection", v, map[string]float64{"auc": 0.95})
+	}
+	dest := h.ns + "-watch"
+	h.namespaceGone(t, dest)
+	h.create(app, map[string]string{"{{NAME}}": "fd-watch", "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
+	h.waitSynced("fd-watch", "")
+	// The window's metric measures every 200ms without a count: it runs
+	// until the window ends or it fails.
+	h.createYAML(strings.NewReplacer("{{DEST}}", dest, "{{URL}}", srv.URL, "    count: 2\n", "").Replace(errorRateTemplate), &v1alpha1.AnalysisTemplate{})
+	bump := repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": values("v2.3.2")}).Commit("promote v2.3.2")
+	h.refresh("fd-watch")
+	h.eventually(60*time.Second, "rolled out, watching", func() (bool, string) {
+		mr := h.rollout("fd-watch")
+		return mr != nil && mr.Status.Phase == "Healthy" && mr.Status.WatchUntil != nil && h.deployment(dest, "fraud-detection-canary") == nil, fmt.Sprint(mr)
+	})
+	h.waitSynced("fd-watch", bump)
+	metric.milli.Store(300) // the new version misbehaves after the rollout
+	var revert string
+	h.eventually(60*time.Second, "a revert commit after the failed watch", func() (bool, string) {
+		msg := gittest.Git(t, repo.Dir, "log", "-1", "--format=%H %B", "main")
+		if strings.Contains(msg, "This reverts commit") && strings.Contains(msg, "watch analysis failed") {
+			revert = strings.Fields(msg)[0]
+			return true, ""
+		}
+		mr := h.rollout("fd-watch")
+		return false, fmt.Sprintf("%s; rollout %s %s %+v", msg, mr.Status.Phase, mr.Status.Message, mr.Status.Analysis)
+	})
+	h.waitSynced("fd-watch", revert)
+	h.eventually(60*time.Second, "v2.3.1 back at 2 replicas", func() (bool, string) {
+		s := h.deployment(dest, "fraud-detection")
+		return strings.HasSuffix(image(s), ":v2.3.1") && s.Status.UpdatedReplicas == 2 && s.Status.AvailableReplicas == 2 && h.deployment(dest, "fraud-detection-canary") == nil, image(s)
+	})
+	mr := h.rollout("fd-watch")
+	if mr.Spec.CanaryVersion != "v2.3.2" || mr.Status.Phase != "Degraded" || mr.Status.RevertCommit != revert {
+		t.Errorf("rollout after the failed watch: %s %s %s", mr.Spec.CanaryVersion, mr.Status.Phase, mr.Status.RevertCommit)
+	}
+}
