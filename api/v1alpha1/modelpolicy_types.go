@@ -56,6 +56,10 @@ type ModelEnvironment struct {
 	// Requires names the environment where a version must be deployed and
 	// healthy first (its registry alias must point at the version).
 	Requires string `json:"requires,omitempty"`
+	// Approval says how an automatic promotion into this environment
+	// lands: required (default: on a branch mlcd/promote/<model>/<version>/<env>
+	// for review) or none (committed on the tracked branch).
+	Approval string `json:"approval,omitempty"`
 }
 
 // MetricGate is an offline test on a version's metrics: either a fixed
@@ -109,6 +113,9 @@ func (p *ModelPolicy) Validate() error {
 		envs[e.Name] = true
 	}
 	for _, e := range p.Spec.Environments {
+		if e.Approval != "" && e.Approval != "required" && e.Approval != "none" {
+			return fmt.Errorf("ModelPolicy %s: environment %s: approval %q is not required or none", p.Name, e.Name, e.Approval)
+		}
 		if e.Requires != "" && !envs[e.Requires] {
 			return fmt.Errorf("ModelPolicy %s: environment %s requires unknown environment %s", p.Name, e.Name, e.Requires)
 		}

@@ -543,3 +543,84 @@ spec:
 		t.Errorf("rollout after the failed watch: %s %s %s", mr.Spec.CanaryVersion, mr.Status.Phase, mr.Status.RevertCommit)
 	}
 }
+
+// TestPromotionAfterSoak: promotion: {to: production, after: 1s} on
+// staging writes the promotion once the version ran Healthy there for the
+// soak time — on mlcd/promote/<model>/<version>/production for review,
+// or, when production says approval: none, on the tracked branch, which
+// production then syncs.
+func TestPromotionAfterSoak(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	h := startOpts(t, controller.Options{PollInterval: time.Minute, Registry: reg.Client})
+	policy := func(approval string) string {
+		return `apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: fraud-detection}
+spec:
+  registeredModel: fraud-detection
+  environments:
+  - {name: staging, valuesFile: values-staging.yaml, application: fd-stg}
+  - {name: production, valuesFile: values-production.yaml, application: fd-prd, requires: staging, approval: ` + approval + `}
+  rollout:
+    staging:
+      promotion: {to: production, after: 1s}
+`
+	}
+	values := func(v string) string {
+		return fmt.Sprintf("model:\n  version: %s\n  replicas: 1\nautoscaling:\n  enabled: false\n", v)
+	}
+	repo := modelRepo(t)
+	gittest.Git(t, repo.Dir, "config", "receive.denyCurrentBranch", "updateInstead")
+	repo.Write(map[string]string{
+		"models/fraud-detection/mlcd.yaml":               policy("required"),
+		"models/fraud-detection/values-staging.yaml":    values("v2.3.1"),
+		"models/fraud-detection/values-production.yaml": values("v2.3.1"),
+	}).Commit("v2.3.1 everywhere")
+	for _, v := range []string{"v2.3.1", "v2.3.2", "v2.3.3"} {
+		registrytest.Register(t, reg.Client, "fraud-detection", v, map[string]float64{"auc": 0.95})
+	}
+	stg, prd := h.ns+"-stg", h.ns+"-prd"
+	h.namespaceGone(t, stg)
+	h.namespaceGone(t, prd)
+	h.create(strings.ReplaceAll(app, "values-production.yaml", "values-staging.yaml"), map[string]string{"{{NAME}}": "fd-stg", "{{REPO}}": repo.URL(), "{{DEST}}": stg, "{{SELFHEAL}}": "true"})
+	h.create(app, map[string]string{"{{NAME}}": "fd-prd", "{{REPO}}": repo.URL(), "{{DEST}}": prd, "{{SELFHEAL}}": "true"})
+	h.waitSynced("fd-stg", "")
+	h.waitSynced("fd-prd", "")
+
+	// Approval required: a branch for review, main untouched.
+	head := repo.Write(map[string]string{"models/fraud-detection/values-staging.yaml": values("v2.3.2")}).Commit("v2.3.2 to staging")
+	h.refresh("fd-stg")
+	branch := "mlcd/promote/fraud-detection/v2.3.2/production"
+	h.eventually(60*time.Second, "promotion branch "+branch, func() (bool, string) {
+		out := gittest.Git(t, repo.Dir, "branch", "--list", branch)
+		return strings.Contains(out, branch), out
+	})
+	if got := gittest.Git(t, repo.Dir, "show", branch+":models/fraud-detection/values-production.yaml"); !strings.Contains(got, "version: v2.3.2") {
+		t.Errorf("promotion branch holds:\n%s", got)
+	}
+	if now := strings.TrimSpace(gittest.Git(t, repo.Dir, "rev-parse", "main")); now != head {
+		t.Errorf("main moved to %s without approval", now)
+	}
+	h.waitEvent("fd-stg", "Promoted", "for review on branch "+branch)
+
+	// approval: none: the promotion lands on main and production syncs it.
+	repo.Write(map[string]string{
+		"models/fraud-detection/mlcd.yaml":            policy("none"),
+		"models/fraud-detection/values-staging.yaml": values("v2.3.3"),
+	}).Commit("v2.3.3 to staging; production needs no approval")
+	h.refresh("fd-stg")
+	var promoted string
+	h.eventually(60*time.Second, "promotion commit on main", func() (bool, string) {
+		msg := gittest.Git(t, repo.Dir, "log", "-1", "--format=%H %s", "main")
+		if strings.Contains(msg, "Promote fraud-detection v2.3.3 to production") {
+			promoted = strings.Fields(msg)[0]
+			return true, ""
+		}
+		return false, msg
+	})
+	h.refresh("fd-prd")
+	h.waitSynced("fd-prd", promoted)
+	if img := image(h.deployment(prd, "fraud-detection")); !strings.HasSuffix(img, ":v2.3.3") {
+		t.Errorf("production runs %s", img)
+	}
+}

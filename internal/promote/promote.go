@@ -28,6 +28,13 @@ type Options struct {
 	Push
 	// Model is the registered model name; Version as written in Git.
 	Model, Version, Env string
+	// Branch names the new branch (default promote/<model>-<version>-<env>).
+	Branch string
+	// Direct commits on the current branch instead (the target
+	// environment needs no approval).
+	Direct bool
+	// Message, when set, is added to the commit message.
+	Message string
 }
 
 // Push says which work tree a workflow commits in and where the commit
@@ -74,8 +81,17 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	branch := fmt.Sprintf("promote/%s-%s-%s", o.Model, o.Version, o.Env)
-	if _, err := repo.Reference(plumbing.NewBranchReferenceName(branch), false); err == nil {
+	branch := o.Branch
+	if branch == "" {
+		branch = fmt.Sprintf("promote/%s-%s-%s", o.Model, o.Version, o.Env)
+	}
+	if o.Direct {
+		ref, err := repo.Head()
+		if err != nil {
+			return nil, err
+		}
+		branch = ref.Name().Short()
+	} else if _, err := repo.Reference(plumbing.NewBranchReferenceName(branch), false); err == nil {
 		return nil, fmt.Errorf("branch %s already exists", branch)
 	}
 	tree, head, err := TreeAt(repo, "HEAD")
@@ -122,8 +138,10 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("edit %s: %w", dep.File, err)
 	}
 
-	if err := wt.Checkout(&git.CheckoutOptions{Hash: head.Hash, Branch: plumbing.NewBranchReferenceName(branch), Create: true}); err != nil {
-		return nil, fmt.Errorf("create branch %s: %w", branch, err)
+	if !o.Direct {
+		if err := wt.Checkout(&git.CheckoutOptions{Hash: head.Hash, Branch: plumbing.NewBranchReferenceName(branch), Create: true}); err != nil {
+			return nil, fmt.Errorf("create branch %s: %w", branch, err)
+		}
 	}
 	if err := os.WriteFile(file, edited, 0o644); err != nil {
 		return nil, err
@@ -141,6 +159,9 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	}
 	msg := fmt.Sprintf("Promote %s %s to %s\n\n%s: %s -> %s in %s\n\nModel: %s\nVersion: %s\nEnvironment: %s\nPromoted-by: %s <%s>\n",
 		o.Model, o.Version, o.Env, key, dep.Version, o.Version, where, o.Model, o.Version, o.Env, who.Name, who.Email)
+	if o.Message != "" {
+		msg = strings.Replace(msg, "\n\nModel: ", "\n\n"+o.Message+"\n\nModel: ", 1)
+	}
 	h, err := wt.Commit(msg, &git.CommitOptions{Author: who, Committer: who})
 	if err != nil {
 		return nil, err
