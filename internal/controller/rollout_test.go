@@ -572,7 +572,7 @@ spec:
 	repo := modelRepo(t)
 	gittest.Git(t, repo.Dir, "config", "receive.denyCurrentBranch", "updateInstead")
 	repo.Write(map[string]string{
-		"models/fraud-detection/mlcd.yaml":               policy("required"),
+		"models/fraud-detection/mlcd.yaml":              policy("required"),
 		"models/fraud-detection/values-staging.yaml":    values("v2.3.1"),
 		"models/fraud-detection/values-production.yaml": values("v2.3.1"),
 	}).Commit("v2.3.1 everywhere")
@@ -605,7 +605,7 @@ spec:
 
 	// approval: none: the promotion lands on main and production syncs it.
 	repo.Write(map[string]string{
-		"models/fraud-detection/mlcd.yaml":            policy("none"),
+		"models/fraud-detection/mlcd.yaml":           policy("none"),
 		"models/fraud-detection/values-staging.yaml": values("v2.3.3"),
 	}).Commit("v2.3.3 to staging; production needs no approval")
 	h.refresh("fd-stg")
