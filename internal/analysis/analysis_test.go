@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -142,3 +143,60 @@ func TestWebProvider(t *testing.T) {
 }
 
 func nowPtr() *metav1.Time { n := metav1.Now(); return &n }
+
+// TestGoldenSet sends the JSONL cases to the canary endpoint and scores
+// them by exact match or numeric tolerance against the threshold.
+func TestGoldenSet(t *testing.T) {
+	// The "model": fraud score 0.9 for amounts over 1000, else 0.1; label
+	// exact.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Amount float64 `json:"amount"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || r.Method != http.MethodPost {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		score, label := 0.1, "ok"
+		if in.Amount > 1000 {
+			score, label = 0.9, "fraud"
+		}
+		fmt.Fprintf(w, `{"score": %g, "label": %q}`, score, label)
+	}))
+	defer srv.Close()
+	files := map[string]string{"models/fraud-detection/golden.jsonl": `{"request": {"amount": 5000}, "expected": 0.88}
+{"request": {"amount": 20}, "expected": 0.1}
+
+{"request": {"amount": 1500}, "expected": 0.5}
+{"request": {"amount": 10}, "expected": 0.12}
+`}
+	env := Env{ReadFile: func(p string) ([]byte, error) {
+		if d, ok := files[p]; ok {
+			return []byte(d), nil
+		}
+		return nil, fmt.Errorf("%s: no such file", p)
+	}}
+	metric := func(cfg string) v1alpha1.Metric {
+		return v1alpha1.Metric{Name: "golden", Provider: v1alpha1.MetricProvider{Plugin: map[string]json.RawMessage{PluginGoldenSet: json.RawMessage(strings.ReplaceAll(cfg, "URL", srv.URL))}}}
+	}
+	// 3 of 4 within 0.05: passes at 0.75, fails at 0.9.
+	if m := Measure(context.Background(), metric(`{"url": "URL", "file": "models/fraud-detection/golden.jsonl", "jsonPath": "{$.score}", "tolerance": 0.05, "threshold": 0.75}`), env); m.Phase != Successful || !strings.Contains(m.Value, `"score":0.75`) {
+		t.Errorf("threshold 0.75: %+v", m)
+	}
+	if m := Measure(context.Background(), metric(`{"url": "URL", "file": "models/fraud-detection/golden.jsonl", "jsonPath": "{$.score}", "tolerance": 0.05, "threshold": 0.9}`), env); m.Phase != Failed {
+		t.Errorf("threshold 0.9: %+v", m)
+	}
+	// Exact match without tolerance: only 0.1 == 0.1.
+	if m := Measure(context.Background(), metric(`{"url": "URL", "file": "models/fraud-detection/golden.jsonl", "jsonPath": "{$.score}"}`), env); m.Phase != Failed || !strings.Contains(m.Value, `"matched":1`) {
+		t.Errorf("exact: %+v", m)
+	}
+	// A condition over the result decides when given.
+	m := metric(`{"url": "URL", "file": "models/fraud-detection/golden.jsonl", "jsonPath": "{$.score}", "tolerance": 0.05}`)
+	m.SuccessCondition = "result.score >= 0.7"
+	if got := Measure(context.Background(), m, env); got.Phase != Successful {
+		t.Errorf("condition: %+v", got)
+	}
+	if got := Measure(context.Background(), metric(`{"url": "URL", "file": "missing.jsonl"}`), env); got.Phase != Error || !strings.Contains(got.Message, "missing.jsonl") {
+		t.Errorf("missing file: %+v", got)
+	}
+}

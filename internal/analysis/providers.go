@@ -38,6 +38,9 @@ type Env struct {
 	// HTTPClient is used by the web and Prometheus providers (default:
 	// a client without a timeout of its own; the metric's applies).
 	HTTPClient *http.Client
+	// ReadFile reads a file of the app's Git checkout (confined to it),
+	// for the mlcd/golden-set plugin.
+	ReadFile func(path string) ([]byte, error)
 }
 
 // Measure takes one measurement of m.
@@ -60,11 +63,14 @@ func measure(ctx context.Context, m v1alpha1.Metric, env Env) (any, string, erro
 		if raw, ok := p.Plugin[PluginRegistry]; ok {
 			return registryMetric(ctx, raw, env)
 		}
+		if raw, ok := p.Plugin[PluginGoldenSet]; ok {
+			return goldenSet(ctx, raw, env)
+		}
 		for name := range p.Plugin {
-			return nil, "", fmt.Errorf("metric provider plugin %q is not available in mlcd (it runs %s)", name, PluginRegistry)
+			return nil, "", fmt.Errorf("metric provider plugin %q is not available in mlcd (it runs %s and %s)", name, PluginRegistry, PluginGoldenSet)
 		}
 	}
-	return nil, "", errors.New("metric provider not supported by mlcd (it runs prometheus, web and the mlcd/registry plugin)")
+	return nil, "", errors.New("metric provider not supported by mlcd (it runs prometheus, web and the mlcd/registry and mlcd/golden-set plugins)")
 }
 
 func prometheus(ctx context.Context, p v1alpha1.PrometheusMetric, env Env) (any, error) {

@@ -51,6 +51,8 @@ type rolloutRun struct {
 	gpuPausedAt *metav1.Time
 	// restoring: an InferenceService is not back on its stable spec yet.
 	restoring bool
+	// root is the reconcile's checkout (golden-set files).
+	root string
 	// sync: the rollout completed and the ordinary sync must apply the
 	// new version now, whatever the sync policy (the canary waits for it).
 	sync bool
@@ -78,7 +80,7 @@ func (r *ApplicationReconciler) driveRollout(ctx context.Context, app *v1alpha1.
 		}
 		return fail(v1alpha1.ConditionComparisonError, true, "read ModelRollout: %s", err)
 	}
-	run.rollout = &rolloutRun{mr: mr, held: map[string]bool{}}
+	run.rollout = &rolloutRun{mr: mr, held: map[string]bool{}, root: run.in.root}
 	switch g.version {
 	case mr.Spec.CanaryVersion:
 		return r.stepRollout(ctx, app, run)
@@ -193,7 +195,7 @@ func (r *ApplicationReconciler) startRollout(ctx context.Context, app *v1alpha1.
 		return fail(v1alpha1.ConditionSyncError, true, "create ModelRollout: %s", err)
 	}
 	r.event(app, eventNormal, "RolloutStarted", "canary rollout of %s %s over %s started (%d steps)", mr.Spec.Model, g.version, stable, len(spec.Canary.Steps))
-	run.rollout = &rolloutRun{mr: mr, held: map[string]bool{}}
+	run.rollout = &rolloutRun{mr: mr, held: map[string]bool{}, root: run.in.root}
 	return r.stepRollout(ctx, app, run)
 }
 
@@ -329,7 +331,7 @@ func (r *ApplicationReconciler) watchAfter(ctx context.Context, app *v1alpha1.Ap
 		return
 	}
 	var next time.Time
-	phase, msg := r.measureRun(ctx, app, mr, ar, *w.Analysis, &next)
+	phase, msg := r.measureRun(ctx, app, mr, rr.root, ar, *w.Analysis, &next)
 	if phase == rollout.AnalysisFailed {
 		r.finish(app, mr, rollout.PhaseDegraded, "watch analysis failed after the rollout: "+msg)
 		rr.requeue = 100 * time.Millisecond // the revert is next
@@ -670,7 +672,7 @@ func (r *ApplicationReconciler) analyse(ctx context.Context, app *v1alpha1.Appli
 	i := mr.Status.CurrentStepIndex
 	if i < len(steps) && steps[i].Analysis != nil {
 		if ar := findRun(mr, i, false); ar != nil {
-			obs.StepAnalysis, obs.AnalysisMessage = r.measureRun(ctx, app, mr, ar, *steps[i].Analysis, &next)
+			obs.StepAnalysis, obs.AnalysisMessage = r.measureRun(ctx, app, mr, run.in.root, ar, *steps[i].Analysis, &next)
 		}
 	}
 	if bg := mr.Spec.Strategy.Analysis; bg != nil && int32(i) >= bg.StartingStep {
@@ -679,7 +681,7 @@ func (r *ApplicationReconciler) analyse(ctx context.Context, app *v1alpha1.Appli
 			mr.Status.Analysis = append(mr.Status.Analysis, v1alpha1.AnalysisRunStatus{Name: backgroundRun, Step: i, Phase: analysis.Running, StartedAt: metav1.Now()})
 			ar = &mr.Status.Analysis[len(mr.Status.Analysis)-1]
 		}
-		phase, msg := r.measureRun(ctx, app, mr, ar, *bg, &next)
+		phase, msg := r.measureRun(ctx, app, mr, run.in.root, ar, *bg, &next)
 		obs.Background = phase
 		if phase == rollout.AnalysisFailed {
 			obs.AnalysisMessage = msg
@@ -707,7 +709,7 @@ func (r *ApplicationReconciler) startAnalysis(mr *v1alpha1.ModelRollout, step in
 
 // measureRun takes the run's due measurements and returns its phase for
 // the step machine and what it saw.
-func (r *ApplicationReconciler) measureRun(ctx context.Context, app *v1alpha1.Application, mr *v1alpha1.ModelRollout, ar *v1alpha1.AnalysisRunStatus, ref v1alpha1.RolloutAnalysis, next *time.Time) (string, string) {
+func (r *ApplicationReconciler) measureRun(ctx context.Context, app *v1alpha1.Application, mr *v1alpha1.ModelRollout, root string, ar *v1alpha1.AnalysisRunStatus, ref v1alpha1.RolloutAnalysis, next *time.Time) (string, string) {
 	if analysis.Terminal(ar.Phase) {
 		return stepPhase(ar.Phase), ar.Message
 	}
@@ -716,7 +718,7 @@ func (r *ApplicationReconciler) measureRun(ctx context.Context, app *v1alpha1.Ap
 		ar.Phase, ar.Message = analysis.Error, err.Error()
 		return stepPhase(ar.Phase), ar.Message
 	}
-	env := analysis.Env{Registry: r.Options.Registry, Model: mr.Spec.Model, StableVersion: mr.Spec.StableVersion, CanaryVersion: mr.Spec.CanaryVersion}
+	env := analysis.Env{Registry: r.Options.Registry, Model: mr.Spec.Model, StableVersion: mr.Spec.StableVersion, CanaryVersion: mr.Spec.CanaryVersion, ReadFile: checkoutReader(root).Read}
 	now := time.Now()
 	for _, m := range spec.Metrics {
 		res := metricResult(ar, m.Name)

@@ -21,6 +21,8 @@ type syncInput struct {
 	sha  string
 	objs []*unstructured.Unstructured
 	gov  *governed
+	// root is the checkout (read only).
+	root string
 	// held are objects a canary rollout keeps from the apply (it writes
 	// them itself).
 	held map[string]bool
