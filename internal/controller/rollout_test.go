@@ -344,6 +344,9 @@ spec:
 			if mr == nil || c == nil || s == nil {
 				return false, "not started"
 			}
+			if n := canaries(); n > 1 {
+				t.Fatalf("%d canary Deployments", n)
+			}
 			return mr.Status.Phase == "Paused" && mr.Status.CurrentStepIndex == step && *c.Spec.Replicas == canary && c.Status.AvailableReplicas == canary && *s.Spec.Replicas == stable,
 				fmt.Sprintf("%s step %d canary %d stable %d", mr.Status.Phase, mr.Status.CurrentStepIndex, *c.Spec.Replicas, *s.Spec.Replicas)
 		})
