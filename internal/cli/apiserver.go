@@ -76,8 +76,15 @@ func startAPI(ctx context.Context, cfg *rest.Config, c *controller.Controller, r
 	}
 	metrics.CollectApps(reg, c.Manager.GetClient())
 	hooks := webhook.New(webhook.Options{Client: c.Manager.GetClient(), Namespace: c.Namespace(), AppNamespaces: c.Reconciler.Options.AppNamespaces})
+	var models server.ModelRegistry
+	if m, ok := c.Reconciler.Options.Registry.(server.ModelRegistry); ok {
+		models = m
+	}
 	srv, err := server.New(server.Options{
 		Client:        c.Manager.GetClient(),
+		APIReader:     c.Manager.GetAPIReader(),
+		Revisions:     c.Reconciler,
+		Registry:      models,
 		Namespace:     c.Namespace(),
 		AppNamespaces: c.Reconciler.Options.AppNamespaces,
 		Differ:        c.Reconciler,

@@ -106,7 +106,7 @@ func newAppCmd() *cobra.Command {
 	cmd.AddCommand(
 		newAppListCmd(&f), newAppGetCmd(&f), newAppDiffCmd(&f), newAppSyncCmd(&f), newAppRefreshCmd(&f),
 		newAppHistoryCmd(&f), newAppWaitCmd(&f), newAppDeleteCmd(&f),
-		newRollbackCmd("rollback APP", "Revert the newest commit that changed the app's path, with git revert", false),
+		newAppRollbackCmd(&f),
 	)
 	return cmd
 }
@@ -381,5 +381,44 @@ func newAppDeleteCmd(f *apiFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&cascade, "cascade", true, "delete the app's resources too (through the resources finalizer)")
+	return cmd
+}
+
+// newAppRollbackCmd reverts through the API (the server clones, reverts
+// and pushes), or, with --repo, in a local work tree.
+func newAppRollbackCmd(f *apiFlags) *cobra.Command {
+	local := newRollbackCmd("rollback APP", "", false)
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "rollback APP",
+		Short: "Revert, in Git, the newest commit that changed what the app deploys (its model version, else its path); the sync then applies the revert",
+		Long: `rollback makes a git revert commit on the app's tracked branch: of the
+newest commit that changed the app's model version when a ModelPolicy
+governs it, else of the newest commit under its source path. Through the API
+(default) the server clones, reverts with --reason in the message, pushes
+and refreshes the app. With --repo DIR it reverts in that local checkout
+instead and pushes from there (--no-push to only commit).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("repo") {
+				return local.RunE(cmd, args)
+			}
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.Rollback(cmd.Context(), args[0], reason)
+			if err != nil {
+				return err
+			}
+			if ok, err := f.print(cmd.OutOrStdout(), res); ok || err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "reverted %s (%s) with %s on %s; the controller syncs it now\n", v1alpha1.ShortSHA(res.Reverted), res.Subject, v1alpha1.ShortSHA(res.Commit), res.Branch)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why, added to the revert's commit message")
+	cmd.Flags().AddFlagSet(local.Flags())
 	return cmd
 }

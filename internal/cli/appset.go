@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -16,9 +17,79 @@ import (
 )
 
 func newAppSetCmd() *cobra.Command {
+	var f apiFlags
 	cmd := &cobra.Command{Use: "appset", Short: "Work with ApplicationSets"}
-	cmd.AddCommand(newAppSetGenerateCmd())
+	f.add(cmd)
+	cmd.AddCommand(newAppSetGenerateCmd(), newAppSetListCmd(&f), newAppSetGetCmd(&f))
 	return cmd
+}
+
+func newAppSetListCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "ApplicationSets with their generated apps and conditions (through the API)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			sets, err := c.ListAppSets(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if ok, err := f.print(cmd.OutOrStdout(), sets); ok || err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tAPPS\tSTATUS")
+			for _, s := range sets {
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", s.Name, len(s.Applications), appSetStatus(&s.ApplicationSet))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newAppSetGetCmd(f *apiFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAME",
+		Short: "One ApplicationSet: its conditions and the apps it generated",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			s, err := c.GetAppSet(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if ok, err := f.print(cmd.OutOrStdout(), s); ok || err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "Name:    %s\nStatus:  %s\n", s.Name, appSetStatus(&s.ApplicationSet))
+			for _, cond := range s.Status.Conditions {
+				fmt.Fprintf(out, "  %s=%s %s: %s\n", cond.Type, cond.Status, cond.Reason, cond.Message)
+			}
+			fmt.Fprintf(out, "Applications (%d):\n", len(s.Applications))
+			for _, a := range s.Applications {
+				fmt.Fprintf(out, "  %s\n", a)
+			}
+			return nil
+		},
+	}
+}
+
+// appSetStatus is the set's error condition, or "ok".
+func appSetStatus(s *v1alpha1.ApplicationSet) string {
+	for _, c := range s.Status.Conditions {
+		if c.Type == "ErrorOccurred" && c.Status == "True" {
+			return "error: " + c.Message
+		}
+	}
+	return "ok"
 }
 
 // localRepos serves every repository from one local checkout.

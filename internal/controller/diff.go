@@ -7,6 +7,7 @@ import (
 	"github.com/mlcd-dev/mlcd/internal/apply"
 	"github.com/mlcd-dev/mlcd/internal/desired"
 	"github.com/mlcd-dev/mlcd/internal/inventory"
+	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
 
 // Diff predicts what a sync of app would do, without writing: the same
@@ -70,4 +71,10 @@ func (r *ApplicationReconciler) Diff(ctx context.Context, app *v1alpha1.Applicat
 		out = append(out, apply.Result{Object: o, Action: action, Before: l})
 	}
 	return out, nil
+}
+
+// RevisionMetadata is a commit's author, date and message from the Git
+// cache (the API's revision metadata and lineage).
+func (r *ApplicationReconciler) RevisionMetadata(ctx context.Context, repoURL, sha string) (*gitsource.RevisionMetadata, error) {
+	return r.engine.Sources.Metadata(ctx, repoURL, sha)
 }

@@ -3,8 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -108,36 +106,11 @@ func revertBackoff(n int) time.Duration { return time.Duration(1<<n) * time.Seco
 // revertInGit reverts in a fresh clone of the rollout's branch.
 func (r *ApplicationReconciler) revertInGit(ctx context.Context, mr *v1alpha1.ModelRollout, reason string) (*promote.RollbackResult, error) {
 	var res *promote.RollbackResult
-	err := inClone(ctx, mr.Spec.RepoURL, mr.Spec.Branch, func(dir string) (err error) {
+	err := promote.InClone(ctx, mr.Spec.RepoURL, mr.Spec.Branch, func(dir string) (err error) {
 		res, err = promote.Rollback(ctx, promote.RollbackOptions{Push: promote.Push{Dir: dir}, Model: mr.Spec.Model, Env: mr.Spec.Environment, Reason: reason})
 		return err
 	})
 	return res, err
-}
-
-// inClone runs fn in a temporary clone of url at branch ("" or HEAD: the
-// default branch), committing as mlcd; fn pushes what it commits.
-func inClone(ctx context.Context, url, branch string, fn func(dir string) error) error {
-	dir, err := os.MkdirTemp("", "mlcd-git-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	args := []string{"clone", "--quiet", "--no-tags"}
-	if branch != "" && branch != "HEAD" {
-		args = append(args, "--branch", branch)
-	}
-	args = append(args, "--", url, dir)
-	for _, a := range [][]string{args, {"-C", dir, "config", "user.name", "mlcd"}, {"-C", dir, "config", "user.email", "mlcd@localhost"}} {
-		cmd := exec.CommandContext(ctx, "git", a...)
-		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("git %s: %s", a[0], strings.TrimSpace(string(out)))
-		}
-	}
-	return fn(dir)
 }
 
 // refreshSoon makes the app's next reconcile fetch its repository (a

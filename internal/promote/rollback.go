@@ -18,6 +18,9 @@ type RollbackOptions struct {
 	Push
 	Model, Env string
 	App        string
+	// Path rolls back the newest commit that changed anything under it
+	// (an Application's source.path, for an app not defined in the repo).
+	Path string
 	// Reason, when set, is added to the revert's message (e.g. the failed
 	// canary analysis).
 	Reason string
@@ -108,6 +111,24 @@ func Rollback(ctx context.Context, o RollbackOptions) (*RollbackResult, error) {
 // matcher returns a predicate telling whether a commit (against its
 // parent) changed what o names.
 func matcher(repo *git.Repository, o RollbackOptions) (func(parent, c *object.Commit) (bool, error), string, error) {
+	if o.Path != "" {
+		dir := path.Clean(o.Path)
+		return func(parent, c *object.Commit) (bool, error) {
+			patch, err := parent.Patch(c)
+			if err != nil {
+				return false, err
+			}
+			for _, fp := range patch.FilePatches() {
+				from, to := fp.Files()
+				for _, f := range []interface{ Path() string }{from, to} {
+					if f != nil && (dir == "." || f.Path() == dir || strings.HasPrefix(f.Path(), dir+"/")) {
+						return true, nil
+					}
+				}
+			}
+			return false, nil
+		}, "path " + dir, nil
+	}
 	if o.App != "" {
 		tree, _, err := TreeAt(repo, "HEAD")
 		if err != nil {

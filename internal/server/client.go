@@ -158,3 +158,30 @@ func (c *Client) RolloutAction(ctx context.Context, name, action string) (*v1alp
 	mr := &v1alpha1.ModelRollout{}
 	return mr, c.do(ctx, http.MethodPost, appPath(name, "/rollout/"+action), nil, mr)
 }
+
+// Rollback reverts, in Git, the newest commit that changed what the app
+// deploys, with reason in the revert's message.
+func (c *Client) Rollback(ctx context.Context, name, reason string) (*RollbackResult, error) {
+	out := &RollbackResult{}
+	return out, c.do(ctx, http.MethodPost, appPath(name, "/rollback"), RollbackRequest{Reason: reason}, out)
+}
+
+// AppSet is an ApplicationSet with the apps it generated.
+type AppSet struct {
+	v1alpha1.ApplicationSet
+	Applications []string `json:"applications"`
+}
+
+// ListAppSets returns the ApplicationSets.
+func (c *Client) ListAppSets(ctx context.Context) ([]AppSet, error) {
+	var out struct {
+		Items []AppSet `json:"items"`
+	}
+	return out.Items, c.do(ctx, http.MethodGet, "/api/v1/applicationsets", nil, &out)
+}
+
+// GetAppSet returns one ApplicationSet.
+func (c *Client) GetAppSet(ctx context.Context, name string) (*AppSet, error) {
+	out := &AppSet{}
+	return out, c.do(ctx, http.MethodGet, "/api/v1/applicationsets/"+url.PathEscape(name), nil, out)
+}

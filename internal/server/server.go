@@ -60,6 +60,12 @@ type Options struct {
 	MaxBodyBytes int64
 	// Log is where requests that fail with 5xx are logged (never bodies).
 	Log *slog.Logger
+	// APIReader reads past the cache (Events, Pods); default Client.
+	APIReader client.Reader
+	// Revisions reads commit metadata (nil: none).
+	Revisions Revisions
+	// Registry is the model registry the model pages read (nil: none).
+	Registry ModelRegistry
 }
 
 // Server is the HTTP API.
@@ -98,6 +104,14 @@ func (s *Server) routes() {
 	s.handle("POST /api/v1/applications/{name}/refresh", roleAdmin, s.refreshApp)
 	s.handle("DELETE /api/v1/applications/{name}", roleAdmin, s.deleteApp)
 	s.handle("GET /api/v1/applications/{name}/rollout", roleReadonly, s.getRollout)
+	s.handle("GET /api/v1/applications/{name}/events", roleReadonly, s.appEvents)
+	s.handle("GET /api/v1/applications/{name}/lineage", roleReadonly, s.lineage)
+	s.handle("GET /api/v1/applications/{name}/revisions/{revision}/metadata", roleReadonly, s.revisionMetadata)
+	s.handle("POST /api/v1/applications/{name}/rollback", roleAdmin, s.rollbackApp)
+	s.handle("GET /api/v1/models", roleReadonly, s.models)
+	s.handle("GET /api/v1/models/{name}", roleReadonly, s.models)
+	s.handle("GET /api/v1/applicationsets", roleReadonly, s.listAppSets)
+	s.handle("GET /api/v1/applicationsets/{name}", roleReadonly, s.listAppSets)
 	s.handle("POST /api/v1/applications/{name}/rollout/{action}", roleAdmin, s.rolloutAction)
 	s.handle("GET /api/v1/stream/applications", roleReadonly, s.streamApps)
 	s.handle("GET /api/v1/session", roleReadonly, s.session)

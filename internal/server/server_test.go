@@ -102,6 +102,7 @@ func startWithRegistry(t *testing.T, modelRegistry controller.ModelRegistry) *en
 	metrics.CollectApps(reg, ctrl.Manager.GetClient())
 	srv, err := server.New(server.Options{
 		Client: ctrl.Manager.GetClient(), Namespace: ns, Differ: ctrl.Reconciler, Auth: auth,
+		APIReader: ctrl.Manager.GetAPIReader(), Revisions: ctrl.Reconciler, Registry: models(modelRegistry),
 		Watch: func(ctx context.Context) (watch.Interface, error) {
 			return watcher.Watch(ctx, &v1alpha1.ApplicationList{}, client.InNamespace(ns))
 		},
@@ -335,4 +336,12 @@ func TestDocsCurlExamples(t *testing.T) {
 	if !strings.Contains(string(out), "argocd_app_info{") || !strings.HasSuffix(strings.TrimSpace(string(out)), "401") {
 		t.Fatalf("unexpected output:\n%s", out)
 	}
+}
+
+// models is the registry as the model views read it (nil without one).
+func models(r controller.ModelRegistry) server.ModelRegistry {
+	if m, ok := r.(server.ModelRegistry); ok {
+		return m
+	}
+	return nil
 }

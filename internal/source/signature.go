@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -141,4 +142,22 @@ func LookupKey(keys map[string]string, id string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// RevisionMetadata is a commit's author, date and message.
+type RevisionMetadata struct {
+	Revision string    `json:"revision"`
+	Author   string    `json:"author"`
+	Date     time.Time `json:"date"`
+	Message  string    `json:"message"`
+}
+
+// Metadata returns the commit sha of url's cached repository as
+// RevisionMetadata.
+func (c *Cache) Metadata(ctx context.Context, url, sha string) (*RevisionMetadata, error) {
+	commit, err := c.Commit(ctx, url, sha)
+	if err != nil {
+		return nil, err
+	}
+	return &RevisionMetadata{Revision: commit.Hash.String(), Author: commit.Author.Name + " <" + commit.Author.Email + ">", Date: commit.Author.When, Message: commit.Message}, nil
 }
