@@ -22,6 +22,7 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
+	"github.com/mlcd-dev/mlcd/internal/server/ui"
 )
 
 // Differ predicts what a sync of an app would do (controller.Diff).
@@ -127,6 +128,9 @@ func (s *Server) routes() {
 	if s.o.RegistryWebhook != nil {
 		s.mux.Handle("POST /api/webhook/mlflow", s.o.RegistryWebhook)
 	}
+	// The web UI (no token: it asks for one and calls the API with it).
+	s.mux.Handle("GET /{$}", ui.Handler())
+	s.mux.Handle("GET /assets/", ui.Handler())
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
 	})
