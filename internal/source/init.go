@@ -31,6 +31,16 @@ func InitFromFS(dir string, fsys fs.FS, root string, replace map[string]string) 
 	if err != nil {
 		return "", fmt.Errorf("init repository %s: %w", abs, err)
 	}
+	// mlcd itself pushes here (rollbacks, reverts of failed rollouts,
+	// promotions): a push to the checked-out branch updates the work tree.
+	cfg, err := repo.Config()
+	if err != nil {
+		return "", err
+	}
+	cfg.Raw.Section("receive").SetOption("denyCurrentBranch", "updateInstead")
+	if err := repo.SetConfig(cfg); err != nil {
+		return "", err
+	}
 	if err := CopyFS(fsys, root, abs, replace); err != nil {
 		return "", err
 	}

@@ -74,12 +74,17 @@ function table(headers: string[], rows: (Node | string)[][], caption?: string): 
   );
 }
 
+// show replaces the page's content (null entries are left out).
+function show(...nodes: (Node | string | null | undefined)[]) {
+  main.replaceChildren(...nodes.filter((n): n is Node | string => n !== null && n !== undefined));
+}
+
 function fail(err: unknown) {
   if (err instanceof APIError && err.status === 401) {
     login("Your token was not accepted; enter a valid one.");
     return;
   }
-  main.replaceChildren(h("p", { class: "error", role: "alert" }, String((err as Error).message ?? err)));
+  show(h("p", { class: "error", role: "alert" }, String((err as Error).message ?? err)));
 }
 
 // login asks for an API token (printed by `mlcd up`, or in its tokens file).
@@ -101,9 +106,9 @@ function login(message = "") {
     h("label", { for: "token" }, "API token"),
     input,
     h("p", { class: "hint" }, "`mlcd up` writes an admin token to .mlcd/api-tokens.yaml."),
-    h("button", { type: "submit" }, "Sign in"),
+    h("button", { type: "submit", id: "sign-in" }, "Sign in"),
   );
-  main.replaceChildren(form);
+  show(form);
   input.focus();
 }
 
@@ -146,7 +151,7 @@ async function appList() {
       h("ul", {}, ...m.environments.map((e: Json) => h("li", { class: "fleet-env" }, h("strong", {}, e.environment + ": "), h("span", { class: "version" }, e.version), " ", badge("health", e.health), e.blocked ? h("span", { class: "blocked", title: e.blocked }, " blocked") : null))),
     ),
   );
-  main.replaceChildren(
+  show(
     h("h1", {}, "Applications"),
     section("Fleet by model", "fleet-h", fleet.length ? h("div", { class: "fleet" }, ...fleet) : h("p", {}, "No governed models yet.")),
     section("All applications", "apps-h", h("label", { for: "search" }, "Filter "), search, table(["Name", "Project", "Sync", "Health", "Model", "Environment", "Version", "Revision"], rows, "Applications"), pager),
@@ -177,7 +182,7 @@ async function appPage(ns: string, name: string) {
     h("button", { id: "rollback", onclick: () => rollbackDialog(ns, name) }, "Roll back…"),
   );
   const conds = (st.conditions ?? []).map((c: Json) => h("li", { class: "condition" }, h("strong", {}, c.type + ": "), c.message));
-  main.replaceChildren(
+  show(
     h("p", {}, h("a", { href: "#/apps" }, "← Applications")),
     head,
     actions,
@@ -333,7 +338,7 @@ function lineageCard(l: Json): HTMLElement {
 
 async function modelList() {
   const models = await api("/api/v1/models");
-  main.replaceChildren(
+  show(
     h("h1", {}, "Models"),
     table(["Model", "Environments"], (models.items ?? []).map((m: Json) => [h("a", { href: `#/models/${m.name}` }, m.name), m.environments.map((e: Json) => `${e.environment}: ${e.version}`).join(" · ")]), "Models and the version each environment runs"),
   );
@@ -342,7 +347,7 @@ async function modelList() {
 async function modelPage(name: string) {
   const m = await api(`/api/v1/models/${encodeURIComponent(name)}`);
   const metricNames = [...new Set<string>((m.versions ?? []).flatMap((v: Json) => Object.keys(v.metrics ?? {})))].sort();
-  main.replaceChildren(
+  show(
     h("p", {}, h("a", { href: "#/models" }, "← Models")),
     h("h1", {}, name),
     section("Environments", "envs-h", table(["Environment", "Application", "Version in Git", "Sync", "Health", "Blocked because"], (m.environments ?? []).map((e: Json) => {
