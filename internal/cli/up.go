@@ -194,6 +194,7 @@ func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster
 		return err
 	}
 	fmt.Fprintf(out, "API server: %s (metrics at %s/metrics); admin token in %s\n", apiURL, apiURL, tokensFile)
+	fmt.Fprintf(out, "web UI: %s/ (sign in with that token)\n", apiURL)
 	if err := subscribeRegistry(ctx, c.Manager.GetClient(), c.Namespace(), registryURL, apiURL); err != nil {
 		fmt.Fprintf(out, "  (registry webhook not set up: %s; new versions are seen at the next poll)\n", err)
 	}
