@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -88,7 +89,7 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 			// A fetch is reused for 80% of the poll interval: requeues
 			// come every interval ±10%, so each poll fetches and a commit
 			// is live within about one interval.
-			Sources:    source.NewCache(source.Options{Dir: filepath.Join(o.CacheDir, "git"), MaxAge: cmp.Or(o.PollInterval, v1alpha1.DefaultPollInterval) * 4 / 5}),
+			Sources:    source.NewCache(source.Options{Dir: filepath.Join(o.CacheDir, "git"), MaxAge: cmp.Or(o.PollInterval, v1alpha1.DefaultPollInterval) * 4 / 5, OnRequest: gitRecorder(o.Recorder)}),
 			Renderer:   render.New(),
 			Normalizer: applier,
 		},
@@ -114,3 +115,11 @@ func (c *Controller) Namespace() string { return c.Reconciler.Options.Controller
 
 // Start runs the controller until ctx ends.
 func (c *Controller) Start(ctx context.Context) error { return c.Manager.Start(ctx) }
+
+// gitRecorder is the recorder's Git hook, if it has one.
+func gitRecorder(rec Recorder) func(repo, requestType string, took time.Duration, err error) {
+	if g, ok := rec.(GitRecorder); ok {
+		return g.GitRequest
+	}
+	return nil
+}

@@ -31,6 +31,18 @@ type GateRecorder interface {
 	GateChecked(model, env string, checks map[string]bool)
 }
 
+// AnalysisRecorder, when the Recorder implements it, is told every
+// canary analysis measurement.
+type AnalysisRecorder interface {
+	Measured(template, metric, phase string)
+}
+
+// GitRecorder, when the Recorder implements it, is told every request to
+// a Git remote.
+type GitRecorder interface {
+	GitRequest(repo, requestType string, took time.Duration, err error)
+}
+
 type nopRecorder struct{}
 
 func (nopRecorder) Reconciled(*v1alpha1.Application, metrics.Outcome) {}

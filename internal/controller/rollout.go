@@ -735,6 +735,9 @@ func (r *ApplicationReconciler) measureRun(ctx context.Context, app *v1alpha1.Ap
 		}
 		meas := analysis.Measure(ctx, m, env)
 		analysis.Record(m, res, meas, spec.Retention[m.Name])
+		if ar, ok := r.Options.Recorder.(AnalysisRecorder); ok {
+			ar.Measured(templateNames(ref), m.Name, meas.Phase)
+		}
 		if d, ok := analysis.Next(m, *res, ar.StartedAt.Time); ok && (next.IsZero() || d.Before(*next)) {
 			*next = d
 		}
@@ -871,4 +874,13 @@ func (r *ApplicationReconciler) deleteCanaries(ctx context.Context, app *v1alpha
 		}
 	}
 	return nil
+}
+
+// templateNames names a run's templates for metrics ("a+b").
+func templateNames(ref v1alpha1.RolloutAnalysis) string {
+	names := make([]string, len(ref.Templates))
+	for i, t := range ref.Templates {
+		names[i] = t.TemplateName
+	}
+	return strings.Join(names, "+")
 }

@@ -31,9 +31,12 @@ type Outcome struct {
 // Recorder records reconciles, syncs and gate results, and exports the
 // Applications' state at scrape time.
 type Recorder struct {
-	reconcile *prometheus.HistogramVec
-	syncs     *prometheus.CounterVec
-	gates     *prometheus.CounterVec
+	reconcile    *prometheus.HistogramVec
+	syncs        *prometheus.CounterVec
+	gates        *prometheus.CounterVec
+	gitRequests  *prometheus.CounterVec
+	gitDuration  *prometheus.HistogramVec
+	measurements *prometheus.CounterVec
 }
 
 // New registers the recorder's metrics with reg.
@@ -52,9 +55,33 @@ func New(reg prometheus.Registerer) *Recorder {
 			Name: "mlcd_gate_result_total",
 			Help: "Model gate checks by model, environment, check and result.",
 		}, []string{"model", "environment", "check", "result"}),
+		gitRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "argocd_git_request_total",
+			Help: "Number of git requests performed by repo server",
+		}, []string{"repo", "request_type"}),
+		gitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "argocd_git_request_duration_seconds",
+			Help:    "Git requests duration seconds.",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 4, 10, 20},
+		}, []string{"repo", "request_type"}),
+		measurements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlcd_analysis_measurement_total",
+			Help: "Canary analysis measurements by template, metric and phase.",
+		}, []string{"template", "metric", "phase"}),
 	}
-	reg.MustRegister(r.reconcile, r.syncs, r.gates)
+	reg.MustRegister(r.reconcile, r.syncs, r.gates, r.gitRequests, r.gitDuration, r.measurements)
 	return r
+}
+
+// GitRequest records one request to a Git remote (source.Options.OnRequest).
+func (r *Recorder) GitRequest(repo, requestType string, took time.Duration, _ error) {
+	r.gitRequests.WithLabelValues(repo, requestType).Inc()
+	r.gitDuration.WithLabelValues(repo, requestType).Observe(took.Seconds())
+}
+
+// Measured records one analysis measurement.
+func (r *Recorder) Measured(template, metric, phase string) {
+	r.measurements.WithLabelValues(template, metric, phase).Inc()
 }
 
 // CollectApps registers argocd_app_info and mlcd_model_version_info,
@@ -87,6 +114,12 @@ var (
 		[]string{"namespace", "name", "project", "autosync_enabled", "repo", "dest_server", "dest_namespace", "sync_status", "health_status", "operation"}, nil)
 	modelInfo = prometheus.NewDesc("mlcd_model_version_info", "The model version Git names for each governed application.",
 		[]string{"model", "environment", "version", "app"}, nil)
+	rolloutPhase = prometheus.NewDesc("mlcd_rollout_phase", "1 for the phase each application's canary rollout is in.",
+		[]string{"namespace", "name", "model", "environment", "phase"}, nil)
+	rolloutStep = prometheus.NewDesc("mlcd_rollout_step", "The step index of each application's canary rollout.",
+		[]string{"namespace", "name", "model", "environment"}, nil)
+	rolloutWeight = prometheus.NewDesc("mlcd_rollout_weight", "The canary's share in percent of each application's rollout.",
+		[]string{"namespace", "name", "model", "environment"}, nil)
 )
 
 // appCollector exports one series per Application at scrape time.
@@ -97,6 +130,9 @@ type appCollector struct {
 func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- appInfo
 	ch <- modelInfo
+	ch <- rolloutPhase
+	ch <- rolloutStep
+	ch <- rolloutWeight
 }
 
 func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
@@ -127,5 +163,21 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(modelInfo, prometheus.GaugeValue, 1,
 				m, a.Annotations[v1alpha1.AppAnnotationEnvironment], a.Annotations[v1alpha1.AppAnnotationVersion], a.Namespace+"/"+a.Name)
 		}
+	}
+	var rollouts v1alpha1.ModelRolloutList
+	if err := c.apps.List(ctx, &rollouts); err != nil {
+		return // no ModelRollout kind yet: no rollout series
+	}
+	for _, mr := range rollouts.Items {
+		labels := []string{mr.Namespace, mr.Name, mr.Spec.Model, mr.Spec.Environment}
+		for _, p := range []string{"Progressing", "Paused", "Healthy", "Degraded"} {
+			v := 0.0
+			if mr.Status.Phase == p {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(rolloutPhase, prometheus.GaugeValue, v, append(labels, p)...)
+		}
+		ch <- prometheus.MustNewConstMetric(rolloutStep, prometheus.GaugeValue, float64(mr.Status.CurrentStepIndex), labels...)
+		ch <- prometheus.MustNewConstMetric(rolloutWeight, prometheus.GaugeValue, float64(mr.Status.Weight), labels...)
 	}
 }

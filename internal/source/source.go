@@ -41,6 +41,10 @@ type Options struct {
 	// MaxAge is how long a fetch is reused before Resolve fetches again
 	// (the poll interval). Default 3m.
 	MaxAge time.Duration
+	// OnRequest, when set, is told of every request to a remote: the
+	// repository (credentials redacted), "ls-remote" or "fetch", and how
+	// long it took (Argo CD's argocd_git_request_* metrics).
+	OnRequest func(repo, requestType string, took time.Duration, err error)
 }
 
 // Cache fetches repositories and checks out commits. Safe for concurrent
@@ -126,7 +130,9 @@ func (c *Cache) fetch(ctx context.Context, e *repoEntry, url string, creds Crede
 	if err != nil {
 		return err
 	}
+	started := time.Now()
 	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
+	c.requested(url, "ls-remote", started, err)
 	if err != nil {
 		return fmt.Errorf("repository %s is unreachable: %s", redactURL(url), manifest.OneLine(err))
 	}
@@ -135,6 +141,7 @@ func (c *Cache) fetch(ctx context.Context, e *repoEntry, url string, creds Crede
 			e.headRef = r.Target()
 		}
 	}
+	started = time.Now()
 	err = remote.FetchContext(ctx, &git.FetchOptions{
 		Auth:     auth,
 		RefSpecs: []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
@@ -142,11 +149,21 @@ func (c *Cache) fetch(ctx context.Context, e *repoEntry, url string, creds Crede
 		Prune:    true,
 		Tags:     git.NoTags,
 	})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+	if errors.Is(err, git.NoErrAlreadyUpToDate) {
+		err = nil
+	}
+	c.requested(url, "fetch", started, err)
+	if err != nil {
 		return fmt.Errorf("fetch %s: %s", redactURL(url), manifest.OneLine(err))
 	}
 	e.fetchedAt = time.Now()
 	return nil
+}
+
+func (c *Cache) requested(url, kind string, started time.Time, err error) {
+	if c.opts.OnRequest != nil {
+		c.opts.OnRequest(redactURL(url), kind, time.Since(started), err)
+	}
 }
 
 func resolve(e *repoEntry, revision string) (string, error) {
