@@ -127,4 +127,16 @@ spec:
 	if code, body := e.call(http.MethodPost, "/api/v1/applications/fd/rollout/abort", adminToken, nil); code != http.StatusConflict {
 		t.Errorf("abort of a finished rollout: %d %s", code, body)
 	}
+	_, scrape := e.call(http.MethodGet, "/metrics", "", nil)
+	for _, want := range []string{
+		`mlcd_rollout_phase{environment="production",model="fraud-detection",name="fd",namespace="` + e.ns + `",phase="Healthy"} 1`,
+		`mlcd_rollout_weight{environment="production",model="fraud-detection",name="fd",namespace="` + e.ns + `"} 100`,
+		`mlcd_analysis_measurement_total{metric="error-rate",phase="Inconclusive",template="error-rate"} 1`,
+		`argocd_git_request_total{repo="` + repo.URL() + `",request_type="fetch"}`,
+		`argocd_git_request_duration_seconds_bucket{repo="` + repo.URL() + `",request_type="ls-remote"`,
+	} {
+		if !strings.Contains(scrape, want) {
+			t.Errorf("scrape lacks %s", want)
+		}
+	}
 }
