@@ -212,6 +212,11 @@ func TestWebUI(t *testing.T) {
 
 	// Promote v2.3.2 to staging in Git (as `mlcd model promote` would, merged).
 	repo := filepath.Join(state, "repos", "ml-deployments")
+	head, err := exec.Command("git", "-C", repo, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	initial := strings.TrimSpace(string(head))
 	values := filepath.Join(repo, "models/fraud-detection/values-staging.yaml")
 	v, _ := os.ReadFile(values)
 	os.WriteFile(values, bytes.Replace(v, []byte("version: v2.3.1"), []byte("version: v2.3.2"), 1), 0o644)
@@ -252,6 +257,11 @@ func TestWebUI(t *testing.T) {
 	hist, _ := a["status"].(map[string]any)["history"].([]any)
 	if last, _ := hist[len(hist)-1].(map[string]any); last["revision"] != revert {
 		t.Errorf("last history entry %v, want the revert %s", last["revision"], revert)
+	}
+	// Every sync is in the history, the first one (at start, while the
+	// app-of-apps writes the same Application) included.
+	if first, _ := hist[0].(map[string]any); len(hist) != 3 || first["revision"] != initial {
+		t.Errorf("history %v; want the initial sync %s, the promotion and the revert", hist, initial)
 	}
 	waitText("history after the rollback", "Revert \"Promote fraud-detection v2.3.2 to staging\"")
 	shot("04-after-rollback.png")

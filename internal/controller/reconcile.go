@@ -117,6 +117,10 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		// Optimistic lock: a reconcile that started from a stale cached
 		// copy must not overwrite newer status (history would lose entries).
 		if perr := r.client.Patch(ctx, app, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); perr != nil {
+			// What this reconcile learnt (the operation, history) is not
+			// recorded: the next one must compare again, not trust the
+			// remembered comparison, or the sync's record is lost.
+			r.forget(req.NamespacedName)
 			if apierrors.IsConflict(perr) || apierrors.IsNotFound(perr) {
 				return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 			}
