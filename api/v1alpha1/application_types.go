@@ -354,6 +354,11 @@ type ResourceResult struct {
 	Name      string `json:"name"`
 	Status    string `json:"status,omitempty"`
 	Message   string `json:"message,omitempty"`
+	// HookType, HookPhase (Running, Succeeded, Failed) and SyncPhase
+	// (PreSync, Sync, PostSync, SyncFail) as Argo CD records them.
+	HookType  string `json:"hookType,omitempty"`
+	HookPhase string `json:"hookPhase,omitempty"`
+	SyncPhase string `json:"syncPhase,omitempty"`
 }
 
 // SourceOf returns the app's single source (Sources[0] for multi-source

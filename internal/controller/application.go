@@ -29,6 +29,9 @@ import (
 
 // Options configure the Application reconciler.
 type Options struct {
+	// SyncTimeout bounds a sync operation with waves or hooks (default
+	// DefaultSyncTimeout).
+	SyncTimeout time.Duration
 	// PollInterval is how often a repository is fetched without a refresh
 	// request. Default v1alpha1.DefaultPollInterval; requeues are jittered
 	// ±10%.

@@ -59,7 +59,8 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 	if serr := r.watchKinds(st); serr != nil {
 		return ctrl.Result{}, serr
 	}
-	return r.sync(ctx, app, syncInput{src: src, sha: sha, objs: st.Objects, gov: gov, root: st.Root})
+	objs, hooks := splitHooks(st.Objects)
+	return r.sync(ctx, app, syncInput{src: src, sha: sha, objs: objs, hooks: hooks, gov: gov, root: st.Root})
 }
 
 // permitted checks the app against its project: source repository and

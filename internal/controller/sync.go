@@ -20,7 +20,10 @@ type syncInput struct {
 	src  *v1alpha1.ApplicationSource
 	sha  string
 	objs []*unstructured.Unstructured
-	gov  *governed
+	// hooks are the source's hooks (not resources: never in the
+	// inventory, run once per sync operation).
+	hooks []*unstructured.Unstructured
+	gov   *governed
 	// root is the checkout (read only).
 	root string
 	// held are objects a canary rollout keeps from the apply (it writes
@@ -53,6 +56,12 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	var drift []apply.Result
 	var op *operation
 	switch {
+	case phasedRunning(app, in.sha):
+		// A sync with waves or hooks under way: its next steps.
+		run.verified = false
+		if op, serr = r.continuePhased(ctx, app, run); serr != nil {
+			return ctrl.Result{}, serr
+		}
 	case run.verified:
 		// Nothing in Git, the app or the live objects moved: no dry run.
 	case run.decision.autoSync:
@@ -69,6 +78,15 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	if showRollout(app, run.rollout) {
 		outOfSync = true
 	}
+	if phasedRunning(app, in.sha) {
+		// Not all of it is applied yet: out of sync until the operation ends.
+		outOfSync = true
+		app.Status.Sync.Status = v1alpha1.SyncStatusOutOfSync
+		if h := app.Status.Health.Status; h == v1alpha1.HealthHealthy || h == v1alpha1.HealthMissing {
+			// Later waves are missing because they are not due yet.
+			app.Status.Health = v1alpha1.HealthStatus{Status: v1alpha1.HealthProgressing, Message: app.Status.OperationState.Message}
+		}
+	}
 	if pending := r.pruneLast(ctx, app, op, run.live, run.stale); pending != nil {
 		return ctrl.Result{}, pending
 	}
@@ -82,6 +100,9 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	}
 	if rr := run.rollout; rr != nil && rr.requeue > 0 {
 		return ctrl.Result{RequeueAfter: rr.requeue}, nil
+	}
+	if phasedRunning(app, in.sha) {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	if app.Status.Health.Status == v1alpha1.HealthProgressing {
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
@@ -155,6 +176,14 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 	}
 	running := runningVersion(in.objs, run.live)
 	requested := app.SyncRequested()
+	if in.phased() {
+		// Waves or hooks: an operation over several reconciles, which
+		// records its history when it succeeds.
+		op, serr := r.startPhased(ctx, app, run, run.newRevision || requested)
+		app.Operation = nil
+		r.forget(run.key)
+		return op, serr
+	}
 	op, serr := r.operate(ctx, app, in, run.stale, run.live, run.newRevision || requested)
 	app.Operation = nil // run once; its outcome is in operationState
 	if serr != nil {
@@ -256,6 +285,9 @@ func decide(app *v1alpha1.Application, sha string) syncDecision {
 	lastOp := app.Status.OperationState
 	if lastOp == nil || lastSyncedRevision(app) != sha {
 		return syncDecision{autoSync: true}
+	}
+	if lastOp.Phase == v1alpha1.PhaseRunning {
+		return syncDecision{} // a phased operation continues on its own
 	}
 	if lastOp.Phase == v1alpha1.PhaseSucceeded {
 		return syncDecision{autoSync: auto.SelfHeal}

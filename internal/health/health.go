@@ -50,6 +50,8 @@ func Of(live *unstructured.Unstructured) v1alpha1.HealthStatus {
 		return inferenceService(live)
 	case gk.Group == "autoscaling" && gk.Kind == "HorizontalPodAutoscaler":
 		return hpa(live)
+	case gk.Group == "batch" && gk.Kind == "Job":
+		return job(live)
 	case gk.Group == "argoproj.io" && gk.Kind == "Application":
 		s, _, _ := unstructured.NestedString(live.Object, "status", "health", "status")
 		msg, _, _ := unstructured.NestedString(live.Object, "status", "health", "message")
@@ -73,6 +75,34 @@ func Of(live *unstructured.Unstructured) v1alpha1.HealthStatus {
 		return v1alpha1.HealthStatus{Status: v1alpha1.HealthMissing}
 	}
 	return v1alpha1.HealthStatus{Status: v1alpha1.HealthUnknown, Message: res.Message}
+}
+
+// job is Argo CD's health of a Job: Healthy once complete, Degraded when
+// failed, Suspended when suspended, Progressing while it runs (kstatus
+// calls a started Job current, which would let a sync wave go on before
+// its Job finished).
+func job(live *unstructured.Unstructured) v1alpha1.HealthStatus {
+	conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["status"] != "True" {
+			continue
+		}
+		msg, _ := m["message"].(string)
+		switch m["type"] {
+		case "Complete":
+			return v1alpha1.HealthStatus{Status: v1alpha1.HealthHealthy, Message: msg}
+		case "Failed":
+			if msg == "" {
+				msg, _ = m["reason"].(string)
+			}
+			return v1alpha1.HealthStatus{Status: v1alpha1.HealthDegraded, Message: msg}
+		}
+	}
+	if suspended, _, _ := unstructured.NestedBool(live.Object, "spec", "suspend"); suspended {
+		return v1alpha1.HealthStatus{Status: v1alpha1.HealthSuspended, Message: "the job is suspended"}
+	}
+	return v1alpha1.HealthStatus{Status: v1alpha1.HealthProgressing, Message: "the job is running"}
 }
 
 // hpa is Degraded when the autoscaler cannot scale its target, else

@@ -34,6 +34,8 @@ func TestOf(t *testing.T) {
 		"hpa-unable.yaml":                   v1alpha1.HealthDegraded,
 		"pod-crashloop.yaml":                v1alpha1.HealthDegraded,
 		"job-failed.yaml":                   v1alpha1.HealthDegraded,
+		"job-running.yaml":                  v1alpha1.HealthProgressing,
+		"job-complete.yaml":                 v1alpha1.HealthHealthy,
 		"statefulset-ready.yaml":            v1alpha1.HealthHealthy,
 		"statefulset-rolling.yaml":          v1alpha1.HealthProgressing,
 		"daemonset-ready.yaml":              v1alpha1.HealthHealthy,
