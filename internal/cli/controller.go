@@ -24,6 +24,7 @@ type controllerFlags struct {
 	kubeconfig    string
 	appNamespaces string
 	pollInterval  time.Duration
+	syncTimeout   time.Duration
 	cacheDir      string
 	namespace     string
 	registry      string
@@ -37,6 +38,7 @@ func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 	}
 	cmd.Flags().StringVar(&f.appNamespaces, "app-namespaces", "", "comma-separated globs of further namespaces whose Applications are reconciled, each only if its AppProject lists the namespace in spec.sourceNamespaces (default: only the control-plane namespace)")
 	cmd.Flags().DurationVar(&f.pollInterval, "poll-interval", v1alpha1.DefaultPollInterval, "how often repositories are fetched without a refresh request")
+	cmd.Flags().DurationVar(&f.syncTimeout, "sync-timeout", controller.DefaultSyncTimeout, "how long a sync with waves or hooks may take before it fails (a hook that never finishes)")
 	cmd.Flags().StringVar(&f.registry, "registry", "", "model registry URL for model gates and write-back (default $MLFLOW_TRACKING_URI)")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", controller.DefaultConcurrency, "Applications reconciled at once (each mostly waits on the API server and Git)")
 	cmd.Flags().StringVar(&f.namespace, "namespace", "argocd", "the control-plane namespace: AppProjects, repository Secrets, signing keys and known hosts are read only from here")
@@ -50,7 +52,7 @@ func (f *controllerFlags) options(cacheDir, registryURL string) (controller.Mana
 		}
 	}
 	o := controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: f.pollInterval, AppNamespaces: nss, ControllerNamespace: f.namespace, MaxConcurrentReconciles: f.concurrency},
+		Options:  controller.Options{PollInterval: f.pollInterval, SyncTimeout: f.syncTimeout, AppNamespaces: nss, ControllerNamespace: f.namespace, MaxConcurrentReconciles: f.concurrency},
 		CacheDir: cacheDir,
 	}
 	if registryURL == "" {
