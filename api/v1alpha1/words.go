@@ -48,6 +48,13 @@ const (
 // ConditionModelGate is set when a model version may not be deployed.
 const ConditionModelGate = "ModelGateFailed"
 
+// Rollout conditions on an Application: not errors, the canary's word
+// (docs/rollouts.md).
+const (
+	ConditionRolloutProgressing = "RolloutProgressing"
+	ConditionRolloutAborted     = "RolloutAborted"
+)
+
 // ConfigMaps in the control-plane namespace, in Argo CD's shapes.
 const (
 	// GPGKeysConfigMap holds the public keys that AppProject

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -79,6 +80,12 @@ func (n *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			errs = append(errs, fmt.Errorf("app %s/%s subscribes to service %q, which %s does not define", app.Namespace, app.Name, s.Service, notify.ConfigMapName))
 			continue
 		}
+		if src := app.SourceOf(); src != nil && app.Status.Sync.Revision != "" && ev.Commit == "" {
+			if md, err := r.engine.Sources.Metadata(ctx, src.RepoURL, app.Status.Sync.Revision); err == nil {
+				ev.Commit, _, _ = strings.Cut(md.Message, "\n")
+				ev.Author = md.Author
+			}
+		}
 		msg, err := cfg.Message(app, ev)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("template %s: %w", s.Trigger, err))
@@ -88,6 +95,7 @@ func (n *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			Application: app.Name, Namespace: app.Namespace, Project: app.Spec.Project, Trigger: s.Trigger, Recipients: s.Recipients,
 			Revision: app.Status.Sync.Revision, SyncStatus: app.Status.Sync.Status, Health: app.Status.Health.Status,
 			Model: app.Annotations[v1alpha1.AppAnnotationModel], Version: app.Annotations[v1alpha1.AppAnnotationVersion], Message: msg,
+			Commit: ev.Commit, Author: ev.Author,
 		}
 		if err := notify.Send(ctx, svc, p); err != nil {
 			errs = append(errs, err)

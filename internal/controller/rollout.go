@@ -32,10 +32,10 @@ const (
 	maxRevertAttempt = 5
 )
 
-// Rollout conditions on the Application: not errors, the rollout's word.
+// Rollout conditions on the Application (v1alpha1's words).
 const (
-	ConditionRolloutProgressing = "RolloutProgressing"
-	ConditionRolloutAborted     = "RolloutAborted"
+	ConditionRolloutProgressing = v1alpha1.ConditionRolloutProgressing
+	ConditionRolloutAborted     = v1alpha1.ConditionRolloutAborted
 )
 
 // rolloutRun is the rollout's part of one reconcile.

@@ -4,8 +4,9 @@
 // `argocd-notifications-secret`, subscriptions by annotation
 // `notifications.argoproj.io/subscribe.<trigger>.<service>: <recipient>`
 // on the Application. Triggers have Argo CD's names (on-sync-failed,
-// on-sync-succeeded, on-deployed, on-health-degraded, on-created) plus
-// mlcd's on-gate-refused. Which triggers fire for an app is a pure
+// on-sync-succeeded, on-deployed, on-health-degraded, on-created,
+// on-deleted) plus mlcd's on-gate-refused, on-promotion-blocked,
+// on-rollout-aborted and on-reverted. Which triggers fire for an app is a pure
 // function of its state; delivery is at least once, and a send is
 // recorded on the app (annotation) so a restart does not repeat it.
 package notify
@@ -37,7 +38,16 @@ const (
 	OnDeployed       = "on-deployed"
 	OnHealthDegraded = "on-health-degraded"
 	OnCreated        = "on-created"
+	OnDeleted        = "on-deleted"
 	OnGateRefused    = "on-gate-refused"
+	// OnPromotionBlocked: the gate refused a version because the
+	// environment it requires does not run it healthy yet.
+	OnPromotionBlocked = "on-promotion-blocked"
+	// OnRolloutAborted: a canary rollout was aborted (failed analysis or a
+	// person); OnReverted: a revision of the app was reverted in Git (a
+	// failed rollout's revert, or a rollback).
+	OnRolloutAborted = "on-rollout-aborted"
+	OnReverted       = "on-reverted"
 )
 
 // Event is a trigger that fires for an app, with a key that identifies
@@ -48,6 +58,9 @@ type Event struct {
 	Key     string
 	// Summary says what happened, for the message.
 	Summary string
+	// Commit and Author are the synced revision's subject and committer,
+	// when the sender knows them.
+	Commit, Author string
 }
 
 // Fired returns the triggers that fire for the app's current state.
@@ -72,10 +85,26 @@ func Fired(app *v1alpha1.Application) []Event {
 	if st.Health.Status == v1alpha1.HealthDegraded {
 		out = append(out, Event{Trigger: OnHealthDegraded, Key: rev + "/" + hash(st.Health.Message), Summary: "health degraded: " + st.Health.Message})
 	}
+	if app.DeletionTimestamp != nil {
+		out = append(out, Event{Trigger: OnDeleted, Key: string(app.UID), Summary: "application deleted"})
+	}
 	for _, c := range st.Conditions {
-		if c.Type == v1alpha1.ConditionModelGate {
+		switch c.Type {
+		case v1alpha1.ConditionModelGate:
 			out = append(out, Event{Trigger: OnGateRefused, Key: hash(c.Message), Summary: c.Message})
+			if strings.Contains(c.Message, "deployment successful") {
+				out = append(out, Event{Trigger: OnPromotionBlocked, Key: hash(c.Message), Summary: "promotion blocked: " + c.Message})
+			}
+		case v1alpha1.ConditionRolloutAborted:
+			// The message grows when the revert lands: key on its start.
+			head, _, _ := strings.Cut(c.Message, "; ")
+			out = append(out, Event{Trigger: OnRolloutAborted, Key: hash(head), Summary: c.Message})
 		}
+	}
+	if v := app.Annotations[v1alpha1.RevertedAnnotation]; v != "" {
+		list := strings.Split(v, ",")
+		last := list[len(list)-1]
+		out = append(out, Event{Trigger: OnReverted, Key: v1alpha1.ShortSHA(last), Summary: fmt.Sprintf("revision %s was reverted in Git; %s now runs", v1alpha1.ShortSHA(last), rev)})
 	}
 	return out
 }

@@ -8,7 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/smtp"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -19,14 +22,18 @@ import (
 )
 
 // Service is a configured destination: Argo CD's `service.webhook.<name>`
-// (url, headers, and mlcd's `secret` that HMAC-signs the body) or
-// `service.slack` (an incoming-webhook url).
+// (url, headers, and mlcd's `secret` that HMAC-signs the body),
+// `service.slack` (an incoming-webhook url) or `service.email`
+// (SMTP: host, port, from, username, password).
 type Service struct {
 	Name    string
-	Kind    string // webhook or slack
+	Kind    string // webhook, slack or email
 	URL     string
 	Headers map[string]string
 	Secret  string
+	// SMTP for email.
+	Host, From, Username, Password string
+	Port                           int
 }
 
 // Config is the parsed ConfigMap and Secret.
@@ -76,6 +83,25 @@ func ParseConfig(data map[string]string, secret map[string][]byte) (*Config, err
 			}
 			name := strings.TrimPrefix(strings.TrimPrefix(k, "service."), "slack.")
 			cfg.Services[name] = Service{Name: name, Kind: "slack", URL: resolve(s.URL)}
+		case k == "service.email" || strings.HasPrefix(k, "service.email."):
+			var e struct {
+				Host     string `json:"host"`
+				Port     int    `json:"port"`
+				From     string `json:"from"`
+				Username string `json:"username"`
+				Password string `json:"password"`
+			}
+			if err := yaml.Unmarshal([]byte(v), &e); err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			if e.Host == "" || e.From == "" {
+				return nil, fmt.Errorf("%s: host and from are required", k)
+			}
+			if e.Port == 0 {
+				e.Port = 587
+			}
+			name := strings.TrimPrefix(strings.TrimPrefix(k, "service."), "email.")
+			cfg.Services[name] = Service{Name: name, Kind: "email", Host: resolve(e.Host), Port: e.Port, From: resolve(e.From), Username: resolve(e.Username), Password: resolve(e.Password)}
 		case strings.HasPrefix(k, "template."):
 			var t struct {
 				Message string `json:"message"`
@@ -101,7 +127,10 @@ type Payload struct {
 	Health      string   `json:"healthStatus,omitempty"`
 	Model       string   `json:"model,omitempty"`
 	Version     string   `json:"modelVersion,omitempty"`
-	Message     string   `json:"message"`
+	// Commit is the synced revision's subject and Author who committed it.
+	Commit  string `json:"commit,omitempty"`
+	Author  string `json:"author,omitempty"`
+	Message string `json:"message"`
 }
 
 // Message renders the trigger's template (default: a line saying what
@@ -109,7 +138,11 @@ type Payload struct {
 func (c *Config) Message(app *v1alpha1.Application, ev Event) (string, error) {
 	text, ok := c.Templates[ev.Trigger]
 	if !ok {
-		return fmt.Sprintf("Application %s/%s: %s", app.Namespace, app.Name, ev.Summary), nil
+		msg := fmt.Sprintf("Application %s/%s: %s", app.Namespace, app.Name, ev.Summary)
+		if ev.Commit != "" {
+			msg += fmt.Sprintf(" (commit %s %q by %s)", v1alpha1.ShortSHA(app.Status.Sync.Revision), ev.Commit, ev.Author)
+		}
+		return msg, nil
 	}
 	t, err := template.New(ev.Trigger).Parse(text)
 	if err != nil {
@@ -128,6 +161,9 @@ var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 // Send delivers one notification, retrying transient failures.
 func Send(ctx context.Context, svc Service, p Payload) error {
+	if svc.Kind == "email" {
+		return sendMail(ctx, svc, p)
+	}
 	var body []byte
 	switch svc.Kind {
 	case "slack":
@@ -179,4 +215,32 @@ func redact(msg string, svc Service) string {
 		msg = strings.ReplaceAll(msg, svc.URL, "<"+svc.Name+" url>")
 	}
 	return msg
+}
+
+// sendMail sends p to its recipients through the service's SMTP server
+// (STARTTLS when the server offers it; PLAIN auth with a username).
+func sendMail(ctx context.Context, svc Service, p Payload) error {
+	if len(p.Recipients) == 0 {
+		return fmt.Errorf("service %s: no recipient (subscribe with notifications.argoproj.io/subscribe.<trigger>.%s: a@example.com;b@example.com)", svc.Name, svc.Name)
+	}
+	subject := fmt.Sprintf("[mlcd] %s/%s: %s", p.Namespace, p.Application, p.Trigger)
+	var msg bytes.Buffer
+	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: %s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n",
+		svc.From, strings.Join(p.Recipients, ", "), subject, strings.ReplaceAll(p.Message, "\n", "\r\n"))
+	addr := net.JoinHostPort(svc.Host, strconv.Itoa(svc.Port))
+	var auth smtp.Auth
+	if svc.Username != "" {
+		auth = smtp.PlainAuth("", svc.Username, svc.Password, svc.Host)
+	}
+	done := make(chan error, 1)
+	go func() { done <- smtp.SendMail(addr, auth, svc.From, p.Recipients, msg.Bytes()) }()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("service %s: %s", svc.Name, strings.ReplaceAll(err.Error(), svc.Password, "<password>"))
+		}
+		return nil
+	}
 }

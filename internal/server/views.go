@@ -249,7 +249,7 @@ func (s *Server) models(_ http.ResponseWriter, r *http.Request, who *Identity) (
 		}
 		env := EnvironmentView{Environment: a.Annotations[v1alpha1.AppAnnotationEnvironment], App: a.Namespace + "/" + a.Name, Version: a.Annotations[v1alpha1.AppAnnotationVersion], Sync: a.Status.Sync.Status, Health: a.Status.Health.Status}
 		for _, c := range a.Status.Conditions {
-			if c.Type == v1alpha1.ConditionModelGate || c.Type == "RolloutAborted" || c.Type == v1alpha1.ConditionSyncError {
+			if c.Type == v1alpha1.ConditionModelGate || c.Type == v1alpha1.ConditionRolloutAborted || c.Type == v1alpha1.ConditionSyncError {
 				env.Blocked = c.Message
 			}
 		}
