@@ -153,6 +153,9 @@ func (r *ApplicationReconciler) startRollout(ctx context.Context, app *v1alpha1.
 			continue
 		}
 		replicas, _, _ := unstructured.NestedInt64(l.Object, "spec", "replicas")
+		if n := autoscaledReplicas(run, o); n > 0 {
+			replicas = n // an HPA's current count is the total
+		}
 		if prev != nil && active(prev) {
 			for _, w := range prev.Spec.Workloads {
 				if w.Namespace == o.GetNamespace() && w.Name == o.GetName() {
@@ -883,4 +886,22 @@ func templateNames(ref v1alpha1.RolloutAnalysis) string {
 		names[i] = t.TemplateName
 	}
 	return strings.Join(names, "+")
+}
+
+// autoscaledReplicas is the current replica count of the app's HPA that
+// scales d (0: none).
+func autoscaledReplicas(run *syncRun, d *unstructured.Unstructured) int64 {
+	for _, o := range run.in.objs {
+		if o.GetKind() != "HorizontalPodAutoscaler" || o.GetNamespace() != d.GetNamespace() {
+			continue
+		}
+		if name, _, _ := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "name"); name != d.GetName() {
+			continue
+		}
+		if l := run.live.of(o); l != nil {
+			n, _, _ := unstructured.NestedInt64(l.Object, "status", "currentReplicas")
+			return n
+		}
+	}
+	return 0
 }
