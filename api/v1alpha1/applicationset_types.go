@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // ApplicationSet is Argo CD's ApplicationSet: generators produce
@@ -30,10 +31,38 @@ type ApplicationSetSpec struct {
 	Generators        []ApplicationSetGenerator `json:"generators"`
 	Template          ApplicationSetTemplate    `json:"template"`
 	SyncPolicy        *ApplicationSetSyncPolicy `json:"syncPolicy,omitempty"`
-	Strategy          *runtime.RawExtension     `json:"strategy,omitempty"`
+	Strategy          *ApplicationSetStrategy   `json:"strategy,omitempty"`
 	PreservedFields   *runtime.RawExtension     `json:"preservedFields,omitempty"`
 	IgnoreDifferences []runtime.RawExtension    `json:"ignoreApplicationDifferences,omitempty"`
 	TemplatePatch     *string                   `json:"templatePatch,omitempty"`
+}
+
+// ApplicationSetStrategy is how generated apps are updated: AllAtOnce
+// (default) or RollingSync (steps of apps selected by label; a step syncs
+// only once the apps of the steps before it are Synced and Healthy).
+type ApplicationSetStrategy struct {
+	Type          string                         `json:"type,omitempty"`
+	RollingSync   *ApplicationSetRolloutStrategy `json:"rollingSync,omitempty"`
+	DeletionOrder string                         `json:"deletionOrder,omitempty"`
+}
+
+// ApplicationSetRolloutStrategy lists the steps of a RollingSync.
+type ApplicationSetRolloutStrategy struct {
+	Steps []ApplicationSetRolloutStep `json:"steps,omitempty"`
+}
+
+// ApplicationSetRolloutStep selects the apps of one step by label.
+type ApplicationSetRolloutStep struct {
+	MatchExpressions []ApplicationMatchExpression `json:"matchExpressions,omitempty"`
+	MaxUpdate        *intstr.IntOrString          `json:"maxUpdate,omitempty"`
+}
+
+// ApplicationMatchExpression is a label requirement (In, NotIn, Exists,
+// DoesNotExist).
+type ApplicationMatchExpression struct {
+	Key      string   `json:"key"`
+	Operator string   `json:"operator"`
+	Values   []string `json:"values,omitempty"`
 }
 
 // ApplicationSetTemplate is an Application with its metadata's name,

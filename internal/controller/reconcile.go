@@ -105,6 +105,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		clearConditions(app, errorConditions...)
 	}
 	r.emit(before, app)
+	r.nudgeSiblings(ctx, before, app)
 
 	_, refresh := app.Annotations[v1alpha1.RefreshAnnotation]
 	if refresh {
@@ -137,7 +138,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 // errorConditions are the conditions a reconcile sets on failure; each
 // reconcile removes those that no longer apply.
-var errorConditions = []string{v1alpha1.ConditionComparisonError, v1alpha1.ConditionInvalidSpecError, v1alpha1.ConditionSyncError, v1alpha1.ConditionModelGate}
+var errorConditions = []string{v1alpha1.ConditionComparisonError, v1alpha1.ConditionInvalidSpecError, v1alpha1.ConditionSyncError, v1alpha1.ConditionModelGate, ConditionRollingSync}
 
 // failed records a failed step in status: its condition (and only it),
 // the sync status it implies, and the live health of what runs.

@@ -161,6 +161,17 @@ func (r *ApplicationReconciler) prepare(ctx context.Context, app *v1alpha1.Appli
 // operation and records history (and the revisions a revert undid).
 func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1.Application, run *syncRun) (*operation, *stepError) {
 	in := run.in
+	if !app.SyncRequested() && run.newRevision {
+		// An ApplicationSet's RollingSync: a later step waits for the
+		// earlier ones (a sync someone asked for runs now).
+		hold, err := r.rollingSyncHold(ctx, app, in.sha)
+		if err != nil {
+			return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+		}
+		if hold != "" {
+			return nil, refuse(ConditionRollingSync, true, "%s", hold)
+		}
+	}
 	if in.gov != nil {
 		if serr := r.gateCheck(ctx, app, in.gov, in.objs, run.live); serr != nil {
 			app.Operation = nil // a requested sync is refused, not queued
