@@ -90,6 +90,7 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 			// come every interval ±10%, so each poll fetches and a commit
 			// is live within about one interval.
 			Sources:    source.NewCache(source.Options{Dir: filepath.Join(o.CacheDir, "git"), MaxAge: cmp.Or(o.PollInterval, v1alpha1.DefaultPollInterval) * 4 / 5, OnRequest: gitRecorder(o.Recorder)}),
+			Charts:     source.NewCharts(filepath.Join(o.CacheDir, "charts"), cmp.Or(o.PollInterval, v1alpha1.DefaultPollInterval)*4/5),
 			Renderer:   render.New(),
 			Normalizer: applier,
 		},

@@ -35,10 +35,18 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 	if serr != nil {
 		return ctrl.Result{}, serr
 	}
-	st, err := r.engine.Build(ctx, desired.Input{
+	in := desired.Input{
 		Owner: app.Namespace + "/" + app.Name, AppName: app.Name,
 		Source: *src, Destination: app.Spec.Destination, Revision: sha, Project: proj,
-	})
+	}
+	if src.Chart != "" {
+		creds, err := r.repoCredentials(ctx, src.RepoURL)
+		if err != nil {
+			return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, true, "read repository credentials: %s", err)
+		}
+		in.Credentials = creds
+	}
+	st, err := r.engine.Build(ctx, in)
 	if err != nil {
 		return ctrl.Result{}, fromDesired(err)
 	}
@@ -99,6 +107,9 @@ func (r *ApplicationReconciler) revision(ctx context.Context, app *v1alpha1.Appl
 	}
 	if slices.Contains(reverted(app), sha) {
 		return "", fail(v1alpha1.ConditionComparisonError, false, "revision %s was rolled back by a revert commit and is not applied again (stale refresh?); push a new commit to deploy it", v1alpha1.ShortSHA(sha))
+	}
+	if src.Chart != "" {
+		return sha, nil // a chart version: no commit to check
 	}
 	if serr := r.verifySignature(ctx, proj, src.RepoURL, sha); serr != nil {
 		return "", serr

@@ -28,7 +28,9 @@ type Normalizer interface {
 
 // Engine computes desired states.
 type Engine struct {
-	Sources    *source.Cache
+	Sources *source.Cache
+	// Charts serves sources with spec.source.chart (Helm repositories).
+	Charts     *source.Charts
 	Renderer   *render.Renderer
 	Normalizer Normalizer
 }
@@ -64,7 +66,21 @@ func fail(reason Reason, transient bool, format string, args ...any) *Error {
 
 // Resolve returns the commit the source's targetRevision names, fetching
 // when refresh is set or the last fetch is older than the cache's age.
+//
+// A source with a chart resolves in its Helm repository instead: the
+// revision is the chart version targetRevision (a version or a semver
+// range) names.
 func (e *Engine) Resolve(ctx context.Context, src v1alpha1.ApplicationSource, creds source.Credentials, refresh bool) (string, error) {
+	if src.Chart != "" {
+		if e.Charts == nil {
+			return "", fail(ReasonComparison, false, "chart %s: this engine reads no Helm repositories", src.Chart)
+		}
+		v, err := e.Charts.Resolve(ctx, src.RepoURL, src.Chart, src.TargetRevision, creds, refresh)
+		if err != nil {
+			return "", &Error{Reason: ReasonComparison, Transient: !errors.Is(err, source.ErrChartNotFound), Err: err}
+		}
+		return v, nil
+	}
 	sha, err := e.Sources.Resolve(ctx, src.RepoURL, src.TargetRevision, creds, refresh)
 	if err != nil {
 		return "", &Error{Reason: ReasonComparison, Transient: !errors.Is(err, source.ErrRevisionNotFound), Err: err}
@@ -83,6 +99,9 @@ type Input struct {
 	Revision    string
 	// Project's rules are enforced on every object; nil allows all.
 	Project *v1alpha1.AppProject
+	// Credentials for a chart repository (Git sources are checked out
+	// from what Resolve fetched).
+	Credentials source.Credentials
 }
 
 // State is an app's desired state at one revision.
@@ -99,11 +118,30 @@ type State struct {
 // Build checks out in.Revision, renders, normalizes, enforces the project
 // and stamps ownership.
 func (e *Engine) Build(ctx context.Context, in Input) (*State, error) {
-	root, err := e.Sources.Checkout(ctx, in.Source.RepoURL, in.Revision)
-	if err != nil {
+	src := in.Source
+	var root string
+	var err error
+	if src.Chart != "" {
+		// The chart's own directory is the tree: valueFiles are the
+		// chart's files, as in Argo CD.
+		if e.Charts == nil {
+			return nil, fail(ReasonComparison, false, "chart %s: this engine reads no Helm repositories", src.Chart)
+		}
+		if root, err = e.Charts.Fetch(ctx, src.RepoURL, src.Chart, in.Revision, in.Credentials); err != nil {
+			return nil, &Error{Reason: ReasonComparison, Transient: !errors.Is(err, source.ErrChartNotFound), Err: err}
+		}
+		src.Path = "."
+		if src.Helm == nil {
+			src.Helm = &v1alpha1.ApplicationSourceHelm{}
+		}
+	} else if root, err = e.Sources.Checkout(ctx, in.Source.RepoURL, in.Revision); err != nil {
 		return nil, &Error{Reason: ReasonComparison, Transient: true, Err: err}
 	}
-	rendered, err := e.Renderer.Render(render.Input{Root: root, Revision: in.Revision, Source: in.Source, AppName: in.AppName, Namespace: in.Destination.Namespace})
+	rev := in.Revision
+	if src.Chart != "" {
+		rev = src.Chart + "-" + in.Revision // the render cache's key
+	}
+	rendered, err := e.Renderer.Render(render.Input{Root: root, Revision: rev, Source: src, AppName: in.AppName, Namespace: in.Destination.Namespace})
 	if err != nil {
 		return nil, fail(ReasonComparison, false, "rendering %s at %s: %s", in.Source.Path, v1alpha1.ShortSHA(in.Revision), err)
 	}
