@@ -28,6 +28,7 @@ func chartRepo(t *testing.T, versions ...string) string {
 	if err := source.CopyFS(os.DirFS("../../examples"), "ml-deployments/models/fraud-detection", src, nil); err != nil {
 		t.Fatal(err)
 	}
+	os.Remove(filepath.Join(src, "mlcd.yaml")) // the model policy lives in Git, not in the chart
 	var index strings.Builder
 	index.WriteString("apiVersion: v1\nentries:\n  fraud-detection:\n")
 	for _, v := range versions {
