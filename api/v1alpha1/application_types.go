@@ -285,8 +285,11 @@ type ResourceStatus struct {
 
 // SyncStatus says whether live state equals Git at Revision.
 type SyncStatus struct {
-	Status     string     `json:"status"`
-	Revision   string     `json:"revision,omitempty"`
+	Status   string `json:"status"`
+	Revision string `json:"revision,omitempty"`
+	// Revisions are a multi-source app's revisions, one per source (its
+	// Revision joins them with commas).
+	Revisions  []string   `json:"revisions,omitempty"`
 	ComparedTo ComparedTo `json:"comparedTo,omitempty"`
 }
 
@@ -309,6 +312,9 @@ type RevisionHistory struct {
 	DeployedAt      metav1.Time       `json:"deployedAt"`
 	DeployStartedAt *metav1.Time      `json:"deployStartedAt,omitempty"`
 	Source          ApplicationSource `json:"source,omitempty"`
+	// Revisions and Sources of a multi-source app.
+	Revisions []string            `json:"revisions,omitempty"`
+	Sources   []ApplicationSource `json:"sources,omitempty"`
 }
 
 // ApplicationCondition reports an error or warning.

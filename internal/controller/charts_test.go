@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,10 @@ import (
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/registry"
+	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
 	"github.com/mlcd-dev/mlcd/internal/source"
+	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
 
 // chartRepo serves a Helm repository over HTTP: the example's
@@ -92,4 +96,65 @@ spec:
 	if h.deployment(dest, "fraud-detection") == nil {
 		t.Fatal("a missing chart version pruned what runs")
 	}
+}
+
+// TestMultiSource: a chart from a Helm repository with its values file
+// from a Git source by `$values` (Argo CD's multi-source app); both
+// revisions are recorded; a commit to the values moves the app; the
+// model gate reads the version from those values.
+func TestMultiSource(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	h := startWith(t, time.Minute, reg.Client)
+	registrytest.Register(t, reg.Client, "fraud-detection", "v2.3.1", map[string]float64{"auc": 0.95})
+	chartURL := chartRepo(t, "0.1.0")
+	values := gittest.New(t)
+	sha := values.Write(map[string]string{"models/fraud-detection/values-production.yaml": "model:\n  version: v2.3.1\n  replicas: 3\nautoscaling:\n  enabled: false\n"}).Commit("values")
+	h.create(`apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: fraud-detection, namespace: {{NS}}}
+spec:
+  registeredModel: fraud-detection
+  environments:
+  - {name: production, valuesFile: values-production.yaml, application: multi}
+`, nil)
+	dest := h.ns + "-multi"
+	h.namespaceGone(t, dest)
+	h.create(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: multi, namespace: {{NS}}}
+spec:
+  project: default
+  sources:
+  - repoURL: {{CHARTS}}
+    chart: fraud-detection
+    targetRevision: 0.1.0
+    helm: {valueFiles: [$values/models/fraud-detection/values-production.yaml]}
+  - repoURL: {{VALUES}}
+    targetRevision: main
+    ref: values
+  destination: {server: https://kubernetes.default.svc, namespace: {{DEST}}}
+  syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
+`, map[string]string{"{{CHARTS}}": chartURL, "{{VALUES}}": values.URL(), "{{DEST}}": dest})
+	a := h.waitSynced("multi", "0.1.0,"+sha)
+	if !slices.Equal(a.Status.Sync.Revisions, []string{"0.1.0", sha}) || len(a.Status.History) != 1 || !slices.Equal(a.Status.History[0].Revisions, []string{"0.1.0", sha}) {
+		t.Errorf("revisions %v, history %+v", a.Status.Sync.Revisions, a.Status.History)
+	}
+	if d := h.deployment(dest, "fraud-detection"); d == nil || *d.Spec.Replicas != 3 || !strings.HasSuffix(image(d), ":v2.3.1") {
+		t.Fatalf("deployment from the Git values: %+v", d)
+	}
+	if v := a.Annotations[v1alpha1.AppAnnotationVersion]; v != "v2.3.1" {
+		t.Errorf("governed version %q", v)
+	}
+	// A commit to the values repository moves the app.
+	next := values.Write(map[string]string{"models/fraud-detection/values-production.yaml": "model:\n  version: v2.3.1\n  replicas: 4\nautoscaling:\n  enabled: false\n"}).Commit("4 replicas")
+	h.refresh("multi")
+	h.waitSynced("multi", "0.1.0,"+next)
+	h.eventually(30*time.Second, "4 replicas", func() (bool, string) {
+		d := h.deployment(dest, "fraud-detection")
+		return d != nil && *d.Spec.Replicas == 4, ""
+	})
+	// The gate reads the version the Git values name.
+	values.Write(map[string]string{"models/fraud-detection/values-production.yaml": "model:\n  version: v2.3.9\n  replicas: 4\nautoscaling:\n  enabled: false\n"}).Commit("v2.3.9, not registered")
+	h.refresh("multi")
+	h.waitCondition("multi", v1alpha1.ConditionModelGate, "has no version v2.3.9")
 }

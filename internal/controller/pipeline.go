@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,24 +33,21 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 	if serr := r.permitted(app, proj, src); serr != nil {
 		return ctrl.Result{}, serr
 	}
-	sha, serr := r.revision(ctx, app, proj, src)
-	if serr != nil {
-		return ctrl.Result{}, serr
-	}
-	in := desired.Input{
-		Owner: app.Namespace + "/" + app.Name, AppName: app.Name,
-		Source: *src, Destination: app.Spec.Destination, Revision: sha, Project: proj,
-	}
-	if src.Chart != "" {
-		creds, err := r.repoCredentials(ctx, src.RepoURL)
-		if err != nil {
-			return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, true, "read repository credentials: %s", err)
+	var sha string
+	var revs []string
+	var st *desired.State
+	if app.Spec.Source == nil && len(app.Spec.Sources) > 1 {
+		if st, revs, serr = r.buildSources(ctx, app, proj); serr != nil {
+			return ctrl.Result{}, serr
 		}
-		in.Credentials = creds
-	}
-	st, err := r.engine.Build(ctx, in)
-	if err != nil {
-		return ctrl.Result{}, fromDesired(err)
+		sha = strings.Join(revs, ",")
+	} else {
+		if sha, serr = r.revision(ctx, app, proj, src); serr != nil {
+			return ctrl.Result{}, serr
+		}
+		if st, serr = r.build(ctx, app, proj, *src, sha, nil, ""); serr != nil {
+			return ctrl.Result{}, serr
+		}
 	}
 	app.Status.SourceType = st.Rendered.Type
 	gov, serr := r.governance(ctx, app, st.Root, st.Rendered)
@@ -68,7 +67,78 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 		return ctrl.Result{}, serr
 	}
 	objs, hooks := splitHooks(st.Objects)
-	return r.sync(ctx, app, syncInput{src: src, sha: sha, objs: objs, hooks: hooks, gov: gov, root: st.Root})
+	return r.sync(ctx, app, syncInput{src: src, sha: sha, revs: revs, objs: objs, hooks: hooks, gov: gov, root: st.Root})
+}
+
+// build is the desired state of one source at rev.
+func (r *ApplicationReconciler) build(ctx context.Context, app *v1alpha1.Application, proj *v1alpha1.AppProject, src v1alpha1.ApplicationSource, rev string, refs map[string]string, refsKey string) (*desired.State, *stepError) {
+	in := desired.Input{
+		Owner: app.Namespace + "/" + app.Name, AppName: app.Name,
+		Source: src, Destination: app.Spec.Destination, Revision: rev, Project: proj, Refs: refs, RefsKey: refsKey,
+	}
+	if src.Chart != "" {
+		creds, err := r.repoCredentials(ctx, src.RepoURL)
+		if err != nil {
+			return nil, fail(v1alpha1.ConditionComparisonError, true, "read repository credentials: %s", err)
+		}
+		in.Credentials = creds
+	}
+	st, err := r.engine.Build(ctx, in)
+	if err != nil {
+		return nil, fromDesired(err)
+	}
+	return st, nil
+}
+
+// buildSources is the desired state of a multi-source app, as Argo CD
+// composes it: every source is resolved; a source with `ref` lends its
+// checkout to the others' `$ref/…` value files (and is rendered too only
+// when it names a path or chart); the objects of all rendered sources
+// form the app. The first rendered source's tree and values serve the
+// model governance, so the version is read from wherever the values came
+// from.
+func (r *ApplicationReconciler) buildSources(ctx context.Context, app *v1alpha1.Application, proj *v1alpha1.AppProject) (*desired.State, []string, *stepError) {
+	srcs := app.Spec.Sources
+	revs := make([]string, len(srcs))
+	refs := map[string]string{}
+	for i := range srcs {
+		rev, serr := r.revision(ctx, app, proj, &srcs[i])
+		if serr != nil {
+			return nil, nil, serr
+		}
+		revs[i] = rev
+		if srcs[i].Ref == "" {
+			continue
+		}
+		if srcs[i].Chart != "" {
+			return nil, nil, fail(v1alpha1.ConditionInvalidSpecError, false, "spec.sources[%d]: a ref source must be a Git repository", i)
+		}
+		root, err := r.engine.Sources.Checkout(ctx, srcs[i].RepoURL, rev)
+		if err != nil {
+			return nil, nil, fail(v1alpha1.ConditionComparisonError, true, "spec.sources[%d] (ref %s): %s", i, srcs[i].Ref, err)
+		}
+		refs[srcs[i].Ref] = root
+	}
+	key := strings.Join(revs, ",")
+	var out *desired.State
+	for i, s := range srcs {
+		if s.Ref != "" && s.Path == "" && s.Chart == "" {
+			continue // only lends its files
+		}
+		st, serr := r.build(ctx, app, proj, s, revs[i], refs, key)
+		if serr != nil {
+			serr.msg = fmt.Sprintf("spec.sources[%d]: %s", i, serr.msg)
+			return nil, nil, serr
+		}
+		if out == nil {
+			out = &desired.State{Revision: key, Root: st.Root, Rendered: st.Rendered}
+		}
+		out.Objects = append(out.Objects, st.Objects...)
+	}
+	if out == nil {
+		return nil, nil, fail(v1alpha1.ConditionInvalidSpecError, false, "spec.sources: no source names a path or chart to render")
+	}
+	return out, revs, nil
 }
 
 // permitted checks the app against its project: source repository and

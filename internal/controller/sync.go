@@ -17,8 +17,10 @@ import (
 
 // syncInput is the desired state the sync works from.
 type syncInput struct {
-	src  *v1alpha1.ApplicationSource
-	sha  string
+	src *v1alpha1.ApplicationSource
+	sha string
+	// revs are a multi-source app's revisions (sha joins them).
+	revs []string
 	objs []*unstructured.Unstructured
 	// hooks are the source's hooks (not resources: never in the
 	// inventory, run once per sync operation).
@@ -204,6 +206,7 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 	if op.changed || run.newRevision {
 		app.Status.History = inventory.AppendHistory(app.Status.History, v1alpha1.RevisionHistory{
 			Revision: in.sha, DeployedAt: *app.Status.OperationState.FinishedAt, DeployStartedAt: &app.Status.OperationState.StartedAt, Source: *in.src,
+			Revisions: in.revs, Sources: multiSources(app, in),
 		}, app.Spec.RevisionHistoryLimit)
 		if r.recordRevert(ctx, app, in.src.RepoURL, in.sha, lastSyncedBefore(app)) && running != "" && (in.gov == nil || running != in.gov.version) {
 			forgetReverted(app, running)
@@ -371,6 +374,7 @@ func (r *ApplicationReconciler) observe(app *v1alpha1.Application, in syncInput,
 	app.Status.Sync = v1alpha1.SyncStatus{
 		Status:     v1alpha1.SyncStatusSynced,
 		Revision:   in.sha,
+		Revisions:  in.revs,
 		ComparedTo: v1alpha1.ComparedTo{Source: *in.src, Destination: app.Spec.Destination},
 	}
 	if outOfSync {
@@ -443,4 +447,12 @@ func backoff(b *v1alpha1.Backoff, attempt int64) time.Duration {
 		d = max
 	}
 	return d
+}
+
+// multiSources are the sources a multi-source app's history records.
+func multiSources(app *v1alpha1.Application, in syncInput) []v1alpha1.ApplicationSource {
+	if len(in.revs) == 0 {
+		return nil
+	}
+	return app.Spec.Sources
 }

@@ -102,6 +102,10 @@ type Input struct {
 	// Credentials for a chart repository (Git sources are checked out
 	// from what Resolve fetched).
 	Credentials source.Credentials
+	// Refs are a multi-source app's `ref` checkouts by name; RefsKey
+	// names their revisions (the render cache's key).
+	Refs    map[string]string
+	RefsKey string
 }
 
 // State is an app's desired state at one revision.
@@ -141,7 +145,10 @@ func (e *Engine) Build(ctx context.Context, in Input) (*State, error) {
 	if src.Chart != "" {
 		rev = src.Chart + "-" + in.Revision // the render cache's key
 	}
-	rendered, err := e.Renderer.Render(render.Input{Root: root, Revision: rev, Source: src, AppName: in.AppName, Namespace: in.Destination.Namespace})
+	if in.RefsKey != "" {
+		rev += "+" + in.RefsKey
+	}
+	rendered, err := e.Renderer.Render(render.Input{Root: root, Revision: rev, Source: src, AppName: in.AppName, Namespace: in.Destination.Namespace, Refs: in.Refs})
 	if err != nil {
 		return nil, fail(ReasonComparison, false, "rendering %s at %s: %s", in.Source.Path, v1alpha1.ShortSHA(in.Revision), err)
 	}

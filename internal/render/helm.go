@@ -36,10 +36,18 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, map[strin
 		}
 		for _, vf := range h.ValueFiles {
 			relToRoot := filepath.ToSlash(filepath.Join(chartPath, vf))
-			if filepath.IsAbs(vf) {
+			root := in.Root
+			if ref, rest, ok := strings.Cut(vf, "/"); ok && strings.HasPrefix(ref, "$") {
+				// A multi-source app's value file from its `ref` source.
+				r, known := in.Refs[strings.TrimPrefix(ref, "$")]
+				if !known {
+					return nil, nil, fmt.Errorf("values file %s: no source of the app has ref %q", vf, strings.TrimPrefix(ref, "$"))
+				}
+				root, relToRoot = r, rest
+			} else if filepath.IsAbs(vf) {
 				return nil, nil, fmt.Errorf("values file %s: absolute paths are not allowed", vf)
 			}
-			p, err := source.Join(in.Root, relToRoot)
+			p, err := source.Join(root, relToRoot)
 			if err != nil {
 				if os.IsNotExist(err) {
 					if h.IgnoreMissingValueFiles {

@@ -32,6 +32,9 @@ type Input struct {
 	AppName string
 	// Namespace is the destination namespace.
 	Namespace string
+	// Refs are the checkouts of a multi-source app's `ref` sources, by
+	// name, for `$name/…` value files.
+	Refs map[string]string
 }
 
 // Kind of source detected.
@@ -67,7 +70,8 @@ func cacheKey(in Input) string {
 	data, _ := json.Marshal(struct {
 		Rev, App, NS string
 		Src          v1alpha1.ApplicationSource
-	}{in.Revision, in.AppName, in.Namespace, in.Source})
+		Refs         map[string]string
+	}{in.Revision, in.AppName, in.Namespace, in.Source, in.Refs})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
 }
