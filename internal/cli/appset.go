@@ -2,17 +2,22 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/pmezard/go-difflib/difflib"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/appset"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
+	"github.com/mlcd-dev/mlcd/internal/server"
 	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
@@ -20,7 +25,7 @@ func newAppSetCmd() *cobra.Command {
 	var f apiFlags
 	cmd := &cobra.Command{Use: "appset", Short: "Work with ApplicationSets"}
 	f.add(cmd)
-	cmd.AddCommand(newAppSetGenerateCmd(), newAppSetListCmd(&f), newAppSetGetCmd(&f))
+	cmd.AddCommand(newAppSetGenerateCmd(&f), newAppSetListCmd(&f), newAppSetGetCmd(&f))
 	return cmd
 }
 
@@ -111,15 +116,18 @@ func (f fetchedRepos) Checkout(url, revision string) (string, error) {
 	return f.cache.Checkout(f.ctx, url, sha)
 }
 
-func newAppSetGenerateCmd() *cobra.Command {
+func newAppSetGenerateCmd(f *apiFlags) *cobra.Command {
 	var repoDir, output string
+	var diff bool
 	cmd := &cobra.Command{
 		Use:   "generate FILE",
 		Short: "Print the Applications an ApplicationSet would produce, without a cluster",
 		Long: `generate runs the set's generators and template exactly as the controller
 does and prints the Applications (YAML, or their names with -o name). Git
 generators read --repo-dir when given (a checkout of the repository the set
-names), else fetch the repository.`,
+names), else fetch the repository. --diff compares them with the live set
+through the API: which apps would be created, changed (a diff of the spec)
+or deleted.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])
@@ -168,6 +176,12 @@ names), else fetch the repository.`,
 				if err != nil {
 					return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
 				}
+				if diff {
+					if err := diffAppSet(cmd.Context(), f, out, set, apps); err != nil {
+						return err
+					}
+					continue
+				}
 				for _, a := range apps {
 					if output == "name" {
 						fmt.Fprintln(out, a.Name)
@@ -188,5 +202,56 @@ names), else fetch the repository.`,
 	}
 	cmd.Flags().StringVar(&repoDir, "repo-dir", "", "a local checkout to read git generators from (default: fetch the repository)")
 	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "yaml or name")
+	cmd.Flags().BoolVar(&diff, "diff", false, "compare with the live set through the API (--server, --token)")
 	return cmd
+}
+
+// diffAppSet prints what the controller would create, change and delete
+// for set: the preview Argo CD users asked for.
+func diffAppSet(ctx context.Context, f *apiFlags, out io.Writer, set *v1alpha1.ApplicationSet, apps []*v1alpha1.Application) error {
+	c, err := f.client()
+	if err != nil {
+		return err
+	}
+	live, err := c.GetAppSet(ctx, set.Name)
+	var apiErr *server.Error
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+		live = &server.AppSet{}
+	} else if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	changes := 0
+	for _, a := range apps {
+		key := a.Namespace + "/" + a.Name
+		want[key] = true
+		cur, err := c.GetApp(ctx, key)
+		if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+			fmt.Fprintf(out, "+ %s: would be created\n", key)
+			changes++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		before, _ := yaml.Marshal(cur.Spec)
+		after, _ := yaml.Marshal(a.Spec)
+		if string(before) == string(after) {
+			fmt.Fprintf(out, "  %s: unchanged\n", key)
+			continue
+		}
+		changes++
+		d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: difflib.SplitLines(string(before)), B: difflib.SplitLines(string(after)), FromFile: key + " (live spec)", ToFile: key + " (generated)", Context: 2})
+		fmt.Fprintf(out, "~ %s: spec would change\n%s", key, d)
+	}
+	for _, key := range live.Applications {
+		if !want[key] {
+			fmt.Fprintf(out, "- %s: would be deleted (with its resources, unless preserveResourcesOnDeletion)\n", key)
+			changes++
+		}
+	}
+	if changes == 0 {
+		fmt.Fprintf(out, "ApplicationSet %s: no changes\n", set.Name)
+	}
+	return nil
 }

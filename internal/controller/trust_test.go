@@ -198,9 +198,15 @@ func TestProjectRules(t *testing.T) {
 			}
 			// Leave nothing for the next case; the app's finalizer-less
 			// deletion keeps objects, so delete them by hand.
+			// A reconcile that started before the app was gone may apply
+			// the object once more (a non-cascading delete keeps
+			// resources anyway): delete until it stays gone.
 			_ = h.c.Delete(context.Background(), h.app(c.name))
-			_ = h.c.Delete(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: c.object, Namespace: ns}})
-			h.eventually(30*time.Second, "cleaned up", func() (bool, string) { return !h.configMapExists(ns, c.object), "" })
+			h.eventually(30*time.Second, "cleaned up", func() (bool, string) {
+				_ = h.c.Delete(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: c.object, Namespace: ns}})
+				time.Sleep(200 * time.Millisecond)
+				return !h.configMapExists(ns, c.object), ""
+			})
 		})
 	}
 }
