@@ -3,11 +3,7 @@ package analysis
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/analysis/promtest"
 )
 
 // TestPrometheusProvider runs Debian's prometheus on loopback, scraping a
@@ -22,33 +19,16 @@ import (
 // the Argo Rollouts-style condition, the one at 20 % fails it. .ci/run
 // installs the package; without it (outside CI) the test is skipped.
 func TestPrometheusProvider(t *testing.T) {
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("prometheus is not installed (.ci/run installs Debian's prometheus package)")
-		}
-		t.Skip("prometheus not installed: apt-get install prometheus")
-	}
 	reg := promclient.NewRegistry()
 	rate := promclient.NewGaugeVec(promclient.GaugeOpts{Name: "model_error_rate", Help: "errors per request"}, []string{"service"})
 	reg.MustRegister(rate)
 	exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	defer exporter.Close()
 
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("global: {scrape_interval: 200ms}\nscrape_configs:\n- job_name: model\n  static_configs: [{targets: [%q]}]\n", exporter.Listener.Addr().String())), 0o644)
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	prom := promtest.Start(t, exporter.Listener.Addr().String())
 
 	m := v1alpha1.Metric{Name: "error-rate", SuccessCondition: "result[0] < 0.05", FailureCondition: "result[0] >= 0.1",
-		Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Address: "http://" + addr, Query: `model_error_rate{service="fraud-detection"}`}}}
+		Provider: v1alpha1.MetricProvider{Prometheus: &v1alpha1.PrometheusMetric{Address: prom, Query: `model_error_rate{service="fraud-detection"}`}}}
 	measure := func(want float64) v1alpha1.Measurement {
 		t.Helper()
 		rate.WithLabelValues("fraud-detection").Set(want)

@@ -2,11 +2,7 @@ package controller_test
 
 import (
 	"fmt"
-	"net"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,35 +11,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/analysis/promtest"
 	"github.com/mlcd-dev/mlcd/internal/controller"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
 )
-
-// startPrometheus runs Debian's prometheus on loopback scraping exporter
-// every 200ms and returns its address (skipped outside CI without it).
-func startPrometheus(t *testing.T, exporter string) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("prometheus is not installed (.ci/run installs Debian's prometheus package)")
-		}
-		t.Skip("prometheus not installed: apt-get install prometheus")
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("global: {scrape_interval: 200ms}\nscrape_configs:\n- job_name: model\n  static_configs: [{targets: [%q]}]\n", exporter)), 0o644)
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return "http://" + addr
-}
 
 // TestCanaryPrometheus: a canary whose error rate (scraped by a real
 // Prometheus from an exporter the test sets) is low rolls out; one whose
@@ -55,7 +27,7 @@ func TestCanaryPrometheus(t *testing.T) {
 	reg.MustRegister(rate)
 	exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	defer exporter.Close()
-	prom := startPrometheus(t, exporter.Listener.Addr().String())
+	prom := promtest.Start(t, exporter.Listener.Addr().String())
 
 	models := registrytest.Start(t, registry.ServerOptions{})
 	h := startOpts(t, controller.Options{PollInterval: time.Minute, Registry: models.Client})
