@@ -10,6 +10,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
 	"helm.sh/helm/v4/pkg/chart/loader"
+	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/engine"
 	"helm.sh/helm/v4/pkg/strvals"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,6 +27,9 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, map[strin
 	chrt, err := loader.Load(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load chart %s: %s", chartPath, manifest.OneLine(err))
+	}
+	if err := dependenciesPresent(chrt, chartPath); err != nil {
+		return nil, nil, err
 	}
 	vals := map[string]any{}
 	h := in.Source.Helm
@@ -181,4 +185,27 @@ func ValueAt(values map[string]any, key string) (string, bool) {
 	default:
 		return fmt.Sprint(v), true
 	}
+}
+
+// dependenciesPresent refuses a chart whose Chart.yaml dependencies are
+// not vendored in its charts/ directory: Helm would render it without
+// them, silently. (Fetching them as `helm dependency build` does is not
+// built yet.)
+func dependenciesPresent(c any, chartPath string) error {
+	v2, ok := c.(*chartv2.Chart)
+	if !ok || v2.Metadata == nil {
+		return nil
+	}
+	have := map[string]bool{}
+	for _, d := range v2.Dependencies() {
+		if d.Metadata != nil {
+			have[d.Metadata.Name] = true
+		}
+	}
+	for _, d := range v2.Metadata.Dependencies {
+		if !have[d.Name] {
+			return fmt.Errorf("chart %s depends on %s %s (repository %s), which is not in its charts/ directory: vendor it with `helm dependency build` and commit it (mlcd does not fetch chart dependencies yet)", chartPath, d.Name, d.Version, d.Repository)
+		}
+	}
+	return nil
 }

@@ -188,3 +188,25 @@ func TestHelmValuesAreReported(t *testing.T) {
 		t.Error("missing key found")
 	}
 }
+
+// TestChartDependencies: a dependency vendored in charts/ renders with its
+// parent; one that is not is a clear error, not a silent omission.
+func TestChartDependencies(t *testing.T) {
+	dir := t.TempDir()
+	write := func(p, s string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), []byte(s), 0o644)
+	}
+	write("app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n- {name: redis, version: 1.0.0, repository: https://charts.example.com}\n")
+	write("app/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n")
+	_, err := render.New().Render(render.Input{Root: dir, Revision: "a", AppName: "app", Source: v1alpha1.ApplicationSource{Path: "app"}})
+	if err == nil || !strings.Contains(err.Error(), "depends on redis 1.0.0 (repository https://charts.example.com), which is not in its charts/ directory") {
+		t.Fatalf("missing dependency: %v", err)
+	}
+	write("app/charts/redis/Chart.yaml", "apiVersion: v2\nname: redis\nversion: 1.0.0\n")
+	write("app/charts/redis/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: redis}\n")
+	res, err := render.New().Render(render.Input{Root: dir, Revision: "b", AppName: "app", Source: v1alpha1.ApplicationSource{Path: "app"}})
+	if err != nil || names(res.Objects) != "app,redis" {
+		t.Fatalf("vendored dependency: %v %v", err, res)
+	}
+}
