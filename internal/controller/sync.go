@@ -203,7 +203,10 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 		r.forget(run.key)
 		return nil, serr
 	}
-	if op.changed || run.newRevision {
+	// History says which revisions were deployed: a sync of a new
+	// revision, or a requested one, adds an entry; a self-heal of the
+	// revision the newest entry already names does not.
+	if run.newRevision || requested || (op.changed && lastHistoryRevision(app) != in.sha) {
 		app.Status.History = inventory.AppendHistory(app.Status.History, v1alpha1.RevisionHistory{
 			Revision: in.sha, DeployedAt: *app.Status.OperationState.FinishedAt, DeployStartedAt: &app.Status.OperationState.StartedAt, Source: *in.src,
 			Revisions: in.revs, Sources: multiSources(app, in),
@@ -455,4 +458,11 @@ func multiSources(app *v1alpha1.Application, in syncInput) []v1alpha1.Applicatio
 		return nil
 	}
 	return app.Spec.Sources
+}
+
+func lastHistoryRevision(app *v1alpha1.Application) string {
+	if n := len(app.Status.History); n > 0 {
+		return app.Status.History[n-1].Revision
+	}
+	return ""
 }
