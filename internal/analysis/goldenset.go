@@ -6,13 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"reflect"
 	"time"
-
-	"k8s.io/client-go/util/jsonpath"
 )
 
 // GoldenSet is the mlcd/golden-set plugin's configuration: File (JSONL in
@@ -106,34 +103,22 @@ func predict(ctx context.Context, client *http.Client, cfg GoldenSet, body json.
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	doc, err := getJSON(client, req)
 	if err != nil {
 		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
-		return nil, fmt.Errorf("%s answered %s", req.URL.Redacted(), resp.Status)
-	}
-	var doc any
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("reply is not JSON: %w", err)
 	}
 	if cfg.JSONPath == "" {
 		return doc, nil
 	}
-	jp := jsonpath.New("golden")
-	if err := jp.Parse(cfg.JSONPath); err != nil {
-		return nil, fmt.Errorf("jsonPath %q: %w", cfg.JSONPath, err)
+	jp, err := parseJSONPath(cfg.JSONPath)
+	if err != nil {
+		return nil, err
 	}
-	res, err := jp.FindResults(doc)
-	if err != nil || len(res) == 0 || len(res[0]) == 0 {
+	values, err := jsonPathValues(jp, doc)
+	if err != nil || len(values) == 0 {
 		return nil, nil // no prediction: does not match
 	}
-	return res[0][0].Interface(), nil
+	return values[0], nil
 }
 
 // sameAnswer: equal, or both numbers within tolerance.

@@ -143,9 +143,37 @@ func web(ctx context.Context, w v1alpha1.WebMetric, env Env) (any, error) {
 	if w.Insecure {
 		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	}
-	resp, err := client.Do(req)
+	doc, err := getJSON(client, req)
 	if err != nil {
 		return nil, fmt.Errorf("web metric: %w", err)
+	}
+	path := w.JSONPath
+	if path == "" {
+		path = "{$}"
+	}
+	jp, err := parseJSONPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("web metric: %w", err)
+	}
+	values, err := jsonPathValues(jp, doc)
+	if err != nil {
+		return nil, fmt.Errorf("web metric: jsonPath %q: %w", path, err)
+	}
+	switch len(values) {
+	case 0:
+		return nil, fmt.Errorf("web metric: jsonPath %q matched nothing", path)
+	case 1:
+		return values[0], nil
+	}
+	return values, nil
+}
+
+// getJSON sends req and returns its JSON reply (at most 1 MiB); a status
+// other than 2xx is an error naming the URL without credentials.
+func getJSON(client *http.Client, req *http.Request) (any, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -153,35 +181,35 @@ func web(ctx context.Context, w v1alpha1.WebMetric, env Env) (any, error) {
 		return nil, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
-		return nil, fmt.Errorf("web metric: %s answered %s", req.URL.Redacted(), resp.Status)
+		return nil, fmt.Errorf("%s answered %s", req.URL.Redacted(), resp.Status)
 	}
 	var doc any
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("web metric: reply is not JSON: %w", err)
+		return nil, fmt.Errorf("reply is not JSON: %w", err)
 	}
-	path := w.JSONPath
-	if path == "" {
-		path = "{$}"
-	}
+	return doc, nil
+}
+
+// parseJSONPath parses a Kubernetes JSONPath ("{$.data.errorRate}").
+func parseJSONPath(path string) (*jsonpath.JSONPath, error) {
 	jp := jsonpath.New("metric")
 	if err := jp.Parse(path); err != nil {
-		return nil, fmt.Errorf("web metric: jsonPath %q: %w", path, err)
+		return nil, fmt.Errorf("jsonPath %q: %w", path, err)
 	}
+	return jp, nil
+}
+
+// jsonPathValues are the values jp finds in doc.
+func jsonPathValues(jp *jsonpath.JSONPath, doc any) ([]any, error) {
 	results, err := jp.FindResults(doc)
 	if err != nil {
-		return nil, fmt.Errorf("web metric: jsonPath %q: %w", path, err)
+		return nil, err
 	}
 	var values []any
 	for _, rs := range results {
 		for _, r := range rs {
 			values = append(values, r.Interface())
 		}
-	}
-	switch len(values) {
-	case 0:
-		return nil, fmt.Errorf("web metric: jsonPath %q matched nothing", path)
-	case 1:
-		return values[0], nil
 	}
 	return values, nil
 }

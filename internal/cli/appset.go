@@ -90,7 +90,7 @@ func newAppSetGetCmd(f *apiFlags) *cobra.Command {
 // appSetStatus is the set's error condition, or "ok".
 func appSetStatus(s *v1alpha1.ApplicationSet) string {
 	for _, c := range s.Status.Conditions {
-		if c.Type == "ErrorOccurred" && c.Status == "True" {
+		if c.Type == v1alpha1.AppSetConditionErrorOccurred && c.Status == "True" {
 			return "error: " + c.Message
 		}
 	}

@@ -32,12 +32,6 @@ const (
 	maxRevertAttempt = 5
 )
 
-// Rollout conditions on the Application (v1alpha1's words).
-const (
-	ConditionRolloutProgressing = v1alpha1.ConditionRolloutProgressing
-	ConditionRolloutAborted     = v1alpha1.ConditionRolloutAborted
-)
-
 // rolloutRun is the rollout's part of one reconcile.
 type rolloutRun struct {
 	mr *v1alpha1.ModelRollout
@@ -91,7 +85,11 @@ func (r *ApplicationReconciler) driveRollout(ctx context.Context, app *v1alpha1.
 		if active(mr) {
 			r.finish(app, mr, rollout.PhaseDegraded, fmt.Sprintf("Git names the stable version %s again: rollout of %s ended", mr.Spec.StableVersion, mr.Spec.CanaryVersion))
 		}
-		if serr := r.removeCanaries(ctx, app, run, true); serr != nil {
+		sides, serr := r.sides(ctx, run)
+		if serr != nil {
+			return serr
+		}
+		if serr := r.removeCanaries(ctx, app, run, sides, true); serr != nil {
 			return serr
 		}
 		return r.saveRollout(ctx, before, mr)
@@ -284,7 +282,7 @@ func (r *ApplicationReconciler) stepRollout(ctx context.Context, app *v1alpha1.A
 	case rollout.PhaseHealthy:
 		// The stable Deployments take the new template through the
 		// ordinary sync; the canaries go once they serve it at full scale.
-		if serr := r.removeCanaries(ctx, app, run, false); serr != nil {
+		if serr := r.removeCanaries(ctx, app, run, sides, false); serr != nil {
 			return serr
 		}
 		if !rr.sync {
@@ -294,7 +292,7 @@ func (r *ApplicationReconciler) stepRollout(ctx context.Context, app *v1alpha1.A
 		for _, s := range sides {
 			rr.held[s.key] = true
 		}
-		if serr := r.removeCanaries(ctx, app, run, true); serr != nil {
+		if serr := r.removeCanaries(ctx, app, run, sides, true); serr != nil {
 			return serr
 		}
 		r.revertIfDue(ctx, app, mr, sides, rr.restoring)
@@ -558,8 +556,7 @@ func (r *ApplicationReconciler) applyCanary(ctx context.Context, app *v1alpha1.A
 	}
 	ann["mlcd.io/rollout"] = mr.Namespace + "/" + mr.Name
 	c.SetAnnotations(ann)
-	spec, _, _ := unstructured.NestedMap(s.desired.Object, "spec")
-	spec = runtimeCopy(spec)
+	spec, _, _ := unstructured.NestedMap(s.desired.Object, "spec") // a deep copy
 	spec["replicas"] = int64(replicas)
 	_ = unstructured.SetNestedField(spec, "canary", "selector", "matchLabels", canaryLabel)
 	_ = unstructured.SetNestedField(spec, "canary", "template", "metadata", "labels", canaryLabel)
@@ -568,10 +565,6 @@ func (r *ApplicationReconciler) applyCanary(ctx context.Context, app *v1alpha1.A
 		r.event(app, eventNormal, "CanaryCreated", "created %s with %s %s", c.GetName(), mr.Spec.Model, mr.Spec.CanaryVersion)
 	}
 	return r.client.Patch(ctx, c, client.Apply, client.FieldOwner(rolloutManager), client.ForceOwnership)
-}
-
-func runtimeCopy(m map[string]any) map[string]any {
-	return (&unstructured.Unstructured{Object: m}).DeepCopy().Object
 }
 
 // scaleStable sets the stable Deployment's replicas (its template stays)
@@ -596,11 +589,7 @@ func (r *ApplicationReconciler) scaleStable(ctx context.Context, run *syncRun, s
 // deleted once the stable pods are available; without (a completed
 // rollout) the canary is deleted once the stable Deployment serves the
 // new template at full scale.
-func (r *ApplicationReconciler) removeCanaries(ctx context.Context, app *v1alpha1.Application, run *syncRun, restore bool) *stepError {
-	sides, serr := r.sides(ctx, run)
-	if serr != nil {
-		return serr
-	}
+func (r *ApplicationReconciler) removeCanaries(ctx context.Context, app *v1alpha1.Application, run *syncRun, sides []*side, restore bool) *stepError {
 	waiting := false
 	for _, s := range sides {
 		full := desiredReplicas(s)
@@ -805,7 +794,7 @@ func (r *ApplicationReconciler) analysisSpec(ctx context.Context, mr *v1alpha1.M
 // runs, Degraded with the failure after an abort.
 func showRollout(app *v1alpha1.Application, rr *rolloutRun) bool {
 	if rr == nil || rr.mr == nil {
-		clearConditions(app, ConditionRolloutProgressing, ConditionRolloutAborted)
+		clearConditions(app, v1alpha1.ConditionRolloutProgressing, v1alpha1.ConditionRolloutAborted)
 		return false
 	}
 	mr := rr.mr
@@ -823,13 +812,13 @@ func showRollout(app *v1alpha1.Application, rr *rolloutRun) bool {
 	steps := len(mr.Spec.Strategy.Steps)
 	switch {
 	case active(mr):
-		clearConditions(app, ConditionRolloutAborted)
+		clearConditions(app, v1alpha1.ConditionRolloutAborted)
 		msg := fmt.Sprintf("canary %s: step %d/%d, weight %d%%, %s", mr.Spec.CanaryVersion, min(mr.Status.CurrentStepIndex+1, steps), steps, mr.Status.Weight, mr.Status.Phase)
 		if mr.Status.PauseReason != "" {
 			msg += " (" + mr.Status.PauseReason + ")"
 		}
 		msg += ": " + mr.Status.Message
-		setCondition(app, ConditionRolloutProgressing, msg)
+		setCondition(app, v1alpha1.ConditionRolloutProgressing, msg)
 		if app.Status.Health.Status != v1alpha1.HealthDegraded && app.Status.Health.Status != v1alpha1.HealthMissing {
 			app.Status.Health = v1alpha1.HealthStatus{Status: v1alpha1.HealthProgressing, Message: msg}
 		}
@@ -837,7 +826,7 @@ func showRollout(app *v1alpha1.Application, rr *rolloutRun) bool {
 			app.Status.Health.Status = v1alpha1.HealthSuspended
 		}
 	case mr.Status.Phase == rollout.PhaseDegraded && held:
-		clearConditions(app, ConditionRolloutProgressing)
+		clearConditions(app, v1alpha1.ConditionRolloutProgressing)
 		msg := fmt.Sprintf("rollout of %s aborted: %s; %s keeps running", mr.Spec.CanaryVersion, mr.Status.Message, mr.Spec.StableVersion)
 		switch {
 		case mr.Status.RevertCommit != "":
@@ -845,16 +834,16 @@ func showRollout(app *v1alpha1.Application, rr *rolloutRun) bool {
 		case mr.Status.RevertError != "":
 			msg += "; the revert commit failed: " + mr.Status.RevertError
 		}
-		setCondition(app, ConditionRolloutAborted, msg)
+		setCondition(app, v1alpha1.ConditionRolloutAborted, msg)
 		app.Status.Health = v1alpha1.HealthStatus{Status: v1alpha1.HealthDegraded, Message: msg}
 	case held:
-		clearConditions(app, ConditionRolloutAborted)
-		setCondition(app, ConditionRolloutProgressing, "removing the canary of "+mr.Spec.CanaryVersion)
+		clearConditions(app, v1alpha1.ConditionRolloutAborted)
+		setCondition(app, v1alpha1.ConditionRolloutProgressing, "removing the canary of "+mr.Spec.CanaryVersion)
 		if app.Status.Health.Status == v1alpha1.HealthHealthy {
 			app.Status.Health = v1alpha1.HealthStatus{Status: v1alpha1.HealthProgressing, Message: "removing the canary"}
 		}
 	default:
-		clearConditions(app, ConditionRolloutProgressing, ConditionRolloutAborted)
+		clearConditions(app, v1alpha1.ConditionRolloutProgressing, v1alpha1.ConditionRolloutAborted)
 	}
 	return held
 }

@@ -192,8 +192,8 @@ func TestCanaryRollout(t *testing.T) {
 			fmt.Sprintf("canary %d/%d stable %d/%d", *c.Spec.Replicas, c.Status.AvailableReplicas, *s.Spec.Replicas, s.Status.AvailableReplicas)
 	})
 	st := h.app("fd-canary").Status
-	if st.Sync.Status != v1alpha1.SyncStatusOutOfSync || !hasCondition(st.Conditions, controller.ConditionRolloutProgressing) {
-		t.Errorf("while rolling out: sync %s conditions %v; want OutOfSync with %s", st.Sync.Status, st.Conditions, controller.ConditionRolloutProgressing)
+	if st.Sync.Status != v1alpha1.SyncStatusOutOfSync || !hasCondition(st.Conditions, v1alpha1.ConditionRolloutProgressing) {
+		t.Errorf("while rolling out: sync %s conditions %v; want OutOfSync with %s", st.Sync.Status, st.Conditions, v1alpha1.ConditionRolloutProgressing)
 	}
 	h.eventually(60*time.Second, "5 canary + 5 stable", func() (bool, string) {
 		c, s := h.deployment(dest, "fraud-detection-canary"), h.deployment(dest, "fraud-detection")
@@ -396,7 +396,7 @@ spec:
 		t.Fatalf("after a restart the aborted version came back: %s, %d canaries", image(s), canaries())
 	}
 	st := h.app("fd-restart").Status
-	if st.Health.Status != v1alpha1.HealthDegraded || st.Sync.Status != v1alpha1.SyncStatusOutOfSync || !hasCondition(st.Conditions, controller.ConditionRolloutAborted) {
+	if st.Health.Status != v1alpha1.HealthDegraded || st.Sync.Status != v1alpha1.SyncStatusOutOfSync || !hasCondition(st.Conditions, v1alpha1.ConditionRolloutAborted) {
 		t.Errorf("app after the abort: %s/%s %v", st.Sync.Status, st.Health.Status, st.Conditions)
 	}
 	if fewest := watch.Stop(); fewest < 3 {

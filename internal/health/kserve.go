@@ -52,7 +52,7 @@ func inferenceService(live *unstructured.Unstructured) v1alpha1.HealthStatus {
 		}
 	}
 	if waiting != "" || !ready {
-		return v1alpha1.HealthStatus{Status: v1alpha1.HealthProgressing, Message: orEmpty("", waiting)}
+		return v1alpha1.HealthStatus{Status: v1alpha1.HealthProgressing, Message: waiting}
 	}
 	return v1alpha1.HealthStatus{Status: v1alpha1.HealthHealthy}
 }

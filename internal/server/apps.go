@@ -49,15 +49,15 @@ func (s *Server) listApps(_ http.ResponseWriter, r *http.Request, who *Identity)
 			return nil, &apiError{http.StatusBadRequest, "invalid continue token"}
 		}
 	}
-	var list v1alpha1.ApplicationList
-	if err := s.o.Client.List(r.Context(), &list); err != nil {
+	visible, err := s.visibleApps(r.Context(), who)
+	if err != nil {
 		return nil, err
 	}
 	projects := q["project"]
 	search := strings.ToLower(q.Get("search"))
 	var items []v1alpha1.Application
-	for _, a := range list.Items {
-		if !s.served(a.Namespace) || !who.Sees(a.Spec.Project) || (len(projects) > 0 && !slices.Contains(projects, a.Spec.Project)) {
+	for _, a := range visible {
+		if len(projects) > 0 && !slices.Contains(projects, a.Spec.Project) {
 			continue
 		}
 		if search != "" && !strings.Contains(strings.ToLower(a.Namespace+"/"+a.Name+" "+a.Annotations[v1alpha1.AppAnnotationModel]), search) {

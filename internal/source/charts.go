@@ -1,6 +1,7 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,6 +19,8 @@ import (
 	"github.com/Masterminds/semver/v3"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	"sigs.k8s.io/yaml"
+
+	"github.com/mlcd-dev/mlcd/internal/manifest"
 )
 
 // chartIndexFile is a Helm repository's index.yaml (the fields mlcd
@@ -45,7 +48,7 @@ func (i *chartIndexFile) get(name, constraint string) (*chartVersion, error) {
 			return &vs[k], nil
 		}
 	}
-	c, err := semver.NewConstraint(cmpOr(constraint, "*"))
+	c, err := semver.NewConstraint(cmp.Or(constraint, "*"))
 	if err != nil {
 		return nil, fmt.Errorf("version %q: %s", constraint, err)
 	}
@@ -64,13 +67,6 @@ func (i *chartIndexFile) get(name, constraint string) (*chartVersion, error) {
 		return nil, fmt.Errorf("no version of %s matches %q", name, constraint)
 	}
 	return best, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Charts fetches charts from Helm repositories (Argo CD's `source.chart`
@@ -131,7 +127,7 @@ func (c *Charts) index(ctx context.Context, repoURL string, creds Credentials, r
 	}
 	idx := &chartIndexFile{}
 	if err := yaml.Unmarshal(data, idx); err != nil {
-		return nil, fmt.Errorf("chart repository %s: invalid index.yaml: %s", redactURL(repoURL), oneLine(err))
+		return nil, fmt.Errorf("chart repository %s: invalid index.yaml: %s", redactURL(repoURL), manifest.OneLine(err))
 	}
 	c.mu.Lock()
 	c.indexes[repoURL] = &chartIndex{index: idx, fetchedAt: time.Now()}
@@ -199,7 +195,7 @@ func (c *Charts) Fetch(ctx context.Context, repoURL, chart, version string, cred
 	}
 	out := filepath.Join(tmp, "out")
 	if err := chartutil.ExpandFile(out, archive); err != nil {
-		return "", fmt.Errorf("expand chart %s %s: %s", chart, version, oneLine(err))
+		return "", fmt.Errorf("expand chart %s %s: %s", chart, version, manifest.OneLine(err))
 	}
 	if _, err := os.Stat(filepath.Join(out, chart, "Chart.yaml")); err != nil {
 		return "", fmt.Errorf("chart %s %s: the archive holds no %s/Chart.yaml", chart, version, chart)
@@ -221,7 +217,7 @@ func (c *Charts) get(ctx context.Context, u string, creds Credentials) ([]byte, 
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, errors.New(strings.ReplaceAll(oneLine(err), u, redactURL(u)))
+		return nil, errors.New(strings.ReplaceAll(manifest.OneLine(err), u, redactURL(u)))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -229,8 +225,6 @@ func (c *Charts) get(ctx context.Context, u string, creds Credentials) ([]byte, 
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 }
-
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // resolveReference resolves a chart URL of the index against the
 // repository URL (relative URLs are relative to the repository).
