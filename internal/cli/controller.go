@@ -17,6 +17,7 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/metrics"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 )
 
@@ -44,7 +45,9 @@ func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 	cmd.Flags().StringVar(&f.namespace, "namespace", "argocd", "the control-plane namespace: AppProjects, repository Secrets, signing keys and known hosts are read only from here")
 }
 
-func (f *controllerFlags) options(cacheDir, registryURL string) (controller.ManagerOptions, error) {
+// options builds the controller's options; rec, when not nil, records
+// its metrics (and the registry client's requests).
+func (f *controllerFlags) options(cacheDir, registryURL string, rec *metrics.Recorder) (controller.ManagerOptions, error) {
 	var nss []string
 	for _, ns := range strings.Split(f.appNamespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
@@ -58,7 +61,13 @@ func (f *controllerFlags) options(cacheDir, registryURL string) (controller.Mana
 	if registryURL == "" {
 		registryURL = f.registry
 	}
+	if rec != nil {
+		o.Recorder = rec
+	}
 	if ro := registry.OptionsFromEnv(registryURL); ro.URL != "" {
+		if rec != nil {
+			ro.OnRequest = rec.RegistryRequest
+		}
 		c, err := registry.NewClient(ro)
 		if err != nil {
 			return o, err
@@ -90,7 +99,7 @@ func newControllerCmd() *cobra.Command {
 				cacheDir = filepath.Join(base, "mlcd", "controller")
 			}
 			ctrllog.SetLogger(logr.FromSlogHandler(newLogHandler(cmd.ErrOrStderr())))
-			opts, err := f.options(cacheDir, "")
+			opts, err := f.options(cacheDir, "", nil)
 			if err != nil {
 				return err
 			}

@@ -41,12 +41,11 @@ annotation); the controller (mlcd controller) acts on them. Tokens come from
 				}
 				cacheDir = filepath.Join(base, "mlcd", "server")
 			}
-			opts, err := f.options(cacheDir, "")
+			reg, rec := newMetrics()
+			opts, err := f.options(cacheDir, "", rec)
 			if err != nil {
 				return err
 			}
-			reg, rec := newMetrics()
-			opts.Recorder = rec
 			c, err := controller.New(ctx, cfg, controller.ManagerOptions{Options: opts.Options, CacheDir: opts.CacheDir, ReadOnly: true})
 			if err != nil {
 				return err

@@ -167,12 +167,11 @@ func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster
 		return err
 	}
 	ctrllog.SetLogger(logr.FromSlogHandler(newLogHandler(logFile)))
-	opts, err := o.controller.options(filepath.Join(o.stateDir, "cache"), registryURL)
+	reg, rec := newMetrics()
+	opts, err := o.controller.options(filepath.Join(o.stateDir, "cache"), registryURL, rec)
 	if err != nil {
 		return err
 	}
-	reg, rec := newMetrics()
-	opts.Recorder = rec
 	c, err := controller.New(ctx, cfg, opts)
 	if err != nil {
 		return err

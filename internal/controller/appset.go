@@ -53,6 +53,9 @@ func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if set.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil // owner references delete the apps
 	}
+	if ar, ok := r.apps.Options.Recorder.(AppSetRecorder); ok {
+		defer func(started time.Time) { ar.AppSetReconciled(set.Namespace, set.Name, time.Since(started)) }(time.Now())
+	}
 	before := set.DeepCopy()
 	_, refresh := set.Annotations[v1alpha1.RefreshAnnotation]
 	res, err := r.sync(ctx, set, refresh)

@@ -53,6 +53,10 @@ type Controller struct {
 // New builds the manager and reconciler for the cluster at cfg and
 // installs mlcd's CRDs.
 func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, error) {
+	if k, ok := o.Recorder.(K8sRecorder); ok {
+		cfg = rest.CopyConfig(cfg)
+		cfg.Wrap(k.K8sTransport(v1alpha1.InClusterServer))
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -82,6 +86,10 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 			return nil, err
 		}
 	}
+	renderer := render.New()
+	if rr, ok := o.Recorder.(RenderRecorder); ok {
+		renderer.Observe = rr.Rendered
+	}
 	rec := &ApplicationReconciler{
 		client:  mgr.GetClient(),
 		applier: applier,
@@ -91,7 +99,7 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 			// is live within about one interval.
 			Sources:    source.NewCache(source.Options{Dir: filepath.Join(o.CacheDir, "git"), MaxAge: cmp.Or(o.PollInterval, v1alpha1.DefaultPollInterval) * 4 / 5, OnRequest: gitRecorder(o.Recorder)}),
 			Charts:     source.NewCharts(filepath.Join(o.CacheDir, "charts"), cmp.Or(o.PollInterval, v1alpha1.DefaultPollInterval)*4/5),
-			Renderer:   render.New(),
+			Renderer:   renderer,
 			Normalizer: applier,
 		},
 		events:  mgr.GetEventRecorder("mlcd-application-controller"),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"time"
 
 	"github.com/mlcd-dev/mlcd/internal/metrics"
@@ -41,6 +42,24 @@ type AnalysisRecorder interface {
 // a Git remote.
 type GitRecorder interface {
 	GitRequest(repo, requestType string, took time.Duration, err error)
+}
+
+// RenderRecorder, when the Recorder implements it, is told every render
+// performed (cache misses).
+type RenderRecorder interface {
+	Rendered(sourceType string, took time.Duration)
+}
+
+// K8sRecorder, when the Recorder implements it, wraps the controller's
+// Kubernetes transport to count each app's requests.
+type K8sRecorder interface {
+	K8sTransport(server string) func(http.RoundTripper) http.RoundTripper
+}
+
+// AppSetRecorder, when the Recorder implements it, is told every
+// ApplicationSet reconcile.
+type AppSetRecorder interface {
+	AppSetReconciled(namespace, name string, took time.Duration)
 }
 
 type nopRecorder struct{}
@@ -89,6 +108,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return r.finalize(ctx, app)
 	}
 	started := time.Now()
+	ctx = metrics.WithApp(ctx, app.Namespace, app.Name, app.Spec.Project)
 	before := app.DeepCopy()
 	res, serr := r.pipeline(ctx, app)
 
@@ -104,7 +124,6 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	} else {
 		clearConditions(app, errorConditions...)
 	}
-	r.emit(before, app)
 	r.nudgeSiblings(ctx, before, app)
 
 	_, refresh := app.Annotations[v1alpha1.RefreshAnnotation]
@@ -128,6 +147,9 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, errors.Join(err, fmt.Errorf("write status: %w", perr))
 		}
 	}
+	// Events only for what the status now says: a reconcile whose status
+	// write lost its race emits nothing (the next one would emit it again).
+	r.emit(before, app)
 	o := metrics.Outcome{Duration: time.Since(started), Err: err, Synced: app.Status.OperationState != nil && !equality.Semantic.DeepEqual(before.Status.OperationState, app.Status.OperationState)}
 	if serr != nil {
 		o.Reason = serr.condition

@@ -37,6 +37,10 @@ type Recorder struct {
 	gitRequests  *prometheus.CounterVec
 	gitDuration  *prometheus.HistogramVec
 	measurements *prometheus.CounterVec
+	k8sRequests  *prometheus.CounterVec
+	renders      *prometheus.HistogramVec
+	registry     *prometheus.CounterVec
+	appsets      *prometheus.HistogramVec
 }
 
 // New registers the recorder's metrics with reg.
@@ -68,8 +72,26 @@ func New(reg prometheus.Registerer) *Recorder {
 			Name: "mlcd_analysis_measurement_total",
 			Help: "Canary analysis measurements by template, metric and phase.",
 		}, []string{"template", "metric", "phase"}),
+		k8sRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "argocd_app_k8s_request_total",
+			Help: "Number of kubernetes requests executed during application reconciliation.",
+		}, []string{"namespace", "name", "project", "server", "response_code", "verb", "resource_kind", "resource_namespace", "dry_run"}),
+		renders: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mlcd_render_duration_seconds",
+			Help:    "Time to render an application's manifests, by source type.",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"source_type"}),
+		registry: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlcd_registry_request_total",
+			Help: "Requests to the model registry by MLflow route and HTTP status code.",
+		}, []string{"route", "code"}),
+		appsets: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "argocd_appset_reconcile",
+			Help:    "Application reconciliation performance in seconds.",
+			Buckets: []float64{0.25, 0.5, 1, 2, 4, 8, 16},
+		}, []string{"name", "namespace"}),
 	}
-	reg.MustRegister(r.reconcile, r.syncs, r.gates, r.gitRequests, r.gitDuration, r.measurements)
+	reg.MustRegister(r.reconcile, r.syncs, r.gates, r.gitRequests, r.gitDuration, r.measurements, r.k8sRequests, r.renders, r.registry, r.appsets)
 	return r
 }
 
@@ -77,6 +99,22 @@ func New(reg prometheus.Registerer) *Recorder {
 func (r *Recorder) GitRequest(repo, requestType string, took time.Duration, _ error) {
 	r.gitRequests.WithLabelValues(repo, requestType).Inc()
 	r.gitDuration.WithLabelValues(repo, requestType).Observe(took.Seconds())
+}
+
+// Rendered records one render of an app's manifests.
+func (r *Recorder) Rendered(sourceType string, took time.Duration) {
+	r.renders.WithLabelValues(sourceType).Observe(took.Seconds())
+}
+
+// RegistryRequest records one request to the model registry
+// (registry.ClientOptions.OnRequest).
+func (r *Recorder) RegistryRequest(route, code string) {
+	r.registry.WithLabelValues(route, code).Inc()
+}
+
+// AppSetReconciled records one reconcile of an ApplicationSet.
+func (r *Recorder) AppSetReconciled(namespace, name string, took time.Duration) {
+	r.appsets.WithLabelValues(name, namespace).Observe(took.Seconds())
 }
 
 // Measured records one analysis measurement.
@@ -114,6 +152,10 @@ var (
 		[]string{"namespace", "name", "project", "autosync_enabled", "repo", "dest_server", "dest_namespace", "sync_status", "health_status", "operation"}, nil)
 	modelInfo = prometheus.NewDesc("mlcd_model_version_info", "The model version Git names for each governed application.",
 		[]string{"model", "environment", "version", "app"}, nil)
+	appsetInfo = prometheus.NewDesc("argocd_appset_info", "Information about applicationset.",
+		[]string{"namespace", "name", "resource_update_status"}, nil)
+	appsetOwned = prometheus.NewDesc("argocd_appset_owned_applications", "Number of applications owned by the applicationset.",
+		[]string{"namespace", "name"}, nil)
 	rolloutPhase = prometheus.NewDesc("mlcd_rollout_phase", "1 for the phase each application's canary rollout is in.",
 		[]string{"namespace", "name", "model", "environment", "phase"}, nil)
 	rolloutStep = prometheus.NewDesc("mlcd_rollout_step", "The step index of each application's canary rollout.",
@@ -130,6 +172,8 @@ type appCollector struct {
 func (c *appCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- appInfo
 	ch <- modelInfo
+	ch <- appsetInfo
+	ch <- appsetOwned
 	ch <- rolloutPhase
 	ch <- rolloutStep
 	ch <- rolloutWeight
@@ -162,6 +206,27 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 		if m := a.Annotations[v1alpha1.AppAnnotationModel]; m != "" {
 			ch <- prometheus.MustNewConstMetric(modelInfo, prometheus.GaugeValue, 1,
 				m, a.Annotations[v1alpha1.AppAnnotationEnvironment], a.Annotations[v1alpha1.AppAnnotationVersion], a.Namespace+"/"+a.Name)
+		}
+	}
+	owned := map[string]int{}
+	for _, a := range list.Items {
+		for _, ref := range a.OwnerReferences {
+			if ref.Kind == "ApplicationSet" {
+				owned[a.Namespace+"/"+ref.Name]++
+			}
+		}
+	}
+	var sets v1alpha1.ApplicationSetList
+	if err := c.apps.List(ctx, &sets); err == nil {
+		for _, set := range sets.Items {
+			status := ""
+			for _, cond := range set.Status.Conditions {
+				if cond.Type == v1alpha1.AppSetConditionResourcesUpToDate {
+					status = string(cond.Status)
+				}
+			}
+			ch <- prometheus.MustNewConstMetric(appsetInfo, prometheus.GaugeValue, 1, set.Namespace, set.Name, status)
+			ch <- prometheus.MustNewConstMetric(appsetOwned, prometheus.GaugeValue, float64(owned[set.Namespace+"/"+set.Name]), set.Namespace, set.Name)
 		}
 	}
 	var rollouts v1alpha1.ModelRolloutList

@@ -39,6 +39,10 @@ type ClientOptions struct {
 	CAFile string
 	// HTTPClient overrides the transport entirely.
 	HTTPClient *http.Client
+	// OnRequest, when set, is told of every attempt: the MLflow route
+	// (e.g. "model-versions/get", never a query) and the HTTP status code
+	// ("error" when no answer came).
+	OnRequest func(route, code string)
 }
 
 // OptionsFromEnv returns options from MLflow's client environment: the URL
@@ -78,6 +82,7 @@ type Client struct {
 	auth         func(*http.Request)
 	maxRetries   int
 	retryBackoff time.Duration
+	onRequest    func(route, code string)
 }
 
 // NewClient returns a client for the server in opts.
@@ -131,6 +136,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		auth:         func(*http.Request) {},
 		maxRetries:   opts.MaxRetries,
 		retryBackoff: opts.RetryBackoff,
+		onRequest:    opts.OnRequest,
 	}
 	switch {
 	case opts.Username != "" || opts.Password != "":
@@ -202,6 +208,14 @@ func (c *Client) attempt(ctx context.Context, method, u string, body []byte, out
 	req.Header.Set("User-Agent", "mlcd")
 	c.auth(req)
 	resp, err := c.http.Do(req)
+	if c.onRequest != nil {
+		code := "error"
+		if err == nil {
+			code = strconv.Itoa(resp.StatusCode)
+		}
+		_, route, _ := strings.Cut(req.URL.Path, apiPrefix)
+		c.onRequest(route, code)
+	}
 	if err != nil {
 		return false, 0, fmt.Errorf("registry %s %s: %w", method, redact(u), unwrapURLError(err))
 	}

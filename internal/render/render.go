@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -58,6 +59,9 @@ type Renderer struct {
 	mu      sync.Mutex
 	cache   map[string]*Result
 	renders atomic.Int64
+	// Observe, when set, is told of every render performed (not of cache
+	// hits): the source type and how long it took.
+	Observe func(sourceType string, took time.Duration)
 }
 
 // New returns a Renderer.
@@ -84,11 +88,15 @@ func (r *Renderer) Render(in Input) (*Result, error) {
 	cached, ok := r.cache[k]
 	r.mu.Unlock()
 	if !ok {
+		started := time.Now()
 		res, err := r.render(in)
 		if err != nil {
 			return nil, err
 		}
 		r.renders.Add(1)
+		if r.Observe != nil {
+			r.Observe(res.Type, time.Since(started))
+		}
 		r.mu.Lock()
 		if len(r.cache) > 10000 {
 			r.cache = map[string]*Result{}

@@ -8,14 +8,17 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/deploy/grafana"
 	"github.com/mlcd-dev/mlcd/examples"
+	"github.com/mlcd-dev/mlcd/internal/metrics"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
 	"github.com/mlcd-dev/mlcd/internal/source/gittest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestGrafanaDashboardMetricsExist: every metric a query of
@@ -23,7 +26,13 @@ import (
 func TestGrafanaDashboardMetricsExist(t *testing.T) {
 	reg := registrytest.Start(t, registry.ServerOptions{})
 	registrytest.Register(t, reg.Client, "fraud-detection", "v2.3.1", map[string]float64{"auc": 0.95})
-	e := startWithRegistry(t, reg.Client)
+	promReg := prometheus.NewRegistry()
+	rec := metrics.New(promReg)
+	rc, err := registry.NewClient(registry.ClientOptions{URL: reg.URL, OnRequest: rec.RegistryRequest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startWithMetrics(t, promReg, rec, rc)
 	repo := gittest.New(t)
 	repo.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", "models/fraud-detection", nil)
 	repo.Remove("models/fraud-detection/mlcd.yaml")
@@ -39,6 +48,22 @@ func TestGrafanaDashboardMetricsExist(t *testing.T) {
 	app.Namespace = e.ns
 	if err := e.c.Create(context.Background(), app); err != nil {
 		t.Fatal(err)
+	}
+	// The rollout and ApplicationSet series exist for any ModelRollout and
+	// ApplicationSet: one of each (the rollout as the controller would
+	// write it, the set with no elements) puts them in the scrape.
+	for _, doc := range []string{
+		"apiVersion: mlcd.io/v1alpha1\nkind: ModelRollout\nmetadata: {name: fd}\nspec: {application: fd, model: fraud-detection, environment: production, revision: abc, stableVersion: v2.3.0, canaryVersion: v2.3.1, workloads: [], strategy: {steps: [{setWeight: 20}]}}\n",
+		"apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata: {name: models}\nspec: {generators: [{list: {elements: []}}], template: {metadata: {name: '{{name}}'}, spec: {project: default, source: {repoURL: x}, destination: {namespace: x}}}}\n",
+	} {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		u.SetNamespace(e.ns)
+		if err := e.c.Create(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if out, err := e.mlcd(adminToken, "app", "wait", "fd", "--sync", "--timeout", "60s"); err != nil {
 		t.Fatalf("wait: %v\n%s", err, out)

@@ -62,11 +62,16 @@ func start(t *testing.T) *env {
 // startWithRegistry is start with a model registry for governed apps.
 func startWithRegistry(t *testing.T, modelRegistry controller.ModelRegistry) *env {
 	t.Helper()
+	reg := prometheus.NewRegistry()
+	return startWithMetrics(t, reg, metrics.New(reg), modelRegistry)
+}
+
+// startWithMetrics is startWithRegistry recording into rec, served from reg.
+func startWithMetrics(t *testing.T, reg *prometheus.Registry, rec *metrics.Recorder, modelRegistry controller.ModelRegistry) *env {
+	t.Helper()
 	ce := clustertest.Get(t)
 	ns := ce.Namespace(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	reg := prometheus.NewRegistry()
-	rec := metrics.New(reg)
 	ctrl, err := controller.New(ctx, ce.Config, controller.ManagerOptions{
 		Options:  controller.Options{PollInterval: time.Minute, ControllerNamespace: ns, Recorder: rec, Registry: modelRegistry},
 		CacheDir: t.TempDir(),
