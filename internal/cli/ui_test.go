@@ -202,7 +202,7 @@ func TestWebUI(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.ID("token")), chromedp.SendKeys(chromedp.ID("token"), token), chromedp.Click(chromedp.ID("sign-in"))); err != nil {
 		t.Fatal(err)
 	}
-	list := waitText("app list", "fraud-detection-production", "fraud-detection-staging", "Fleet by model", "v2.3.1")
+	list := waitText("app list", "fraud-detection-production", "fraud-detection-staging", "Fleet by model", "v2.3.1", "● live")
 	for _, row := range strings.Split(list, "\n") {
 		if strings.HasPrefix(row, "fraud-detection-production") && !(strings.Contains(row, "Synced") && strings.Contains(row, "Healthy") && strings.Contains(row, "v2.3.1")) {
 			t.Errorf("list row: %q", row)
@@ -232,6 +232,9 @@ func TestWebUI(t *testing.T) {
 			return healthy(a) && ann["mlcd.io/model-version"] == want
 		}
 	}
+	// The list follows the stream: staging's new version shows without a
+	// reload (the app pages do not poll).
+	waitText("app list after the promotion", "v2.3.2")
 	waitApp("fraud-detection-staging", "at v2.3.2", version("v2.3.2"))
 
 	// The app page: tree and history (with the commit message).

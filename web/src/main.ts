@@ -381,11 +381,68 @@ async function route() {
     }
   };
   await render();
-  // Live enough: list and app pages refresh every 5 s unless a dialog or a
-  // diff is open.
-  refreshTimer = window.setInterval(() => {
-    if (!document.querySelector("dialog[open]") && !document.querySelector(".diff details") && document.activeElement?.tagName !== "INPUT") render();
-  }, 5000);
+  currentRender = render;
+  // The app pages follow the live stream (streamApps); the model pages
+  // read the registry, which does not stream: they refresh every 15 s.
+  if (parts[0] === "models") refreshTimer = window.setInterval(() => { if (idle()) render(); }, 15000);
+}
+
+// ---- Live updates ----------------------------------------------------
+
+let currentRender: (() => Promise<void>) | undefined;
+let pending: number | undefined;
+
+// idle: no dialog, open diff or focused input that a re-render would lose.
+const idle = () => !document.querySelector("dialog[open]") && !document.querySelector(".diff details[open]") && document.activeElement?.tagName !== "INPUT";
+
+// rerender coalesces a burst of changes into one render 300 ms later.
+function rerender() {
+  if (pending !== undefined) return;
+  pending = window.setTimeout(() => {
+    pending = undefined;
+    if (!idle()) { rerender(); return; }
+    currentRender?.();
+  }, 300);
+}
+
+// streamApps reads the server-sent events of GET
+// /api/v1/stream/applications (fetch, not EventSource, so the bearer
+// token goes in a header) and re-renders on every Application change;
+// it reconnects with backoff when the stream ends.
+async function streamApps() {
+  const live = document.getElementById("live");
+  let backoff = 1000;
+  for (;;) {
+    const token = localStorage.getItem(TOKEN_KEY);
+    if (!token) { await new Promise((r) => setTimeout(r, 1000)); continue; }
+    {
+      try {
+        const resp = await fetch("/api/v1/stream/applications", { headers: { Accept: "text/event-stream", Authorization: "Bearer " + token } });
+        if (resp.ok && resp.body) {
+          if (live) { live.textContent = "● live"; live.title = "updates as Applications change"; }
+          backoff = 1000;
+          const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+          let buf = "";
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buf += value;
+            let end;
+            while ((end = buf.indexOf("\n\n")) >= 0) {
+              const block = buf.slice(0, end);
+              buf = buf.slice(end + 2);
+              if (/^event: application$/m.test(block)) rerender();
+            }
+          }
+        }
+      } catch {
+        // fall through to reconnect
+      }
+    }
+    if (live) { live.textContent = "○ reconnecting"; live.title = "the live stream is down; retrying"; }
+    await new Promise((r) => setTimeout(r, backoff));
+    backoff = Math.min(backoff * 2, 30000);
+  }
 }
 
 api("/api/v1/session")
@@ -393,3 +450,4 @@ api("/api/v1/session")
   .catch(() => undefined);
 window.addEventListener("hashchange", route);
 route();
+streamApps();
