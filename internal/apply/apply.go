@@ -51,6 +51,9 @@ func New(c client.Client, reader client.Reader) *Applier {
 	return &Applier{rm: rm, client: c, reader: reader}
 }
 
+// Client is the applier's direct client (reads from the API server).
+func (a *Applier) Client() client.Client { return a.client }
+
 // Action is what a sync did, or would do, to one object: the words the
 // controller, the CLI and the UI share.
 type Action string

@@ -71,6 +71,8 @@ type ApplicationReconciler struct {
 	mgr     ctrl.Manager
 	watchMu sync.Mutex
 	watched map[schema.GroupVersionKind]bool
+	// remotes are the destination clusters besides this one.
+	remotes remotes
 
 	verifyMu sync.Mutex
 	verified map[types.NamespacedName]verification
@@ -118,6 +120,9 @@ func (r *ApplicationReconciler) setup(mgr ctrl.Manager, readOnly bool) error {
 	r.laterCh = make(chan event.GenericEvent, 1024)
 	r.models = modelState{resolved: map[string]*registry.ModelVersion{}, writtenBack: map[string]string{}}
 	r.mgr = mgr
+	if err := r.startRemotes(mgr); err != nil {
+		return err
+	}
 	if readOnly {
 		return nil // the engine only (diffs for an API server): no reconciles
 	}

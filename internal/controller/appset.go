@@ -74,7 +74,11 @@ func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 func (r *ApplicationSetReconciler) sync(ctx context.Context, set *v1alpha1.ApplicationSet, refresh bool) (ctrl.Result, error) {
 	ar := r.apps
 	poll := ctrl.Result{RequeueAfter: ar.jitter(ar.Options.PollInterval)}
-	params, err := appset.Generate(set, appset.Inputs{Repos: &setRepos{ctx: ctx, r: ar, refresh: refresh}, Clusters: []appset.Cluster{appset.InCluster}})
+	clusterList, err := ar.clusterList(ctx)
+	var params []appset.Params
+	if err == nil {
+		params, err = appset.Generate(set, appset.Inputs{Repos: &setRepos{ctx: ctx, r: ar, refresh: refresh}, Clusters: clusterList})
+	}
 	if err != nil {
 		setAppSetCondition(set, v1alpha1.AppSetConditionErrorOccurred, "True", "ApplicationGenerationFromParamsError", err.Error()+"; existing applications are kept")
 		setAppSetCondition(set, v1alpha1.AppSetConditionParametersGenerated, "False", "ErrorOccurred", err.Error())

@@ -5,7 +5,6 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
-	"github.com/mlcd-dev/mlcd/internal/desired"
 	"github.com/mlcd-dev/mlcd/internal/inventory"
 	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
@@ -28,16 +27,16 @@ func (r *ApplicationReconciler) Diff(ctx context.Context, app *v1alpha1.Applicat
 	if serr := r.permitted(app, proj, src); serr != nil {
 		return nil, serr
 	}
+	if ctx, serr = r.target(ctx, app, proj); serr != nil {
+		return nil, serr
+	}
 	sha, serr := r.revision(ctx, app, proj, src)
 	if serr != nil {
 		return nil, serr
 	}
-	st, err := r.engine.Build(ctx, desired.Input{
-		Owner: app.Namespace + "/" + app.Name, AppName: app.Name,
-		Source: *src, Destination: app.Spec.Destination, Revision: sha, Project: proj,
-	})
-	if err != nil {
-		return nil, fromDesired(err)
+	st, serr := r.build(ctx, app, proj, *src, sha, nil, "")
+	if serr != nil {
+		return nil, serr
 	}
 	gov, serr := r.governance(ctx, app, st.Root, st.Rendered)
 	if serr != nil {
@@ -55,7 +54,7 @@ func (r *ApplicationReconciler) Diff(ctx context.Context, app *v1alpha1.Applicat
 	if err := respectOthers(app, st.Objects, live, false); err != nil {
 		return nil, err
 	}
-	out, err := r.applier.Diff(ctx, st.Objects)
+	out, err := r.applierOf(ctx).Diff(ctx, st.Objects)
 	if err != nil {
 		return nil, err
 	}

@@ -29,13 +29,19 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *v1alpha1.Appl
 		return ctrl.Result{}, nil
 	}
 	finalizer := app.Finalizers[i]
+	// The resources are where the app deployed them; a cluster that does
+	// not answer holds the deletion (retried) rather than lose track.
+	ctx, serr := r.target(ctx, app, nil)
+	if serr != nil {
+		return ctrl.Result{}, serr
+	}
 	if err := r.deleteCanaries(ctx, app); err != nil {
 		return ctrl.Result{}, err
 	}
 	inv := inventory.Objects(app.Status.Resources)
 	live := make(liveSet, len(inv))
 	for _, o := range inv {
-		l, err := r.applier.Get(ctx, o)
+		l, err := r.applierOf(ctx).Get(ctx, o)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -57,7 +63,7 @@ func (r *ApplicationReconciler) finalize(ctx context.Context, app *v1alpha1.Appl
 		}
 		if len(todo) > 0 {
 			r.event(app, eventNormal, "ResourcesDeleting", "deleting %d resources of the application (%s)", len(todo), finalizer)
-			if _, err := r.applier.Delete(ctx, todo, propagation); err != nil {
+			if _, err := r.applierOf(ctx).Delete(ctx, todo, propagation); err != nil {
 				r.event(app, eventWarning, "ResourcesDeleteFailed", "%s", err)
 				return ctrl.Result{}, err
 			}

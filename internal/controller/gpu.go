@@ -62,7 +62,10 @@ func (r *ApplicationReconciler) freeGPUs(ctx context.Context, d *unstructured.Un
 	if spec == nil {
 		return 0, nil
 	}
-	reader := r.mgr.GetAPIReader()
+	var reader client.Reader = r.mgr.GetAPIReader()
+	if t, ok := ctx.Value(targetKey{}).(*target); ok && t.remote != nil {
+		reader = t.applier.Client()
+	}
 	var nodes corev1.NodeList
 	if err := reader.List(ctx, &nodes); err != nil {
 		return 0, fmt.Errorf("list nodes: %w", err)

@@ -150,7 +150,7 @@ func (r *ApplicationReconciler) steerInferenceServices(ctx context.Context, run 
 		if rr.requeue == 0 {
 			rr.requeue = time.Second
 		}
-		if _, err := r.applier.Apply(ctx, []*unstructured.Unstructured{out}, nil); err != nil {
+		if _, err := r.applierOf(ctx).Apply(ctx, []*unstructured.Unstructured{out}, nil); err != nil {
 			return fail(v1alpha1.ConditionSyncError, true, "InferenceService %s: %s", w.Name, err)
 		}
 	}

@@ -65,7 +65,7 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 		r.event(app, eventNormal, "SyncStarted", "syncing %s (%d resources)", v1alpha1.ShortSHA(in.sha), len(in.objs))
 	}
 	if dest := app.Spec.Destination.Namespace; dest != "" && app.HasSyncOption("CreateNamespace=true") {
-		if err := r.applier.EnsureNamespace(ctx, dest); err != nil {
+		if err := r.applierOf(ctx).EnsureNamespace(ctx, dest); err != nil {
 			return nil, failed(err)
 		}
 	}
@@ -78,7 +78,7 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 			}
 		}
 	}
-	applied, err := r.applier.Apply(ctx, objs, live)
+	applied, err := r.applierOf(ctx).Apply(ctx, objs, live)
 	for _, a := range applied {
 		if a.Object == nil {
 			continue
@@ -120,7 +120,7 @@ func (r *ApplicationReconciler) pruneStale(ctx context.Context, app *v1alpha1.Ap
 		results = append(results, resourceResult(s.Object, apply.Skipped, s.Reason))
 	}
 	op.last = plan.PruneLast
-	pruned, err := r.applier.Prune(ctx, plan.Prune)
+	pruned, err := r.applierOf(ctx).Prune(ctx, plan.Prune)
 	for _, p := range pruned {
 		if p.Object != nil {
 			results = append(results, resourceResult(p.Object, p.Action, ""))
@@ -145,7 +145,7 @@ func (r *ApplicationReconciler) pruneLast(ctx context.Context, app *v1alpha1.App
 	if len(last) == 0 || app.Status.Health.Status != v1alpha1.HealthHealthy {
 		return nil
 	}
-	pruned, err := r.applier.Prune(ctx, last)
+	pruned, err := r.applierOf(ctx).Prune(ctx, last)
 	if err != nil {
 		return refuse(v1alpha1.ConditionSyncError, true, "%s", err)
 	}

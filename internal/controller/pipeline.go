@@ -1,13 +1,13 @@
 package controller
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -31,6 +31,9 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 		return ctrl.Result{}, serr
 	}
 	if serr := r.permitted(app, proj, src); serr != nil {
+		return ctrl.Result{}, serr
+	}
+	if ctx, serr = r.target(ctx, app, proj); serr != nil {
 		return ctrl.Result{}, serr
 	}
 	var sha string
@@ -63,7 +66,7 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 		}
 		stampLineage(st.Objects, gov, sha)
 	}
-	if serr := r.watchKinds(st); serr != nil {
+	if serr := r.watchKinds(ctx, st); serr != nil {
 		return ctrl.Result{}, serr
 	}
 	objs, hooks := splitHooks(st.Objects)
@@ -74,7 +77,7 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 func (r *ApplicationReconciler) build(ctx context.Context, app *v1alpha1.Application, proj *v1alpha1.AppProject, src v1alpha1.ApplicationSource, rev string, refs map[string]string, refsKey string) (*desired.State, *stepError) {
 	in := desired.Input{
 		Owner: app.Namespace + "/" + app.Name, AppName: app.Name,
-		Source: src, Destination: app.Spec.Destination, Revision: rev, Project: proj, Refs: refs, RefsKey: refsKey,
+		Source: src, Destination: destinationOf(ctx, app), Revision: rev, Project: proj, Refs: refs, RefsKey: refsKey,
 	}
 	if src.Chart != "" {
 		creds, err := r.repoCredentials(ctx, src.RepoURL)
@@ -141,8 +144,9 @@ func (r *ApplicationReconciler) buildSources(ctx context.Context, app *v1alpha1.
 	return out, revs, nil
 }
 
-// permitted checks the app against its project: source repository and
-// destination. Objects are checked by the desired-state step.
+// permitted checks the app's source repositories against its project.
+// The destination is checked where it is resolved (target); objects by
+// the desired-state step.
 func (r *ApplicationReconciler) permitted(app *v1alpha1.Application, proj *v1alpha1.AppProject, src *v1alpha1.ApplicationSource) *stepError {
 	for _, s := range app.Spec.Sources {
 		if err := proj.PermitsSource(s.RepoURL); err != nil {
@@ -152,14 +156,7 @@ func (r *ApplicationReconciler) permitted(app *v1alpha1.Application, proj *v1alp
 	if err := proj.PermitsSource(src.RepoURL); err != nil {
 		return fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
 	}
-	dest := app.Spec.Destination
-	if err := proj.PermitsDestination(dest); err != nil {
-		return fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
-	}
-	if !(dest.Server == v1alpha1.InClusterServer || (dest.Server == "" && dest.Name == "in-cluster")) {
-		return fail(v1alpha1.ConditionInvalidSpecError, false, "destination %s is not a known cluster: mlcd syncs to the cluster it runs in (%s)", cmp.Or(dest.Server, dest.Name), v1alpha1.InClusterServer)
-	}
-	return nil
+	return nil // the destination: target
 }
 
 // revision resolves the commit to sync and checks that it may be synced:
@@ -190,12 +187,17 @@ func (r *ApplicationReconciler) revision(ctx context.Context, app *v1alpha1.Appl
 // watchKinds watches every kind the app deploys, once per kind. A kind
 // defined by a CRD of this source is watched from the reconcile after the
 // CRD is established.
-func (r *ApplicationReconciler) watchKinds(st *desired.State) *stepError {
+func (r *ApplicationReconciler) watchKinds(ctx context.Context, st *desired.State) *stepError {
+	t, _ := ctx.Value(targetKey{}).(*target)
 	for _, o := range st.Objects {
-		if !r.applier.Known(o) {
+		if !r.applierOf(ctx).Known(o) {
 			continue
 		}
-		if err := r.watch(o.GroupVersionKind()); err != nil {
+		watch := r.watch
+		if t != nil && t.remote != nil {
+			watch = func(gvk schema.GroupVersionKind) error { return r.watchRemote(t.remote, gvk) }
+		}
+		if err := watch(o.GroupVersionKind()); err != nil {
 			return fail(v1alpha1.ConditionComparisonError, true, "watch %s: %s", o.GetKind(), err)
 		}
 	}

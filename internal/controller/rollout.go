@@ -414,7 +414,7 @@ func (r *ApplicationReconciler) sides(ctx context.Context, run *syncRun) ([]*sid
 		probe.SetGroupVersionKind(s.desired.GroupVersionKind())
 		probe.SetNamespace(w.Namespace)
 		probe.SetName(w.Name + canarySuffix)
-		c, err := r.applier.GetDirect(ctx, probe)
+		c, err := r.applierOf(ctx).GetDirect(ctx, probe)
 		if err != nil {
 			return nil, fail(v1alpha1.ConditionComparisonError, true, "read %s: %s", probe.GetName(), err)
 		}
@@ -564,7 +564,7 @@ func (r *ApplicationReconciler) applyCanary(ctx context.Context, app *v1alpha1.A
 	if s.canary == nil {
 		r.event(app, eventNormal, "CanaryCreated", "created %s with %s %s", c.GetName(), mr.Spec.Model, mr.Spec.CanaryVersion)
 	}
-	return r.client.Patch(ctx, c, client.Apply, client.FieldOwner(rolloutManager), client.ForceOwnership)
+	return r.clientOf(ctx).Patch(ctx, c, client.Apply, client.FieldOwner(rolloutManager), client.ForceOwnership)
 }
 
 // scaleStable sets the stable Deployment's replicas (its template stays)
@@ -576,7 +576,7 @@ func (r *ApplicationReconciler) scaleStable(ctx context.Context, run *syncRun, s
 	}
 	d := s.stable.DeepCopy()
 	patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, replicas)
-	if err := r.client.Patch(ctx, d, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(rolloutManager)); err != nil {
+	if err := r.clientOf(ctx).Patch(ctx, d, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(rolloutManager)); err != nil {
 		return err
 	}
 	run.live[s.key] = d
@@ -615,7 +615,7 @@ func (r *ApplicationReconciler) removeCanaries(ctx context.Context, app *v1alpha
 			waiting = true
 			continue
 		}
-		if err := r.client.Delete(ctx, s.canary); client.IgnoreNotFound(err) != nil {
+		if err := r.clientOf(ctx).Delete(ctx, s.canary); client.IgnoreNotFound(err) != nil {
 			return fail(v1alpha1.ConditionSyncError, true, "delete %s: %s", s.canary.GetName(), err)
 		}
 		r.event(app, eventNormal, "CanaryRemoved", "deleted %s", s.canary.GetName())
@@ -861,7 +861,7 @@ func (r *ApplicationReconciler) deleteCanaries(ctx context.Context, app *v1alpha
 		c.SetKind("Deployment")
 		c.SetNamespace(w.Namespace)
 		c.SetName(w.Name + canarySuffix)
-		if err := r.client.Delete(ctx, c); client.IgnoreNotFound(err) != nil {
+		if err := r.clientOf(ctx).Delete(ctx, c); client.IgnoreNotFound(err) != nil {
 			return err
 		}
 	}

@@ -72,7 +72,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		}
 	default:
 		var err error
-		if drift, err = r.applier.Diff(ctx, in.objs); err != nil {
+		if drift, err = r.applierOf(ctx).Diff(ctx, in.objs); err != nil {
 			return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, true, "%s", err)
 		}
 	}
@@ -239,7 +239,7 @@ func (r *ApplicationReconciler) readLive(ctx context.Context, objs, stale []*uns
 	live := make(liveSet, len(objs)+len(stale))
 	for _, set := range [][]*unstructured.Unstructured{objs, stale} {
 		for _, o := range set {
-			l, err := r.applier.Get(ctx, o)
+			l, err := r.applierOf(ctx).Get(ctx, o)
 			if err != nil {
 				return nil, fail(v1alpha1.ConditionComparisonError, true, "read %s %s: %s", o.GetKind(), o.GetName(), err)
 			}
@@ -260,10 +260,10 @@ func (r *ApplicationReconciler) confirmMissing(ctx context.Context, app *v1alpha
 	}
 	for _, o := range objs {
 		key := manifest.Key(o)
-		if live[key] != nil || !inInventory[key] || !r.applier.Known(o) {
+		if live[key] != nil || !inInventory[key] || !r.applierOf(ctx).Known(o) {
 			continue
 		}
-		l, err := r.applier.GetDirect(ctx, o)
+		l, err := r.applierOf(ctx).GetDirect(ctx, o)
 		if err != nil {
 			return fail(v1alpha1.ConditionComparisonError, true, "read %s %s: %s", o.GetKind(), o.GetName(), err)
 		}
@@ -394,7 +394,7 @@ func (r *ApplicationReconciler) inventoryHealth(ctx context.Context, app *v1alph
 		if rs.Health == nil {
 			continue // stale entry: not part of what the app runs
 		}
-		l, err := r.applier.Get(ctx, inventory.Object(rs))
+		l, err := r.applierOf(ctx).Get(ctx, inventory.Object(rs))
 		if err != nil {
 			return v1alpha1.HealthStatus{}, false
 		}

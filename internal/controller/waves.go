@@ -70,7 +70,7 @@ func (r *ApplicationReconciler) startPhased(ctx context.Context, app *v1alpha1.A
 		return &operation{actions: map[string]apply.Action{}, replies: map[string]*unstructured.Unstructured{}}, nil
 	}
 	if !must {
-		drift, err := r.applier.Diff(ctx, in.objs)
+		drift, err := r.applierOf(ctx).Diff(ctx, in.objs)
 		if err != nil {
 			return nil, fail(v1alpha1.ConditionComparisonError, true, "%s", err)
 		}
@@ -89,7 +89,7 @@ func (r *ApplicationReconciler) startPhased(ctx context.Context, app *v1alpha1.A
 	app.Status.OperationState = state
 	r.event(app, eventNormal, "SyncStarted", "syncing %s in phases (%d resources in waves %v, %d hooks)", v1alpha1.ShortSHA(in.sha), len(in.objs), manifest.Waves(in.objs), len(in.hooks))
 	if dest := app.Spec.Destination.Namespace; dest != "" && app.HasSyncOption("CreateNamespace=true") {
-		if err := r.applier.EnsureNamespace(ctx, dest); err != nil {
+		if err := r.applierOf(ctx).EnsureNamespace(ctx, dest); err != nil {
 			return nil, r.failPhased(ctx, app, run, err.Error())
 		}
 	}
@@ -126,7 +126,7 @@ func (r *ApplicationReconciler) continuePhased(ctx context.Context, app *v1alpha
 			}
 		}
 		if len(todo) > 0 {
-			applied, err := r.applier.Apply(ctx, todo, run.live)
+			applied, err := r.applierOf(ctx).Apply(ctx, todo, run.live)
 			for _, a := range applied {
 				if a.Object == nil {
 					continue
@@ -269,7 +269,7 @@ func (r *ApplicationReconciler) runHooks(ctx context.Context, app *v1alpha1.Appl
 				continue
 			}
 			if res.HookPhase == v1alpha1.PhaseRunning {
-				live, err := r.applier.GetDirect(ctx, o)
+				live, err := r.applierOf(ctx).GetDirect(ctx, o)
 				if err != nil {
 					return "", "", fail(v1alpha1.ConditionSyncError, true, "%s hook %s: %s", phase, o.GetName(), err)
 				}
@@ -292,7 +292,7 @@ func (r *ApplicationReconciler) runHooks(ctx context.Context, app *v1alpha1.Appl
 // createHook creates a hook; an existing copy from an earlier operation is
 // deleted first (BeforeHookCreation) and false returned until it is gone.
 func (r *ApplicationReconciler) createHook(ctx context.Context, o *unstructured.Unstructured) (bool, error) {
-	live, err := r.applier.GetDirect(ctx, o)
+	live, err := r.applierOf(ctx).GetDirect(ctx, o)
 	if err != nil {
 		return false, err
 	}
@@ -301,7 +301,7 @@ func (r *ApplicationReconciler) createHook(ctx context.Context, o *unstructured.
 			return true, nil // this operation's own (a reconcile from a stale copy recorded less)
 		}
 		if live.GetDeletionTimestamp() == nil {
-			if err := r.client.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			if err := r.clientOf(ctx).Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 				return false, err
 			}
 		}
@@ -309,7 +309,7 @@ func (r *ApplicationReconciler) createHook(ctx context.Context, o *unstructured.
 	}
 	c := o.DeepCopy()
 	c.SetResourceVersion("")
-	if err := r.client.Create(ctx, c); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := r.clientOf(ctx).Create(ctx, c); err != nil && !apierrors.IsAlreadyExists(err) {
 		return false, err
 	}
 	return true, nil
@@ -398,7 +398,7 @@ func (r *ApplicationReconciler) endPhased(ctx context.Context, app *v1alpha1.App
 			}
 			if (res.HookPhase == v1alpha1.PhaseSucceeded && slices.Contains(policies, manifest.HookSucceeded)) ||
 				(res.HookPhase == v1alpha1.PhaseFailed && slices.Contains(policies, manifest.HookFailed)) {
-				if err := r.client.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) == nil {
+				if err := r.clientOf(ctx).Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) == nil {
 					res.Message = strings.TrimSpace(res.Message + " (deleted by its delete policy)")
 				}
 			}

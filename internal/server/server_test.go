@@ -31,6 +31,7 @@ import (
 	"github.com/mlcd-dev/mlcd/internal/localcluster/clustertest"
 	"github.com/mlcd-dev/mlcd/internal/metrics"
 	"github.com/mlcd-dev/mlcd/internal/server"
+	"github.com/mlcd-dev/mlcd/internal/webhook"
 	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
 
@@ -112,6 +113,7 @@ func startWithMetrics(t *testing.T, reg *prometheus.Registry, rec *metrics.Recor
 			return watcher.Watch(ctx, &v1alpha1.ApplicationList{}, client.InNamespace(ns))
 		},
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Webhook: webhook.New(webhook.Options{Client: ctrl.Manager.GetClient(), Namespace: ns}),
 	})
 	if err != nil {
 		t.Fatal(err)
