@@ -158,3 +158,48 @@ spec:
 	h.refresh("multi")
 	h.waitCondition("multi", v1alpha1.ConditionModelGate, "has no version v2.3.9")
 }
+
+// TestChartDependencyFromRepository: a chart in Git whose Chart.yaml
+// depends on a chart of a Helm repository (a semver range) renders with
+// the dependency fetched as `helm dependency build` would; a dependency
+// version the repository lacks is a condition that prunes nothing.
+func TestChartDependencyFromRepository(t *testing.T) {
+	h := start(t, time.Minute)
+	chartURL := chartRepo(t, "0.1.0", "0.1.3")
+	repo := gittest.New(t)
+	chart := func(constraint string) map[string]string {
+		return map[string]string{
+			"serving/Chart.yaml":          fmt.Sprintf("apiVersion: v2\nname: serving\nversion: 1.0.0\ndependencies:\n- {name: fraud-detection, version: %q, repository: %s}\n", constraint, chartURL),
+			"serving/values.yaml":         "fraud-detection:\n  model: {version: v2.3.1, replicas: 2}\n  autoscaling: {enabled: false}\n",
+			"serving/templates/note.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: serving-note}\ndata: {dependency: '{{ (index .Subcharts \"fraud-detection\").Chart.Version }}'}\n",
+		}
+	}
+	sha := repo.Write(chart("~0.1.0")).Commit("umbrella chart")
+	dest := h.ns + "-umbrella"
+	h.namespaceGone(t, dest)
+	h.create(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: umbrella, namespace: {{NS}}}
+spec:
+  project: default
+  source: {repoURL: {{REPO}}, targetRevision: main, path: serving}
+  destination: {server: https://kubernetes.default.svc, namespace: {{DEST}}}
+  syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
+`, map[string]string{"{{REPO}}": repo.URL(), "{{DEST}}": dest})
+	h.waitSynced("umbrella", sha)
+	d := h.deployment(dest, "fraud-detection")
+	if d == nil || *d.Spec.Replicas != 2 {
+		t.Fatalf("the dependency's Deployment with the parent's values: %+v", d)
+	}
+
+	// A dependency version the repository lacks: a condition, nothing pruned.
+	sha2 := repo.Write(chart("9.9.9")).Commit("missing dependency version")
+	h.refresh("umbrella")
+	h.waitCondition("umbrella", v1alpha1.ConditionComparisonError, "dependency fraud-detection 9.9.9")
+	if st := h.app("umbrella").Status; st.Sync.Status == v1alpha1.SyncStatusSynced || st.Sync.Revision == sha2 {
+		t.Errorf("sync %s at %s with a missing dependency", st.Sync.Status, shortSHA(st.Sync.Revision))
+	}
+	if h.deployment(dest, "fraud-detection") == nil {
+		t.Fatal("a missing dependency pruned what runs")
+	}
+}

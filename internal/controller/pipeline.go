@@ -78,6 +78,7 @@ func (r *ApplicationReconciler) build(ctx context.Context, app *v1alpha1.Applica
 	in := desired.Input{
 		Owner: app.Namespace + "/" + app.Name, AppName: app.Name,
 		Source: src, Destination: destinationOf(ctx, app), Revision: rev, Project: proj, Refs: refs, RefsKey: refsKey,
+		CredentialsFor: r.repoCredentials,
 	}
 	if src.Chart != "" {
 		creds, err := r.repoCredentials(ctx, src.RepoURL)

@@ -106,6 +106,9 @@ type Input struct {
 	// names their revisions (the render cache's key).
 	Refs    map[string]string
 	RefsKey string
+	// CredentialsFor, when set, gives the credentials of a chart
+	// dependency's repository (the app's own Secrets for that URL).
+	CredentialsFor func(ctx context.Context, repoURL string) (source.Credentials, error)
 }
 
 // State is an app's desired state at one revision.
@@ -117,6 +120,29 @@ type State struct {
 	// Objects are namespaced, permitted and stamped; the caller may
 	// annotate them further.
 	Objects []*unstructured.Unstructured
+}
+
+// dependency fetches a chart dependency from its repository through the
+// same chart cache as `source.chart`, with that repository's credentials.
+func (e *Engine) dependency(ctx context.Context, in Input) func(repoURL, name, constraint string) (string, error) {
+	if e.Charts == nil {
+		return nil
+	}
+	return func(repoURL, name, constraint string) (string, error) {
+		var creds source.Credentials
+		if in.CredentialsFor != nil {
+			c, err := in.CredentialsFor(ctx, repoURL)
+			if err != nil {
+				return "", fmt.Errorf("read repository credentials: %w", err)
+			}
+			creds = c
+		}
+		version, err := e.Charts.Resolve(ctx, repoURL, name, constraint, creds, false)
+		if err != nil {
+			return "", err
+		}
+		return e.Charts.Fetch(ctx, repoURL, name, version, creds)
+	}
 }
 
 // Build checks out in.Revision, renders, normalizes, enforces the project
@@ -148,7 +174,7 @@ func (e *Engine) Build(ctx context.Context, in Input) (*State, error) {
 	if in.RefsKey != "" {
 		rev += "+" + in.RefsKey
 	}
-	rendered, err := e.Renderer.Render(render.Input{Root: root, Revision: rev, Source: src, AppName: in.AppName, Namespace: in.Destination.Namespace, Refs: in.Refs})
+	rendered, err := e.Renderer.Render(render.Input{Root: root, Revision: rev, Source: src, AppName: in.AppName, Namespace: in.Destination.Namespace, Refs: in.Refs, Dependency: e.dependency(ctx, in)})
 	if err != nil {
 		return nil, fail(ReasonComparison, false, "rendering %s at %s: %s", in.Source.Path, v1alpha1.ShortSHA(in.Revision), err)
 	}

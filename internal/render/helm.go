@@ -28,7 +28,7 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, map[strin
 	if err != nil {
 		return nil, nil, fmt.Errorf("load chart %s: %s", chartPath, manifest.OneLine(err))
 	}
-	if err := dependenciesPresent(chrt, chartPath); err != nil {
+	if err := resolveDependencies(in, chrt, chartPath); err != nil {
 		return nil, nil, err
 	}
 	vals := map[string]any{}
@@ -187,11 +187,14 @@ func ValueAt(values map[string]any, key string) (string, bool) {
 	}
 }
 
-// dependenciesPresent refuses a chart whose Chart.yaml dependencies are
-// not vendored in its charts/ directory: Helm would render it without
-// them, silently. (Fetching them as `helm dependency build` does is not
-// built yet.)
-func dependenciesPresent(c any, chartPath string) error {
+// resolveDependencies completes a chart's Chart.yaml dependencies as
+// `helm dependency build` does, in memory: one vendored in charts/ is
+// kept; a `file://` one is loaded from its path, which must stay inside
+// the repository; one from a chart repository is fetched through
+// in.Dependency (cached by name, version and digest). Anything else is
+// an error naming the dependency — Helm would render without it,
+// silently.
+func resolveDependencies(in Input, c any, chartPath string) error {
 	v2, ok := c.(*chartv2.Chart)
 	if !ok || v2.Metadata == nil {
 		return nil
@@ -203,9 +206,37 @@ func dependenciesPresent(c any, chartPath string) error {
 		}
 	}
 	for _, d := range v2.Metadata.Dependencies {
-		if !have[d.Name] {
-			return fmt.Errorf("chart %s depends on %s %s (repository %s), which is not in its charts/ directory: vendor it with `helm dependency build` and commit it (mlcd does not fetch chart dependencies yet)", chartPath, d.Name, d.Version, d.Repository)
+		if have[d.Name] {
+			continue
 		}
+		var dir string
+		switch {
+		case strings.HasPrefix(d.Repository, "file://"):
+			p := filepath.ToSlash(filepath.Join(chartPath, strings.TrimPrefix(d.Repository, "file://")))
+			local, err := source.Join(in.Root, p)
+			if err != nil {
+				return fmt.Errorf("chart %s: dependency %s at %s: %s", chartPath, d.Name, d.Repository, manifest.OneLine(err))
+			}
+			dir = local
+		case (strings.HasPrefix(d.Repository, "https://") || strings.HasPrefix(d.Repository, "http://") || strings.HasPrefix(d.Repository, "oci://")) && in.Dependency != nil:
+			fetched, err := in.Dependency(d.Repository, d.Name, d.Version)
+			if err != nil {
+				return fmt.Errorf("chart %s: dependency %s %s from %s: %s", chartPath, d.Name, d.Version, d.Repository, manifest.OneLine(err))
+			}
+			dir = fetched
+		default:
+			return fmt.Errorf("chart %s depends on %s %s (repository %q), which is not in its charts/ directory and cannot be fetched: use a file://, https:// or oci:// repository, or vendor it with `helm dependency build`", chartPath, d.Name, d.Version, d.Repository)
+		}
+		dep, err := loader.Load(dir)
+		if err != nil {
+			return fmt.Errorf("chart %s: load dependency %s: %s", chartPath, d.Name, manifest.OneLine(err))
+		}
+		dc, ok := dep.(*chartv2.Chart)
+		if !ok {
+			return fmt.Errorf("chart %s: dependency %s is not a v2 chart", chartPath, d.Name)
+		}
+		v2.AddDependency(dc)
+		have[d.Name] = true
 	}
 	return nil
 }

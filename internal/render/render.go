@@ -36,6 +36,11 @@ type Input struct {
 	// Refs are the checkouts of a multi-source app's `ref` sources, by
 	// name, for `$name/…` value files.
 	Refs map[string]string
+	// Dependency, when set, fetches a chart dependency that is not
+	// vendored in charts/ from its repository (`helm dependency build`):
+	// the directory of the chart at a version the constraint allows.
+	// Without it such a dependency is an error.
+	Dependency func(repoURL, name, constraint string) (string, error) `json:"-"`
 }
 
 // Kind of source detected.

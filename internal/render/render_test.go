@@ -200,12 +200,36 @@ func TestChartDependencies(t *testing.T) {
 	write("app/Chart.yaml", "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n- {name: redis, version: 1.0.0, repository: https://charts.example.com}\n")
 	write("app/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n")
 	_, err := render.New().Render(render.Input{Root: dir, Revision: "a", AppName: "app", Source: v1alpha1.ApplicationSource{Path: "app"}})
-	if err == nil || !strings.Contains(err.Error(), "depends on redis 1.0.0 (repository https://charts.example.com), which is not in its charts/ directory") {
+	if err == nil || !strings.Contains(err.Error(), `depends on redis 1.0.0 (repository "https://charts.example.com"), which is not in its charts/ directory and cannot be fetched`) {
 		t.Fatalf("missing dependency: %v", err)
+	}
+	// Fetched from its repository as `helm dependency build` would.
+	write("fetched/redis/Chart.yaml", "apiVersion: v2\nname: redis\nversion: 1.2.0\n")
+	write("fetched/redis/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: redis-fetched}\n")
+	var asked string
+	fetch := func(repo, name, constraint string) (string, error) {
+		asked = repo + " " + name + " " + constraint
+		return filepath.Join(dir, "fetched/redis"), nil
+	}
+	res, err := render.New().Render(render.Input{Root: dir, Revision: "a", AppName: "app", Source: v1alpha1.ApplicationSource{Path: "app"}, Dependency: fetch})
+	if err != nil || names(res.Objects) != "app,redis-fetched" || asked != "https://charts.example.com redis 1.0.0" {
+		t.Fatalf("fetched dependency: %v %v (asked %q)", err, res, asked)
+	}
+	// file:// dependencies load from the repository, never outside it.
+	write("lib/Chart.yaml", "apiVersion: v2\nname: lib\nversion: 0.1.0\n")
+	write("lib/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lib}\n")
+	write("local/Chart.yaml", "apiVersion: v2\nname: local\nversion: 0.1.0\ndependencies:\n- {name: lib, version: 0.1.0, repository: file://../lib}\n")
+	res, err = render.New().Render(render.Input{Root: dir, Revision: "a", AppName: "local", Source: v1alpha1.ApplicationSource{Path: "local"}})
+	if err != nil || names(res.Objects) != "lib" {
+		t.Fatalf("file:// dependency: %v %v", err, res)
+	}
+	write("escape/Chart.yaml", "apiVersion: v2\nname: escape\nversion: 0.1.0\ndependencies:\n- {name: lib, version: 0.1.0, repository: file://../../outside}\n")
+	if _, err := render.New().Render(render.Input{Root: dir, Revision: "a", AppName: "escape", Source: v1alpha1.ApplicationSource{Path: "escape"}}); err == nil || !strings.Contains(err.Error(), "dependency lib at file://../../outside") {
+		t.Fatalf("file:// out of the repository: %v", err)
 	}
 	write("app/charts/redis/Chart.yaml", "apiVersion: v2\nname: redis\nversion: 1.0.0\n")
 	write("app/charts/redis/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: redis}\n")
-	res, err := render.New().Render(render.Input{Root: dir, Revision: "b", AppName: "app", Source: v1alpha1.ApplicationSource{Path: "app"}})
+	res, err = render.New().Render(render.Input{Root: dir, Revision: "b", AppName: "app", Source: v1alpha1.ApplicationSource{Path: "app"}})
 	if err != nil || names(res.Objects) != "app,redis" {
 		t.Fatalf("vendored dependency: %v %v", err, res)
 	}
