@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	ggcr "github.com/google/go-containerregistry/pkg/registry"
+	helmregistry "helm.sh/helm/v4/pkg/registry"
 
 	chartloader "helm.sh/helm/v4/pkg/chart/v2/loader"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
@@ -201,5 +206,58 @@ spec:
 	}
 	if h.deployment(dest, "fraud-detection") == nil {
 		t.Fatal("a missing dependency pruned what runs")
+	}
+}
+
+// TestChartFromOCIRegistry: source.chart from an OCI registry (an
+// in-memory registry on loopback, the chart pushed with Helm's registry
+// client) syncs the version the range names.
+func TestChartFromOCIRegistry(t *testing.T) {
+	h := start(t, time.Minute)
+	srv := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	rc, err := helmregistry.NewClient(helmregistry.ClientOptPlainHTTP(), helmregistry.ClientOptCredentialsFile(filepath.Join(t.TempDir(), "c.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "fraud-detection")
+	if err := source.CopyFS(os.DirFS("../../examples"), "ml-deployments/models/fraud-detection", src, nil); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(src, "mlcd.yaml"))
+	for _, v := range []string{"0.1.0", "0.1.2"} {
+		c, err := chartloader.Load(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Metadata.Version = v
+		archive, err := chartutil.Save(c, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(archive)
+		if _, err := rc.Push(data, host+"/charts/fraud-detection:"+v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dest := h.ns + "-oci"
+	h.namespaceGone(t, dest)
+	h.create(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: oci, namespace: {{NS}}}
+spec:
+  project: default
+  source:
+    repoURL: oci://{{HOST}}/charts
+    chart: fraud-detection
+    targetRevision: 0.1.*
+    helm: {valueFiles: [values-production.yaml], parameters: [{name: autoscaling.enabled, value: "false"}]}
+  destination: {server: https://kubernetes.default.svc, namespace: {{DEST}}}
+  syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
+`, map[string]string{"{{HOST}}": host, "{{DEST}}": dest})
+	h.waitSynced("oci", "0.1.2")
+	if d := h.deployment(dest, "fraud-detection"); d == nil || *d.Spec.Replicas != 5 {
+		t.Fatalf("deployment from the OCI chart: %+v", d)
 	}
 }

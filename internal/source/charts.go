@@ -70,7 +70,8 @@ func (i *chartIndexFile) get(name, constraint string) (*chartVersion, error) {
 }
 
 // Charts fetches charts from Helm repositories (Argo CD's `source.chart`
-// with a repository's `index.yaml` over HTTP(S)): the index is fetched at
+// with a repository's `index.yaml` over HTTP(S), or an OCI registry; see
+// oci.go): the index is fetched at
 // most once per MaxAge unless a refresh is asked for; a chart version is
 // downloaded once, checked against the index's digest, and expanded into
 // a directory keyed by name, version and digest.
@@ -103,6 +104,9 @@ var ErrChartNotFound = errors.New("chart not found")
 // Resolve returns the version of chart that constraint (a version or a
 // semver range; empty: the latest stable) names in the repository.
 func (c *Charts) Resolve(ctx context.Context, repoURL, chart, constraint string, creds Credentials, refresh bool) (string, error) {
+	if IsOCI(repoURL) {
+		return c.resolveOCI(repoURL, chart, constraint, creds)
+	}
 	idx, err := c.index(ctx, repoURL, creds, refresh)
 	if err != nil {
 		return "", err
@@ -137,6 +141,9 @@ func (c *Charts) index(ctx context.Context, repoURL string, creds Credentials, r
 
 // Fetch returns the directory of chart at version (expanded once).
 func (c *Charts) Fetch(ctx context.Context, repoURL, chart, version string, creds Credentials) (string, error) {
+	if IsOCI(repoURL) {
+		return c.fetchOCI(repoURL, chart, version, creds)
+	}
 	idx, err := c.index(ctx, repoURL, creds, false)
 	if err != nil {
 		return "", err
@@ -154,7 +161,27 @@ func (c *Charts) Fetch(ctx context.Context, repoURL, chart, version string, cred
 		return "", fmt.Errorf("chart %s %s in %s has no download URL", chart, version, redactURL(repoURL))
 	}
 	key := sha256.Sum256([]byte(repoURL + "\x00" + chart + "\x00" + version + "\x00" + cv.Digest))
-	dest := filepath.Join(c.dir, chart+"-"+version+"-"+hex.EncodeToString(key[:6]))
+	return c.expandOnce(filepath.Join(c.dir, chart+"-"+version+"-"+hex.EncodeToString(key[:6])), chart, version, func() ([]byte, error) {
+		u, err := resolveReference(repoURL, cv.URLs[0])
+		if err != nil {
+			return nil, err
+		}
+		data, err := c.get(ctx, u, creds)
+		if err != nil {
+			return nil, fmt.Errorf("download chart %s %s: %s", chart, version, err)
+		}
+		if cv.Digest != "" {
+			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != cv.Digest {
+				return nil, fmt.Errorf("chart %s %s from %s does not match the index's digest", chart, version, redactURL(repoURL))
+			}
+		}
+		return data, nil
+	})
+}
+
+// expandOnce returns dest/<chart>, downloading (download) and expanding
+// the archive there the first time; concurrent callers share one.
+func (c *Charts) expandOnce(dest, chart, version string, download func() ([]byte, error)) (string, error) {
 	c.mu.Lock()
 	lock := c.fetch[dest]
 	if lock == nil {
@@ -168,18 +195,9 @@ func (c *Charts) Fetch(ctx context.Context, repoURL, chart, version string, cred
 	if _, err := os.Stat(filepath.Join(chartDir, "Chart.yaml")); err == nil {
 		return chartDir, nil
 	}
-	u, err := resolveReference(repoURL, cv.URLs[0])
+	data, err := download()
 	if err != nil {
 		return "", err
-	}
-	data, err := c.get(ctx, u, creds)
-	if err != nil {
-		return "", fmt.Errorf("download chart %s %s: %s", chart, version, err)
-	}
-	if cv.Digest != "" {
-		if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != cv.Digest {
-			return "", fmt.Errorf("chart %s %s from %s does not match the index's digest", chart, version, redactURL(repoURL))
-		}
 	}
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return "", err
