@@ -10,6 +10,7 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/server"
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -78,6 +79,13 @@ func waitFor(ctx context.Context, out io.Writer, c *server.Client, name string, 
 	start := time.Now()
 	last := ""
 	sawRequest := false
+	// On a terminal: one spinner line with the state and elapsed time
+	// (schollz/progressbar); elsewhere a plain line per change.
+	var bar *progressbar.ProgressBar
+	if tty {
+		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(out), progressbar.OptionSpinnerType(14),
+			progressbar.OptionSetElapsedTime(true), progressbar.OptionSetDescription(name), progressbar.OptionClearOnFinish())
+	}
 	for {
 		a, err := c.GetApp(ctx, name)
 		state := "unreachable"
@@ -111,21 +119,24 @@ func waitFor(ctx context.Context, out io.Writer, c *server.Client, name string, 
 		line := fmt.Sprintf("%s: %s (%s)", name, state, time.Since(start).Round(time.Second))
 		switch {
 		case tty:
-			fmt.Fprintf(out, "\r\033[K%s", line)
+			bar.Describe(fmt.Sprintf("%s: %s", name, state))
+			_ = bar.Add(1)
 		case state != last:
 			fmt.Fprintln(out, line)
 		}
 		last = state
 		if done {
 			if tty {
-				fmt.Fprintln(out)
+				_ = bar.Finish()
+				fmt.Fprintln(out, line)
 			}
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			if tty {
-				fmt.Fprintln(out)
+				_ = bar.Finish()
+				fmt.Fprintln(out, line)
 			}
 			return &ExitError{Code: 1, Message: fmt.Sprintf("timed out after %s waiting for %s: %s", o.timeout, name, last)}
 		case <-time.After(time.Second):
