@@ -256,7 +256,16 @@ const (
 	ConditionSyncError        = "SyncError"
 	ConditionInvalidSpecError = "InvalidSpecError"
 	ConditionOrphaned         = "OrphanedResourceWarning"
+	// ConditionDeletionApproval: stale objects wait for a person's consent
+	// before they are pruned (AnnotationDeletionApproved).
+	ConditionDeletionApproval = "DeletionApprovalRequired"
 )
+
+// AnnotationDeletionApproved on an Application is the consent (any value,
+// Argo CD writes a timestamp) to prune the objects that need it
+// (Prune=confirm, Delete=confirm, Crossplane managed resources with
+// deletionPolicy Delete). A prune that used it removes it.
+const AnnotationDeletionApproved = "argocd.argoproj.io/deletion-approved"
 
 // ApplicationStatus is the observed state.
 type ApplicationStatus struct {

@@ -27,31 +27,37 @@ import (
 )
 
 // installKServeCRD installs the committed KServe CRD once per cluster.
-func installKServeCRD(h *harness) {
+func installKServeCRD(h *harness) { installCRDs(h, "testdata/kserve-crd.yaml") }
+
+// installCRDs installs the CRDs of a committed file (once per cluster) and
+// waits until each is established.
+func installCRDs(h *harness, file string) {
 	h.t.Helper()
-	data, err := os.ReadFile("testdata/kserve-crd.yaml")
+	data, err := os.ReadFile(file)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := yaml.UnmarshalStrict(data, crd); err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.c.Create(context.Background(), crd); err != nil && !apierrors.IsAlreadyExists(err) {
-		h.t.Fatal(err)
-	}
-	h.eventually(30*time.Second, "KServe CRD established", func() (bool, string) {
-		var live apiextensionsv1.CustomResourceDefinition
-		if h.c.Get(context.Background(), types.NamespacedName{Name: crd.Name}, &live) != nil {
-			return false, ""
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := yaml.UnmarshalStrict([]byte(doc), crd); err != nil {
+			h.t.Fatal(err)
 		}
-		for _, c := range live.Status.Conditions {
-			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-				return true, ""
+		if err := h.c.Create(context.Background(), crd); err != nil && !apierrors.IsAlreadyExists(err) {
+			h.t.Fatal(err)
+		}
+		h.eventually(30*time.Second, crd.Name+" established", func() (bool, string) {
+			var live apiextensionsv1.CustomResourceDefinition
+			if h.c.Get(context.Background(), types.NamespacedName{Name: crd.Name}, &live) != nil {
+				return false, ""
 			}
-		}
-		return false, ""
-	})
+			for _, c := range live.Status.Conditions {
+				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+					return true, ""
+				}
+			}
+			return false, ""
+		})
+	}
 }
 
 // kserve plays KServe's part for one InferenceService: a revision per

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
+	"github.com/mlcd-dev/mlcd/internal/health"
 	"github.com/mlcd-dev/mlcd/internal/inventory"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 )
@@ -114,19 +115,42 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 // Prune=false ones, and PruneLast ones for later) and returns their
 // results.
 func (r *ApplicationReconciler) pruneStale(ctx context.Context, app *v1alpha1.Application, op *operation, stale []*unstructured.Unstructured, live liveSet) ([]v1alpha1.ResourceResult, error) {
-	plan := inventory.Prunable(app.Namespace+"/"+app.Name, stale, live, app.HasSyncOption("PruneLast=true"))
+	_, approved := app.Annotations[v1alpha1.AnnotationDeletionApproved]
+	plan := inventory.Prunable(app.Namespace+"/"+app.Name, stale, live, app.HasSyncOption("PruneLast=true"), approved)
 	var results []v1alpha1.ResourceResult
 	for _, s := range plan.Skipped {
 		results = append(results, resourceResult(s.Object, apply.Skipped, s.Reason))
 	}
+	if len(plan.AwaitingApproval) > 0 {
+		var names []string
+		for _, o := range plan.AwaitingApproval {
+			names = append(names, o.GetKind()+"/"+o.GetName())
+		}
+		setCondition(app, v1alpha1.ConditionDeletionApproval, fmt.Sprintf("%d object(s) wait for deletion approval before they are pruned: %s; approve with `kubectl annotate application %s -n %s %s=$(date -u +%%FT%%TZ)`",
+			len(names), strings.Join(names, ", "), app.Name, app.Namespace, v1alpha1.AnnotationDeletionApproved))
+	} else {
+		clearConditions(app, v1alpha1.ConditionDeletionApproval)
+	}
 	op.last = plan.PruneLast
 	pruned, err := r.applierOf(ctx).Prune(ctx, plan.Prune)
+	usedApproval := false
 	for _, p := range pruned {
 		if p.Object != nil {
-			results = append(results, resourceResult(p.Object, p.Action, ""))
+			msg := ""
+			if l := live[manifest.Key(p.Object)]; l != nil {
+				if health.IsManaged(l) && health.DeletionPolicy(l) == "Orphan" {
+					msg = "deletionPolicy Orphan: the external resource is kept"
+				} else if inventory.NeedsApproval(l) != "" {
+					msg, usedApproval = "deleted with the app's deletion approval", true
+				}
+			}
+			results = append(results, resourceResult(p.Object, p.Action, msg))
 			op.actions[manifest.Key(p.Object)] = p.Action
 			op.changed = true
 		}
+	}
+	if usedApproval && err == nil {
+		delete(app.Annotations, v1alpha1.AnnotationDeletionApproved) // consumed
 	}
 	return results, err
 }
@@ -140,7 +164,8 @@ func (r *ApplicationReconciler) pruneLast(ctx context.Context, app *v1alpha1.App
 		last = op.last
 	} else if app.PruneEnabled() && len(stale) > 0 {
 		// A later reconcile of the same operation: prune what waited.
-		last = inventory.Prunable(app.Namespace+"/"+app.Name, stale, live, app.HasSyncOption("PruneLast=true")).PruneLast
+		_, approved := app.Annotations[v1alpha1.AnnotationDeletionApproved]
+		last = inventory.Prunable(app.Namespace+"/"+app.Name, stale, live, app.HasSyncOption("PruneLast=true"), approved).PruneLast
 	}
 	if len(last) == 0 || app.Status.Health.Status != v1alpha1.HealthHealthy {
 		return nil

@@ -52,6 +52,8 @@ func Of(live *unstructured.Unstructured) v1alpha1.HealthStatus {
 		return hpa(live)
 	case gk.Group == "batch" && gk.Kind == "Job":
 		return job(live)
+	case IsCrossplane(live):
+		return crossplane(live)
 	case gk.Group == "argoproj.io" && gk.Kind == "Application":
 		s, _, _ := unstructured.NestedString(live.Object, "status", "health", "status")
 		msg, _, _ := unstructured.NestedString(live.Object, "status", "health", "message")

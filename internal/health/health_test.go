@@ -48,11 +48,22 @@ func TestOf(t *testing.T) {
 		"isvc-loading.yaml":                 v1alpha1.HealthProgressing,
 		"isvc-failed-load.yaml":             v1alpha1.HealthDegraded,
 		"isvc-ingress-false.yaml":           v1alpha1.HealthDegraded,
+		// Crossplane, as Argo CD's health checks read it.
+		"crossplane-ready.yaml":             v1alpha1.HealthHealthy,
+		"crossplane-creating.yaml":          v1alpha1.HealthProgressing,
+		"crossplane-sync-failed.yaml":       v1alpha1.HealthDegraded,
+		"crossplane-no-status.yaml":         v1alpha1.HealthProgressing,
+		"crossplane-claim-ready.yaml":       v1alpha1.HealthHealthy,
+		"crossplane-claim-unavailable.yaml": v1alpha1.HealthProgressing,
+		"crossplane-providerconfig.yaml":    v1alpha1.HealthHealthy,
 	}
 	for file, want := range cases {
 		if got := health.Of(load(t, file)); got.Status != want {
 			t.Errorf("%s: %s (%s), want %s", file, got.Status, got.Message, want)
 		}
+	}
+	if got := health.Of(load(t, "crossplane-sync-failed.yaml")); got.Message != "cannot create RedisInstance: googleapi: Error 403: permission denied" {
+		t.Errorf("Synced=False message: %q", got.Message)
 	}
 	if got := health.Of(nil); got.Status != v1alpha1.HealthMissing {
 		t.Errorf("nil: %s", got.Status)

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/health"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 )
 
@@ -60,6 +61,10 @@ const (
 	ReasonNotOwned      = "not managed by this application"
 )
 
+// ReasonAwaitingApproval is why an object that needs a person's consent
+// to be deleted is left in place.
+const ReasonAwaitingApproval = "waiting for deletion approval"
+
 // Plan is what a prune does: objects deleted first, objects deleted last
 // (PruneLast), objects left in place, and entries already gone.
 type Plan struct {
@@ -67,13 +72,32 @@ type Plan struct {
 	PruneLast []*unstructured.Unstructured
 	Skipped   []Skip
 	Gone      []*unstructured.Unstructured
+	// AwaitingApproval are the Skipped objects that wait for consent.
+	AwaitingApproval []*unstructured.Unstructured
+}
+
+// NeedsApproval reports why deleting o needs a person's consent ("" when
+// it does not): Argo CD's `Prune=confirm`/`Delete=confirm` sync options,
+// and a Crossplane managed resource whose deletionPolicy is Delete (the
+// default) — deleting it deletes the database or bucket it stands for.
+func NeedsApproval(o *unstructured.Unstructured) string {
+	switch {
+	case manifest.HasSyncOption(o, "Prune=confirm"):
+		return "Prune=confirm"
+	case manifest.HasSyncOption(o, "Delete=confirm"):
+		return "Delete=confirm"
+	case health.IsManaged(o) && health.DeletionPolicy(o) == "Delete":
+		return "a Crossplane managed resource with deletionPolicy Delete (its external resource would be deleted)"
+	}
+	return ""
 }
 
 // Prunable decides for each stale object, from its live copy (nil: gone),
 // whether it may be deleted: only if it still carries owner's tracking
-// annotation and is not marked Prune=false. Objects marked PruneLast=true,
-// or all of them when pruneLast is set for the app, go last.
-func Prunable(owner string, stale []*unstructured.Unstructured, live map[string]*unstructured.Unstructured, pruneLast bool) Plan {
+// annotation, is not marked Prune=false, and — when it NeedsApproval —
+// approved is set. Objects marked PruneLast=true, or all of them when
+// pruneLast is set for the app, go last.
+func Prunable(owner string, stale []*unstructured.Unstructured, live map[string]*unstructured.Unstructured, pruneLast, approved bool) Plan {
 	var p Plan
 	for _, o := range stale {
 		l := live[manifest.Key(o)]
@@ -84,6 +108,9 @@ func Prunable(owner string, stale []*unstructured.Unstructured, live map[string]
 			p.Skipped = append(p.Skipped, Skip{Object: o, Reason: ReasonPruneDisabled})
 		case l.GetAnnotations()[manifest.AppAnnotation] != owner:
 			p.Skipped = append(p.Skipped, Skip{Object: o, Reason: ReasonNotOwned})
+		case NeedsApproval(l) != "" && !approved:
+			p.Skipped = append(p.Skipped, Skip{Object: o, Reason: ReasonAwaitingApproval + ": " + NeedsApproval(l)})
+			p.AwaitingApproval = append(p.AwaitingApproval, o)
 		case pruneLast || manifest.HasSyncOption(l, "PruneLast=true"):
 			p.PruneLast = append(p.PruneLast, l)
 		default:

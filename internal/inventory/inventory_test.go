@@ -74,7 +74,7 @@ func TestPrunable(t *testing.T) {
 	add(obj("ConfigMap", "last", map[string]string{manifest.AppAnnotation: owner, manifest.SyncOptionsAnnotation: "Validate=false, PruneLast=true"}))
 	add(obj("ConfigMap", "unlabelled", map[string]string{}))
 
-	p := Prunable(owner, stale, live, false)
+	p := Prunable(owner, stale, live, false, false)
 	if got, want := names(p.Prune), []string{"ConfigMap/mine"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("prune: got %v, want %v", got, want)
 	}
@@ -93,7 +93,7 @@ func TestPrunable(t *testing.T) {
 	}
 
 	// PruneLast for the whole app moves every prunable object last.
-	p = Prunable(owner, stale, live, true)
+	p = Prunable(owner, stale, live, true, false)
 	if got, want := names(p.PruneLast), []string{"ConfigMap/mine", "ConfigMap/last"}; len(p.Prune) != 0 || !reflect.DeepEqual(got, want) {
 		t.Errorf("app PruneLast: prune %v, last %v, want last %v", names(p.Prune), got, want)
 	}
