@@ -71,3 +71,64 @@ func TestCheckReadsPoliciesFromBase(t *testing.T) {
 		t.Fatalf("--allow-policy-change: %v\n%s", err, out)
 	}
 }
+
+// TestInfraCheck: `mlcd infra check` passes the example's terraform,
+// finds an undeclared variable, a syntax error and a module source out of
+// the repository, reports a node-pool max_node_count change between two
+// commits (table, JSON, JUnit), and runs inside `mlcd model check` when a
+// change touches infrastructure/.
+func TestInfraCheck(t *testing.T) {
+	repo := gittest.New(t)
+	repo.CopyFS(examples.MLDeployments, "ml-deployments", "", nil)
+	base := repo.Commit("initial")
+	if out, err := run("infra", "check", "--repo", repo.Dir); err != nil || !strings.Contains(out, "infrastructure/terraform: no findings") {
+		t.Fatalf("the example's terraform: %v\n%s", err, out)
+	}
+
+	gke := filepath.Join(repo.Dir, "infrastructure/terraform/gke-cluster.tf")
+	data, _ := os.ReadFile(gke)
+	os.WriteFile(gke, []byte(strings.Replace(string(data), "max_node_count = 20", "max_node_count = 40", 1)), 0o644)
+	head := repo.Commit("more GPU nodes")
+	junit := filepath.Join(t.TempDir(), "infra.xml")
+	out, err := run("infra", "check", "--repo", repo.Dir, "--base", base, "--head", head, "--junit", junit)
+	if err != nil || !strings.Contains(out, "google_container_node_pool.gpu_pool  changed  autoscaling[0].max_node_count: 20 → 40  GPU node pool: autoscaling[0].max_node_count") {
+		t.Fatalf("node-pool change: %v\n%s", err, out)
+	}
+	if x, _ := os.ReadFile(junit); !strings.Contains(string(x), `<testcase name="changed google_container_node_pool.gpu_pool"`) || !strings.Contains(string(x), "review: GPU node pool") {
+		t.Errorf("junit:\n%s", x)
+	}
+	out, err = run("infra", "check", "--repo", repo.Dir, "--base", base, "--head", head, "-o", "json")
+	if err != nil || !strings.Contains(out, `"action": "changed"`) || !strings.Contains(out, `"to": "40"`) {
+		t.Errorf("json: %v\n%s", err, out)
+	}
+	// The same change through mlcd model check (no model version moved).
+	out, err = run("model", "check", "--repo", repo.Dir, "--base", base, "--head", head, "--registry", "http://127.0.0.1:1")
+	if err != nil || !strings.Contains(out, "infrastructure changed:") || !strings.Contains(out, "max_node_count: 20 → 40") {
+		t.Errorf("model check with an infrastructure change: %v\n%s", err, out)
+	}
+
+	// Findings: an undeclared variable, a syntax error, a module source
+	// out of the repository.
+	repo.Write(map[string]string{
+		"infrastructure/terraform/bad-ref.tf":    `resource "google_storage_bucket" "b" { name = "x-${var.zone}" }`,
+		"infrastructure/terraform/bad-syntax.tf": "resource \"google_storage_bucket\" \"c\" {\n  name = \n",
+		"infrastructure/terraform/bad-module.tf": `module "net" { source = "../../../elsewhere" }`,
+	})
+	out, err = run("infra", "check", "--repo", repo.Dir)
+	if err == nil {
+		t.Fatalf("findings pass:\n%s", out)
+	}
+	for _, want := range []string{`reference to undeclared variable "zone"`, "bad-syntax.tf", "syntax", `source ../../../elsewhere leaves the repository`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	bad := repo.Commit("broken infrastructure")
+	if out, err := run("model", "check", "--repo", repo.Dir, "--base", head, "--head", bad, "--registry", "http://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "infra: ") {
+		t.Errorf("model check passes broken infrastructure: %v\n%s", err, out)
+	}
+	out, _ = run("infra", "check", "--repo", repo.Dir, "--plan")
+	if !strings.Contains(out, "plan: ") {
+		t.Errorf("--plan says nothing:\n%s", out)
+	}
+}

@@ -60,6 +60,21 @@ never cluster credentials. Exit status 1 names each failed check.`,
 			}
 			out := cmd.OutOrStdout()
 			var failed []string
+			// A change to the infrastructure is checked too (mlcd infra check).
+			if touched, err := promote.Touches(repo, base, head, "infrastructure"); err != nil {
+				return err
+			} else if touched {
+				rep, err := infraCheck(dir, DefaultInfraDir, base, head)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(out, "infrastructure changed:")
+				rep.WriteTable(out)
+				fmt.Fprintln(out)
+				for _, f := range rep.Findings {
+					failed = append(failed, "infra: "+f.String())
+				}
+			}
 			for _, pc := range policyChanges {
 				if allowPolicyChange {
 					fmt.Fprintf(out, "policy changed: %s (allowed by --allow-policy-change)\n", pc)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -293,4 +295,44 @@ func treesAt(repo *git.Repository, base, head string) (*Tree, *Tree, error) {
 		return nil, nil, err
 	}
 	return bt, ht, nil
+}
+
+// Extract writes the files under prefix (a directory of the tree, "" for
+// all) into dest, keeping their paths: a checkout of part of one commit
+// for tools that read a directory.
+func (t *Tree) Extract(prefix, dest string) error {
+	return t.tree.Files().ForEach(func(f *object.File) error {
+		if prefix != "" && f.Name != prefix && !strings.HasPrefix(f.Name, strings.TrimSuffix(prefix, "/")+"/") {
+			return nil
+		}
+		if !f.Mode.IsFile() {
+			return nil // symlinks and submodules stay out
+		}
+		data, err := f.Contents()
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dest, filepath.FromSlash(f.Name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte(data), 0o644)
+	})
+}
+
+// Touches reports whether the directory dir differs between base and head
+// (added, removed or any file changed below it).
+func Touches(repo *git.Repository, base, head, dir string) (bool, error) {
+	bt, ht, err := treesAt(repo, base, head)
+	if err != nil {
+		return false, err
+	}
+	hashOf := func(t *Tree) plumbing.Hash {
+		sub, err := t.tree.Tree(dir)
+		if err != nil {
+			return plumbing.ZeroHash
+		}
+		return sub.Hash
+	}
+	return hashOf(bt) != hashOf(ht), nil
 }

@@ -1,0 +1,108 @@
+package infra
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is what `mlcd infra check` found.
+type Report struct {
+	Dir      string    `json:"dir"`
+	Findings []Finding `json:"findings"`
+	// Changes between --base and --head (empty without them).
+	Changes []Change `json:"changes,omitempty"`
+	// Plan is the plan summary of tofu/terraform, or why there is none.
+	Plan string `json:"plan,omitempty"`
+}
+
+// WriteTable prints findings, then changes with their review flags.
+func (r *Report) WriteTable(w io.Writer) {
+	if len(r.Findings) == 0 {
+		fmt.Fprintf(w, "%s: no findings\n", r.Dir)
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "FILE\tLINE\tCHECK\tMESSAGE")
+		for _, f := range r.Findings {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", f.File, f.Line, f.Check, f.Message)
+		}
+		tw.Flush()
+	}
+	if len(r.Changes) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RESOURCE\tACTION\tDETAIL\tREVIEW")
+		for _, c := range r.Changes {
+			var detail []string
+			for _, a := range c.Attrs {
+				detail = append(detail, fmt.Sprintf("%s: %s → %s", a.Path, dashIfEmpty(a.From), dashIfEmpty(a.To)))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Address, c.Action, strings.Join(detail, "; "), c.Review)
+		}
+		tw.Flush()
+	}
+	if r.Plan != "" {
+		fmt.Fprintf(w, "\nplan: %s\n", r.Plan)
+	}
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+type junitSuite struct {
+	XMLName  xml.Name    `xml:"testsuite"`
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	ClassName string        `xml:"classname,attr"`
+	Failure   *junitFailure `xml:"failure,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// WriteJUnit writes one failed case per finding (one passing "validate"
+// case when there is none) and one passing case per change, its review
+// flag in system-out.
+func (r *Report) WriteJUnit(w io.Writer) error {
+	s := junitSuite{Name: "mlcd infra check"}
+	for _, f := range r.Findings {
+		s.Cases = append(s.Cases, junitCase{Name: f.Check + " " + f.File + ":" + fmt.Sprint(f.Line), ClassName: r.Dir, Failure: &junitFailure{Message: f.Message, Text: f.String()}})
+		s.Failures++
+	}
+	if len(r.Findings) == 0 {
+		s.Cases = append(s.Cases, junitCase{Name: "validate", ClassName: r.Dir})
+	}
+	for _, c := range r.Changes {
+		jc := junitCase{Name: c.Action + " " + c.Address, ClassName: r.Dir + ".changes"}
+		if c.Review != "" {
+			jc.SystemOut = "review: " + c.Review
+		}
+		s.Cases = append(s.Cases, jc)
+	}
+	s.Tests = len(s.Cases)
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
