@@ -6,6 +6,8 @@
 package apply
 
 import (
+	"errors"
+
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -102,6 +104,10 @@ type Result struct {
 	Before, After *unstructured.Unstructured
 }
 
+// ErrUnknownKind is a kind the API server does not serve (yet: its CRD
+// may come from another app).
+var ErrUnknownKind = errors.New("unknown kind")
+
 // Normalize sets the destination namespace on namespaced objects that have
 // none, clears it on cluster-scoped ones, and refuses kinds that neither
 // the API server nor a CRD among objs defines (a missing CRD). Afterwards
@@ -118,7 +124,7 @@ func (a *Applier) Normalize(objs []*unstructured.Unstructured, namespace string)
 		case meta.IsNoMatchError(err):
 			scope, ok := defined[gvk.GroupKind()]
 			if !ok {
-				return fmt.Errorf("%s %s: unknown kind %s (is its CRD installed?)", gvk.Kind, o.GetName(), gvk.GroupVersion().WithKind(gvk.Kind))
+				return fmt.Errorf("%s %s: %w %s (is its CRD installed?)", gvk.Kind, o.GetName(), ErrUnknownKind, gvk.GroupVersion().WithKind(gvk.Kind))
 			}
 			namespaced = scope == "Namespaced"
 		default:

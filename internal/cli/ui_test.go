@@ -149,6 +149,12 @@ func TestWebUI(t *testing.T) {
 	for _, app := range []string{"fraud-detection-staging", "fraud-detection-production"} {
 		waitApp(app, "Synced and Healthy", healthy)
 	}
+	// The seed's infrastructure: Crossplane resources synced, shown
+	// Progressing (no provider reports them Ready here), not hidden.
+	waitApp("infrastructure", "Synced and Progressing", func(a map[string]any) bool {
+		s, h := status(a)
+		return s == "Synced" && h == "Progressing"
+	})
 
 	shots := filepath.Join(os.TempDir(), fmt.Sprintf("mlcd-ui-screenshots-%d", time.Now().Unix()))
 	if err := os.MkdirAll(shots, 0o755); err != nil {

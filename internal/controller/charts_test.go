@@ -37,6 +37,7 @@ func chartRepo(t *testing.T, versions ...string) string {
 	if err := source.CopyFS(os.DirFS("../../examples"), "ml-deployments/models/fraud-detection", src, nil); err != nil {
 		t.Fatal(err)
 	}
+	vendorModelServer(t, src)
 	os.Remove(filepath.Join(src, "mlcd.yaml")) // the model policy lives in Git, not in the chart
 	var index strings.Builder
 	index.WriteString("apiVersion: v1\nentries:\n  fraud-detection:\n")
@@ -225,6 +226,7 @@ func TestChartFromOCIRegistry(t *testing.T) {
 	if err := source.CopyFS(os.DirFS("../../examples"), "ml-deployments/models/fraud-detection", src, nil); err != nil {
 		t.Fatal(err)
 	}
+	vendorModelServer(t, src)
 	os.Remove(filepath.Join(src, "mlcd.yaml"))
 	for _, v := range []string{"0.1.0", "0.1.2"} {
 		c, err := chartloader.Load(src)
@@ -259,5 +261,14 @@ spec:
 	h.waitSynced("oci", "0.1.2")
 	if d := h.deployment(dest, "fraud-detection"); d == nil || *d.Spec.Replicas != 5 {
 		t.Fatalf("deployment from the OCI chart: %+v", d)
+	}
+}
+
+// vendorModelServer puts the shared model-server library chart into the
+// chart's charts/ (as `helm dependency build` would before packaging).
+func vendorModelServer(t *testing.T, chartDir string) {
+	t.Helper()
+	if err := source.CopyFS(os.DirFS("../../examples"), "ml-deployments/base/model-server", filepath.Join(chartDir, "charts", "model-server"), nil); err != nil {
+		t.Fatal(err)
 	}
 }

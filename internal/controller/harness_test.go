@@ -106,6 +106,7 @@ func startConfig(t *testing.T, o controller.Options, mutate func(*rest.Config)) 
 func modelRepo(t testing.TB) *gittest.Repo {
 	r := gittest.New(t)
 	r.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", "models/fraud-detection", nil)
+	r.CopyFS(examples.MLDeployments, "ml-deployments/base", "base", nil) // the shared model-server chart
 	// Ungoverned unless a test writes its own policy (see model_test.go).
 	r.Remove("models/fraud-detection/mlcd.yaml")
 	r.Commit("fraud-detection chart")

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/apply"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 	"github.com/mlcd-dev/mlcd/internal/render"
 	"github.com/mlcd-dev/mlcd/internal/source"
@@ -184,7 +185,9 @@ func (e *Engine) Build(ctx context.Context, in Input) (*State, error) {
 		objs[i] = o.DeepCopy()
 	}
 	if err := e.Normalizer.Normalize(objs, in.Destination.Namespace); err != nil {
-		return nil, fail(ReasonComparison, false, "%s", err)
+		// A missing CRD may be on its way (another app installs it):
+		// retried with backoff, not only at the next poll.
+		return nil, fail(ReasonComparison, errors.Is(err, apply.ErrUnknownKind), "%s", err)
 	}
 	if in.Project != nil {
 		if err := Permitted(in.Project, in.Destination, objs); err != nil {

@@ -64,6 +64,7 @@ spec:
 func setup(t *testing.T) (origin *gittest.Repo, work string) {
 	origin = gittest.New(t)
 	origin.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", "models/fraud-detection", nil)
+	origin.CopyFS(examples.MLDeployments, "ml-deployments/base", "base", nil) // the shared model-server chart
 	origin.Write(map[string]string{"models/fraud-detection/mlcd.yaml": policy, "argocd/applications/fraud-detection.yaml": apps})
 	origin.Commit("initial")
 	gittest.Git(t, origin.Dir, "config", "receive.denyCurrentBranch", "updateInstead")

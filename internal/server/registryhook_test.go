@@ -69,6 +69,7 @@ func TestRegistryWebhookDeploysAtOnce(t *testing.T) {
 
 	repo := gittest.New(t)
 	repo.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", "models/fraud-detection", nil)
+	repo.CopyFS(examples.MLDeployments, "ml-deployments/base", "base", nil) // the shared model-server chart
 	repo.Remove("models/fraud-detection/mlcd.yaml")
 	repo.Commit("chart")
 	mp := &v1alpha1.ModelPolicy{}

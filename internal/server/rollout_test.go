@@ -38,6 +38,7 @@ func TestRolloutInconclusivePromote(t *testing.T) {
 	}
 	repo := gittest.New(t)
 	repo.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", "models/fraud-detection", nil)
+	repo.CopyFS(examples.MLDeployments, "ml-deployments/base", "base", nil) // the shared model-server chart
 	repo.Write(map[string]string{
 		"models/fraud-detection/values-production.yaml": values("v2.3.1"),
 		"models/fraud-detection/mlcd.yaml": `apiVersion: mlcd.io/v1alpha1

@@ -115,6 +115,7 @@ func fraudValues(v string) string {
 func fraudRepo(t *testing.T, app, version, rollout string) *gittest.Repo {
 	repo := gittest.New(t)
 	repo.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", "models/fraud-detection", nil)
+	repo.CopyFS(examples.MLDeployments, "ml-deployments/base", "base", nil) // the shared model-server chart
 	repo.Write(map[string]string{
 		"models/fraud-detection/values-production.yaml": fraudValues(version),
 		"models/fraud-detection/mlcd.yaml":              "apiVersion: mlcd.io/v1alpha1\nkind: ModelPolicy\nmetadata: {name: fraud-detection}\nspec:\n  registeredModel: fraud-detection\n  environments:\n  - {name: production, valuesFile: values-production.yaml, application: " + app + "}\n" + rollout,

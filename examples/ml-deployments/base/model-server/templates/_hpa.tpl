@@ -1,4 +1,5 @@
-{{- if .Values.autoscaling.enabled }}
+{{- define "model-server.hpa" -}}
+
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata:
@@ -17,4 +18,4 @@ spec:
     resource:
       name: cpu
       target: {type: Utilization, averageUtilization: {{ .Values.autoscaling.targetCPUUtilization }}}
-{{- end }}
+{{- end -}}

@@ -1,3 +1,4 @@
+{{- define "model-server.deployment" -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -44,3 +45,4 @@ spec:
       tolerations:
       - {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}
       {{- end }}
+{{- end -}}

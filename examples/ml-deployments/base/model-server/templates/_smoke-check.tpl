@@ -1,4 +1,5 @@
-{{- if .Values.smokeCheck.enabled }}
+{{- define "model-server.smoke-check" -}}
+
 # A PreSync hook (docs/sync.md, Waves and hooks): before the model server
 # changes, a Job checks that the model artifact of the version loads and
 # answers a known request. If it fails, nothing else changes and the app
@@ -22,4 +23,4 @@ spec:
       - name: smoke-check
         image: "{{ .Values.image.repository }}:{{ .Values.model.version }}"
         args: ["--smoke-check", "--model={{ .Values.model.name }}", "--version={{ .Values.model.version }}"]
-{{- end }}
+{{- end -}}

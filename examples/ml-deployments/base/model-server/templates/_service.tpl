@@ -1,3 +1,4 @@
+{{- define "model-server.service" -}}
 apiVersion: v1
 kind: Service
 metadata:
@@ -9,3 +10,4 @@ spec:
     app.kubernetes.io/name: {{ .Values.model.name }}
   ports:
   - {name: http, port: 80, targetPort: http}
+{{- end -}}
