@@ -4,7 +4,7 @@
 LDFLAGS := -X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean
 GO ?= go
 
-.PHONY: build up test vet controlplane clean
+.PHONY: build up test vet controlplane clean faults
 
 build: bin/mlcd controlplane
 
@@ -25,6 +25,11 @@ vet:
 # own timeout; tests then use it through MLCD_CONTROLPLANE.
 test: controlplane vet
 	MLCD_CONTROLPLANE=$(CURDIR)/bin/mlcd-controlplane $(GO) test -timeout 30m -count=1 ./...
+
+# The fault matrix alone (it also runs in `make test`), verbose: each test
+# logs its fault, rounds, objects lost and time to converge.
+faults: controlplane
+	MLCD_CONTROLPLANE=$(CURDIR)/bin/mlcd-controlplane $(GO) test -timeout 30m -count=1 -v -run . ./internal/faults/ | grep -E '^(---|ok|FAIL)|fault:'
 
 clean:
 	rm -rf bin

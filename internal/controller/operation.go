@@ -3,10 +3,12 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
@@ -78,6 +80,9 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 				objs = append(objs, o)
 			}
 		}
+	}
+	if err := r.recordIntent(ctx, app, objs); err != nil {
+		return nil, failed(err)
 	}
 	applied, err := r.applierOf(ctx).Apply(ctx, objs, live)
 	for _, a := range applied {
@@ -223,4 +228,33 @@ func summarize(results []v1alpha1.ResourceResult) string {
 func resourceResult(o *unstructured.Unstructured, action apply.Action, msg string) v1alpha1.ResourceResult {
 	gvk := o.GroupVersionKind()
 	return v1alpha1.ResourceResult{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName(), Status: string(action), Message: msg}
+}
+
+// recordIntent writes, before an apply may create objects the inventory
+// does not list yet, an inventory that lists them too (as Flux writes its
+// inventory): a controller killed between the apply and the status write
+// leaves no object it cannot find again to prune. Only the inventory is
+// written; the app's in-memory state keeps the new resourceVersion so the
+// reconcile's own status write follows it.
+func (r *ApplicationReconciler) recordIntent(ctx context.Context, app *v1alpha1.Application, objs []*unstructured.Unstructured) error {
+	known := make(map[string]bool, len(app.Status.Resources))
+	for _, rs := range app.Status.Resources {
+		known[manifest.Key(inventory.Object(rs))] = true
+	}
+	var add []v1alpha1.ResourceStatus
+	for _, o := range objs {
+		if !known[manifest.Key(o)] {
+			add = append(add, resourceStatus(o, v1alpha1.SyncStatusOutOfSync, &v1alpha1.HealthStatus{Status: v1alpha1.HealthMissing}))
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	next := app.DeepCopy()
+	next.Status.Resources = append(slices.Clone(app.Status.Resources), add...)
+	if err := r.client.Patch(ctx, next, client.MergeFromWithOptions(app, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("record the inventory before applying: %w", err)
+	}
+	app.ResourceVersion = next.ResourceVersion
+	return nil
 }

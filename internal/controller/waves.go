@@ -126,6 +126,9 @@ func (r *ApplicationReconciler) continuePhased(ctx context.Context, app *v1alpha
 			}
 		}
 		if len(todo) > 0 {
+			if err := r.recordIntent(ctx, app, todo); err != nil {
+				return nil, r.failPhased(ctx, app, run, err.Error())
+			}
 			applied, err := r.applierOf(ctx).Apply(ctx, todo, run.live)
 			for _, a := range applied {
 				if a.Object == nil {

@@ -123,6 +123,18 @@ func (r *Repo) Tag(name string) {
 // user is not empty. It returns the clone URL.
 func (r *Repo) ServeHTTP(user, password string) string {
 	r.t.Helper()
+	srv := httptest.NewServer(r.Handler(user, password))
+	r.t.Cleanup(srv.Close)
+	return srv.URL + r.HTTPPath()
+}
+
+// HTTPPath is the repository's path under a server of Handler.
+func (r *Repo) HTTPPath() string { return "/" + filepath.Base(r.Dir) + "/.git" }
+
+// Handler is the smart-HTTP handler ServeHTTP serves (for tests that put
+// faults in front of it).
+func (r *Repo) Handler(user, password string) http.Handler {
+	r.t.Helper()
 	backend, err := exec.LookPath("git")
 	if err != nil {
 		r.t.Skip("git not installed")
@@ -135,7 +147,7 @@ func (r *Repo) ServeHTTP(user, password string) string {
 		Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
 		Env:  []string{"GIT_PROJECT_ROOT=" + filepath.Dir(r.Dir), "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=test"},
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if user != "" {
 			u, p, ok := req.BasicAuth()
 			if !ok || u != user || p != password {
@@ -145,9 +157,7 @@ func (r *Repo) ServeHTTP(user, password string) string {
 			}
 		}
 		h.ServeHTTP(w, req)
-	}))
-	r.t.Cleanup(srv.Close)
-	return srv.URL + "/" + filepath.Base(r.Dir) + "/.git"
+	})
 }
 
 // Git runs the git binary in dir as a fixed test identity and returns its
@@ -186,3 +196,6 @@ func SSHKey(t testing.TB) (file, fingerprint, authorized string) {
 	}
 	return file, ssh.FingerprintSHA256(sp), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
 }
+
+// Head is the SHA of the checked-out commit.
+func (r *Repo) Head() string { return Git(r.t, r.Dir, "rev-parse", "HEAD") }
