@@ -4,7 +4,7 @@
 LDFLAGS := -X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean
 GO ?= go
 
-.PHONY: build up test vet controlplane clean faults
+.PHONY: build up test vet controlplane clean faults fuzz
 
 build: bin/mlcd controlplane
 
@@ -30,6 +30,17 @@ test: controlplane vet
 # logs its fault, rounds, objects lost and time to converge.
 faults: controlplane
 	MLCD_CONTROLPLANE=$(CURDIR)/bin/mlcd-controlplane $(GO) test -timeout 30m -count=1 -v -run . ./internal/faults/ | grep -E '^(---|ok|FAIL)|fault:'
+
+# Each fuzz target for FUZZTIME (CI: 10s; a longer local run: FUZZTIME=10m).
+FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzJoin:./internal/source FuzzChartVersion:./internal/source FuzzFilter:./internal/registry FuzzPush:./internal/webhook FuzzParse:./internal/manifest FuzzParseImage:./internal/render
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  name=$${t%%:*}; pkg=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
+	  if $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg > /tmp/mlcd-fuzz-$$name.log 2>&1; \
+	  then grep -E '^fuzz: elapsed' /tmp/mlcd-fuzz-$$name.log | tail -1; \
+	  else cat /tmp/mlcd-fuzz-$$name.log; echo "FAIL $$name"; exit 1; fi; \
+	done
 
 clean:
 	rm -rf bin

@@ -52,12 +52,15 @@ func Parse(source string, data []byte) ([]*unstructured.Unstructured, error) {
 			continue
 		}
 		u := &unstructured.Unstructured{Object: obj}
-		if u.IsList() {
+		if u.IsList() && strings.HasSuffix(u.GetKind(), "List") {
 			list, err := u.ToList()
 			if err != nil {
 				return nil, fmt.Errorf("%s: document %d: %w", source, i, err)
 			}
 			for j := range list.Items {
+				if list.Items[j].GetAPIVersion() == "" || list.Items[j].GetKind() == "" {
+					return nil, fmt.Errorf("%s: document %d: item %d: missing apiVersion or kind", source, i, j)
+				}
 				out = append(out, &list.Items[j])
 			}
 			continue
