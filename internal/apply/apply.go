@@ -192,7 +192,13 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 		}
 		entry, before, after, err := a.rm.Diff(ctx, o, ssa.DiffOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("diff %s: %s", describe(o), manifest.OneLine(err))
+			if ctx.Err() != nil || isTransport(err) {
+				return nil, fmt.Errorf("diff %s: %s", describe(o), manifest.OneLine(err))
+			}
+			// The API server refuses this object (admission, validation):
+			// it is out of sync, with the reason; the others still compare.
+			out = append(out, Result{Object: o, Action: Configured, Message: "dry run refused: " + manifest.OneLine(err)})
+			continue
 		}
 		if entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction {
 			out = append(out, Result{Object: o, Action: actionOf(entry.Action), Before: before, After: after})
@@ -248,6 +254,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	// others may need, were applied above): run them concurrently.
 	created := make([]*unstructured.Unstructured, len(missing))
 	exists := make([]bool, len(missing))
+	createErrs := make([]error, len(missing))
 	var g errgroup.Group
 	g.SetLimit(createConcurrency)
 	for i, o := range missing {
@@ -258,13 +265,14 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 					exists[i] = true
 					return nil
 				}
-				return fmt.Errorf("apply: %s created failed: %s", describe(o), manifest.OneLine(err))
+				createErrs[i] = fmt.Errorf("apply: %s created failed: %s", describe(o), manifest.OneLine(err))
+				return nil
 			}
 			created[i] = c
 			return nil
 		})
 	}
-	err = g.Wait()
+	_ = g.Wait() // every create's error is in createErrs
 	for i, o := range missing {
 		switch {
 		case created[i] != nil:
@@ -273,11 +281,36 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 			existing = append(existing, o)
 		}
 	}
-	if err != nil {
-		return out, err
-	}
+	// An object the API server refuses (admission, validation) does not
+	// hold back the others: they are applied, and the error names each
+	// refused one.
 	res, err := a.applyAll(ctx, existing, false)
-	return append(out, res...), err
+	return append(out, res...), oneLine(append(createErrs, err)...)
+}
+
+// isTransport reports an error that says nothing about the object: the API
+// server did not answer (timeouts, connection errors, 5xx, throttling).
+func isTransport(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return true
+	}
+	return apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err)
+}
+
+// oneLine joins the non-nil errors with "; " (nil when there are none):
+// conditions and events stay one line.
+func oneLine(errs ...error) error {
+	var msgs []string
+	for _, err := range errs {
+		if err != nil {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // applyAll applies through ssa, which dry-runs each object and writes
@@ -291,6 +324,21 @@ func (a *Applier) applyAll(ctx context.Context, objs []*unstructured.Unstructure
 	opts := ssa.DefaultApplyOptions()
 	opts.Force = false
 	cs, err := a.rm.ApplyAll(ctx, objs, opts)
+	if err != nil && !wait && len(objs) > 1 {
+		// ssa dry-runs the whole set first, so one refused object stops
+		// all: apply one by one, so the others still go and each refused
+		// one is named with its reason.
+		var errs []error
+		for _, o := range objs {
+			e, err := a.rm.Apply(ctx, o, opts)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("apply: %s", manifest.OneLine(err)))
+				continue
+			}
+			out = append(out, Result{Object: o, Action: actionOf(e.Action)})
+		}
+		return out, oneLine(errs...)
+	}
 	if cs != nil {
 		byKey := map[string]*unstructured.Unstructured{}
 		for _, o := range objs {

@@ -68,6 +68,9 @@ func (f *controllerFlags) options(cacheDir, registryURL string, rec *metrics.Rec
 		if rec != nil {
 			ro.OnRequest = rec.RegistryRequest
 		}
+		// A hanging registry holds a gated app's reconcile (never the
+		// others') for at most this long per attempt.
+		ro.Timeout = 10 * time.Second
 		c, err := registry.NewClient(ro)
 		if err != nil {
 			return o, err

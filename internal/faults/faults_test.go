@@ -1,15 +1,29 @@
 package faults
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/examples"
+	"github.com/mlcd-dev/mlcd/internal/registry"
+	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
 	"github.com/mlcd-dev/mlcd/internal/source/gittest"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 )
 
 // rounds is how many kill rounds TestKilledMidSync runs (MLCD_FAULT_ROUNDS
@@ -190,4 +204,198 @@ func hasCondition(a *v1alpha1.Application, typ, contains string) bool {
 		}
 	}
 	return false
+}
+
+// TestPartialApply: the API server refuses one object of an app (a
+// ValidatingAdmissionPolicy the test installs): the app's other objects
+// are applied, the app says which object and why, and nothing is pruned.
+func TestPartialApply(t *testing.T) {
+	w := newWorld(t, 3)
+	w.start()
+	w.converge(w.repo.Head(), convergeBound)
+	ctx := context.Background()
+	policy := &unstructured.Unstructured{}
+	yaml.Unmarshal([]byte(fmt.Sprintf(`apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: refuse-%[1]s}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %[1]s}}
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [configmaps]}]
+  validations:
+  - expression: "!has(object.metadata.labels) || !('refuse' in object.metadata.labels)"
+    message: "ConfigMaps labelled refuse are not allowed here"
+---
+`, w.ns)), &policy.Object)
+	binding := &unstructured.Unstructured{}
+	yaml.Unmarshal([]byte(fmt.Sprintf(`apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: refuse-%[1]s}
+spec: {policyName: refuse-%[1]s, validationActions: [Deny]}
+`, w.ns)), &binding.Object)
+	for _, o := range []*unstructured.Unstructured{policy, binding} {
+		if err := w.c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.c.Delete(context.Background(), o) })
+	}
+	// Wait until the policy is in force.
+	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: w.ns, Labels: map[string]string{"refuse": "yes"}}}
+	deadline := time.Now().Add(30 * time.Second)
+	for w.c.Create(ctx, probe, client.DryRunAll) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the admission policy never took effect")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Generation 1 for every app; app-0 also gets a refused ConfigMap.
+	w.repo.Write(map[string]string{"apps/app-0/refused.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-0-refused, labels: {refuse: \"yes\", tier: model}}\ndata: {k: v}\n"})
+	sha := w.commitGeneration(1)
+	for i := range w.apps {
+		w.refresh(i)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for !hasCondition(w.app(0), v1alpha1.ConditionSyncError, "app-0-refused") {
+		if time.Now().After(deadline) {
+			t.Fatalf("app-0 does not name the refused object: %+v", w.app(0).Status.Conditions)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	a := w.app(0)
+	msg := ""
+	for _, c := range a.Status.Conditions {
+		if c.Type == v1alpha1.ConditionSyncError {
+			msg = c.Message
+		}
+	}
+	if !strings.Contains(msg, "ConfigMaps labelled refuse are not allowed here") {
+		t.Errorf("the condition does not say why: %s", msg)
+	}
+	if a.Status.Sync.Status == v1alpha1.SyncStatusSynced {
+		t.Error("app-0 says Synced with an object refused")
+	}
+	// The rest of app-0 went (generation 1), and nothing was pruned: the
+	// generation-0 object stays while the sync is incomplete.
+	var cm corev1.ConfigMap
+	if err := w.c.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: "app-0-stable"}, &cm); err != nil || cm.Data["generation"] != "1" {
+		t.Errorf("app-0's other objects were not applied: %v %v", cm.Data, err)
+	}
+	if err := w.c.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: "app-0-gen-1"}, &cm); err != nil {
+		t.Errorf("app-0's new object was not created: %v", err)
+	}
+	if err := w.c.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: "app-0-gen-0"}, &cm); err != nil {
+		t.Errorf("a failed sync pruned: %v", err)
+	}
+	// The other apps are unaffected.
+	for i := 1; i < w.apps; i++ {
+		deadline := time.Now().Add(convergeBound)
+		for a := w.app(i); a.Status.Sync.Revision != sha || a.Status.Sync.Status != v1alpha1.SyncStatusSynced; a = w.app(i) {
+			if time.Now().After(deadline) {
+				t.Fatalf("app-%d did not sync beside the refused app: %s %v", i, a.Status.Sync.Status, a.Status.Conditions)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	w.checkBystanders()
+	t.Logf("fault: one object refused by admission; objects lost 0; wrongly deleted 0; the app names it: %s", msg)
+}
+
+// TestRegistryOutage: with the model registry down, then hanging, a
+// gated app's new model version is not applied (the gate fails closed and
+// says the registry is unreachable) while ungated apps keep syncing; back
+// up, the gated app deploys the version.
+func TestRegistryOutage(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	registrytest.Register(t, reg.Client, "fraud-detection", "v2.3.1", map[string]float64{"auc": 0.95, "latency_p99_ms": 40})
+	registrytest.Register(t, reg.Client, "fraud-detection", "v2.3.2", map[string]float64{"auc": 0.96, "latency_p99_ms": 40})
+	proxy := &faultyProxy{}
+	w := newWorld(t, 5)
+	w.registry = proxy.serve(t, reg.URL)
+	w.repo.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", "models/fraud-detection", nil)
+	w.repo.CopyFS(examples.MLDeployments, "ml-deployments/base", "base", nil)
+	w.repo.Remove("models/fraud-detection/mlcd.yaml")
+	w.repo.Commit("a governed model")
+	ctx := context.Background()
+	mp := &v1alpha1.ModelPolicy{}
+	yaml.Unmarshal([]byte("metadata: {name: fraud-detection}\nspec: {registeredModel: fraud-detection, environments: [{name: staging, valuesFile: values-staging.yaml, application: gated}], gates: [{metric: auc, op: '>=', value: 0.9}]}\n"), mp)
+	mp.Namespace = w.ns
+	if err := w.c.Create(ctx, mp); err != nil {
+		t.Fatal(err)
+	}
+	gated := &v1alpha1.Application{}
+	yaml.Unmarshal([]byte(fmt.Sprintf("metadata: {name: gated}\nspec: {project: default, source: {repoURL: %q, targetRevision: main, path: models/fraud-detection, helm: {valueFiles: [values-staging.yaml]}}, destination: {server: https://kubernetes.default.svc, namespace: %s}, syncPolicy: {automated: {prune: true, selfHeal: true}}}", w.gitURL, w.ns)), gated)
+	gated.Namespace = w.ns
+	if err := w.c.Create(ctx, gated); err != nil {
+		t.Fatal(err)
+	}
+	w.extraApps = 1
+	w.start()
+	w.converge(w.repo.Head(), convergeBound)
+	image := func() string {
+		var d appsv1.Deployment
+		if err := w.c.Get(ctx, types.NamespacedName{Namespace: w.ns, Name: "fraud-detection"}, &d); err != nil {
+			return err.Error()
+		}
+		return d.Spec.Template.Spec.Containers[0].Image
+	}
+	if !strings.HasSuffix(image(), ":v2.3.1") {
+		t.Fatalf("gated app runs %s", image())
+	}
+	for g, mode := range []string{"down", "hang"} {
+		proxy.set(mode)
+		values := filepath.Join(w.repo.Dir, "models/fraud-detection/values-staging.yaml")
+		data, _ := os.ReadFile(values)
+		from, to := "version: v2.3.1", "version: v2.3.2"
+		if g == 1 {
+			from, to = to, from
+		}
+		os.WriteFile(values, []byte(strings.Replace(string(data), from, to, 1)), 0o644)
+		sha := w.commitGeneration(g + 1)
+		want := strings.TrimPrefix(from, "version: ")
+		began := time.Now()
+		for i := range w.apps {
+			w.refresh(i)
+		}
+		w.refreshApp("gated")
+		// Ungated apps sync the new generation meanwhile.
+		for i := range w.apps {
+			deadline := time.Now().Add(convergeBound)
+			for a := w.app(i); a.Status.Sync.Revision != sha || a.Status.Sync.Status != v1alpha1.SyncStatusSynced; a = w.app(i) {
+				if time.Now().After(deadline) {
+					t.Fatalf("registry %s: ungated app-%d did not sync: %s %v", mode, i, a.Status.Sync.Status, a.Status.Conditions)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		// The gated app fails closed and says why.
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			a := w.namedApp("gated")
+			if hasCondition(a, v1alpha1.ConditionModelGate, "registry") || hasCondition(a, v1alpha1.ConditionComparisonError, "registry") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("registry %s: the gated app does not say the registry is unreachable: %s %+v", mode, a.Status.Sync.Status, a.Status.Conditions)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if img := image(); !strings.HasSuffix(img, ":"+want) {
+			t.Fatalf("registry %s: the gated app applied %s without the registry (still want %s)", mode, img, want)
+		}
+		if a := w.namedApp("gated"); a.Status.Sync.Status == v1alpha1.SyncStatusSynced && a.Status.Sync.Revision == sha {
+			t.Errorf("registry %s: the gated app says Synced at %.7s", mode, sha)
+		}
+		lasted := time.Since(began)
+		proxy.set("")
+		w.refreshApp("gated")
+		took := w.converge(sha, convergeBound)
+		wantAfter := strings.TrimPrefix(to, "version: ")
+		if img := image(); !strings.HasSuffix(img, ":"+wantAfter) {
+			t.Errorf("registry back: the gated app runs %s, want %s", img, wantAfter)
+		}
+		w.checkBystanders()
+		t.Logf("fault: registry %s for %s; gated app applied nothing meanwhile; ungated apps synced; converged %s after it came back", mode, lasted.Round(time.Second), took.Round(time.Millisecond))
+	}
 }

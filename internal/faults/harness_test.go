@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,6 +118,10 @@ type world struct {
 	gitURL string
 	apps   int
 	dir    string
+	// registry is the model registry URL given to the controller ("": none).
+	registry string
+	// extraApps are Applications besides app-N that converge counts.
+	extraApps int
 
 	mu   sync.Mutex
 	ctrl *exec.Cmd
@@ -201,8 +207,12 @@ func (w *world) start() {
 		}
 		w.logs = f
 	}
-	cmd := exec.Command(mlcdBin, "controller", "--kubeconfig", clustertest.Get(w.t).Kubeconfig, "--namespace", w.ns,
-		"--cache-dir", filepath.Join(w.dir, "cache"), "--poll-interval", "3s")
+	args := []string{"controller", "--kubeconfig", clustertest.Get(w.t).Kubeconfig, "--namespace", w.ns,
+		"--cache-dir", filepath.Join(w.dir, "cache"), "--poll-interval", "3s"}
+	if w.registry != "" {
+		args = append(args, "--registry", w.registry)
+	}
+	cmd := exec.Command(mlcdBin, args...)
 	cmd.Stdout, cmd.Stderr = w.logs, w.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -254,7 +264,7 @@ func (w *world) converge(sha string, bound time.Duration) time.Duration {
 				behind = append(behind, fmt.Sprintf("%s=%s/%s@%.7s", a.Name, s.Sync.Status, s.Health.Status, s.Sync.Revision))
 			}
 		}
-		if len(behind) == 0 && len(list.Items) == w.apps {
+		if len(behind) == 0 && len(list.Items) == w.apps+w.extraApps {
 			return time.Since(start)
 		}
 		if time.Since(start) > bound {
@@ -348,6 +358,49 @@ func (w *world) patchAll(mutate func(*v1alpha1.Application)) {
 // refresh asks for a fetch now (the refresh annotation, as a webhook does).
 func (w *world) refresh(i int) {
 	a := w.app(i)
+	before := a.DeepCopy()
+	if a.Annotations == nil {
+		a.Annotations = map[string]string{}
+	}
+	a.Annotations[v1alpha1.RefreshAnnotation] = "normal"
+	_ = w.c.Patch(context.Background(), a, client.MergeFrom(before))
+}
+
+// faultyProxy forwards to target unless down (then 503s) or hanging
+// (then the request waits until the client gives up).
+type faultyProxy struct {
+	mode atomic.Value // "", "down", "hang"
+}
+
+func (p *faultyProxy) set(mode string) { p.mode.Store(mode) }
+
+func (p *faultyProxy) serve(t *testing.T, target string) string {
+	p.set("")
+	u, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch p.mode.Load().(string) {
+		case "down":
+			http.Error(w, "registry down", http.StatusServiceUnavailable)
+			return
+		case "hang":
+			<-r.Context().Done()
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func (w *world) namedApp(name string) *v1alpha1.Application {
+	a := &v1alpha1.Application{}
+	_ = w.c.Get(context.Background(), types.NamespacedName{Namespace: w.ns, Name: name}, a)
+	return a
+}
+
+func (w *world) refreshApp(name string) {
+	a := w.namedApp(name)
 	before := a.DeepCopy()
 	if a.Annotations == nil {
 		a.Annotations = map[string]string{}
