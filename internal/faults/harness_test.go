@@ -111,6 +111,7 @@ func (g *gitFaults) wrap(h http.Handler) http.Handler {
 // bystanders, in a namespace of the shared control plane.
 type world struct {
 	t      *testing.T
+	env    *clustertest.Env
 	ns     string
 	c      client.Client
 	repo   *gittest.Repo
@@ -136,7 +137,12 @@ type world struct {
 // bystanders; the controller is not started.
 func newWorld(t *testing.T, n int) *world {
 	t.Helper()
-	env := clustertest.Get(t)
+	return newWorldOn(t, n, clustertest.Get(t))
+}
+
+// newWorldOn is newWorld on the control plane of env.
+func newWorldOn(t *testing.T, n int, env *clustertest.Env) *world {
+	t.Helper()
 	c, err := client.New(env.Config, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +150,7 @@ func newWorld(t *testing.T, n int) *world {
 	if err := controller.InstallCRDs(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, ns: env.Namespace(t), c: c, repo: gittest.New(t), git: &gitFaults{slow: 10 * time.Second}, apps: n, dir: t.TempDir()}
+	w := &world{t: t, env: env, ns: env.Namespace(t), c: c, repo: gittest.New(t), git: &gitFaults{slow: 10 * time.Second}, apps: n, dir: t.TempDir()}
 	srv := httptest.NewServer(w.git.wrap(w.repo.Handler("", "")))
 	t.Cleanup(srv.Close)
 	w.gitURL = srv.URL + w.repo.HTTPPath()
@@ -207,7 +213,7 @@ func (w *world) start() {
 		}
 		w.logs = f
 	}
-	args := []string{"controller", "--kubeconfig", clustertest.Get(w.t).Kubeconfig, "--namespace", w.ns,
+	args := []string{"controller", "--kubeconfig", w.env.Kubeconfig, "--namespace", w.ns,
 		"--cache-dir", filepath.Join(w.dir, "cache"), "--poll-interval", "3s"}
 	if w.registry != "" {
 		args = append(args, "--registry", w.registry)
