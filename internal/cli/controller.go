@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,9 @@ type controllerFlags struct {
 	namespace     string
 	registry      string
 	concurrency   int
+	shard, shards int
+	leaderElect   bool
+	leaseDuration time.Duration
 }
 
 func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
@@ -42,6 +46,10 @@ func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 	cmd.Flags().DurationVar(&f.syncTimeout, "sync-timeout", controller.DefaultSyncTimeout, "how long a sync with waves or hooks may take before it fails (a hook that never finishes)")
 	cmd.Flags().StringVar(&f.registry, "registry", "", "model registry URL for model gates and write-back (default $MLFLOW_TRACKING_URI)")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", controller.DefaultConcurrency, "Applications reconciled at once (each mostly waits on the API server and Git)")
+	cmd.Flags().IntVar(&f.shards, "shards", 1, "how many controller shards split the Applications (each app to one, by a consistent hash of namespace/name or its mlcd.io/shard annotation)")
+	cmd.Flags().IntVar(&f.shard, "shard", -1, "this controller's shard, 0 … shards-1 (default: the ordinal at the end of the pod's hostname, as a StatefulSet names its pods; 0 when unsharded)")
+	cmd.Flags().BoolVar(&f.leaderElect, "leader-elect", false, "run only while holding the shard's Lease in the control-plane namespace (replicas of a shard stand by)")
+	cmd.Flags().DurationVar(&f.leaseDuration, "lease-duration", 15*time.Second, "with --leader-elect: how long a dead leader holds its shard (a standby takes over within this plus a retry period of a 7.5th of it)")
 	cmd.Flags().StringVar(&f.namespace, "namespace", "argocd", "the control-plane namespace: AppProjects, repository Secrets, signing keys and known hosts are read only from here")
 }
 
@@ -54,9 +62,17 @@ func (f *controllerFlags) options(cacheDir, registryURL string, rec *metrics.Rec
 			nss = append(nss, ns)
 		}
 	}
+	shard, err := f.shardIndex()
+	if err != nil {
+		return controller.ManagerOptions{}, err
+	}
 	o := controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: f.pollInterval, SyncTimeout: f.syncTimeout, AppNamespaces: nss, ControllerNamespace: f.namespace, MaxConcurrentReconciles: f.concurrency},
-		CacheDir: cacheDir,
+		Options:        controller.Options{PollInterval: f.pollInterval, SyncTimeout: f.syncTimeout, AppNamespaces: nss, ControllerNamespace: f.namespace, MaxConcurrentReconciles: f.concurrency, Shard: shard, Shards: f.shards},
+		CacheDir:       cacheDir,
+		LeaderElection: f.leaderElect,
+	}
+	if f.leaseDuration > 0 {
+		o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = f.leaseDuration, f.leaseDuration*2/3, max(f.leaseDuration*2/15, 500*time.Millisecond)
 	}
 	if registryURL == "" {
 		registryURL = f.registry
@@ -129,4 +145,29 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	}
 	cfg.QPS, cfg.Burst = 200, 400
 	return cfg, nil
+}
+
+// shardIndex is --shard, or the ordinal of a StatefulSet pod's hostname
+// (mlcd-controller-2 → 2) when sharded and --shard is not given.
+func (f *controllerFlags) shardIndex() (int, error) {
+	if f.shards <= 1 {
+		if f.shard > 0 {
+			return 0, fmt.Errorf("--shard %d needs --shards greater than %d", f.shard, f.shard)
+		}
+		return 0, nil
+	}
+	shard := f.shard
+	if shard < 0 {
+		host, _ := os.Hostname()
+		i := strings.LastIndex(host, "-")
+		n, err := strconv.Atoi(host[i+1:])
+		if i < 0 || err != nil {
+			return 0, fmt.Errorf("--shards %d without --shard: the hostname %q has no StatefulSet ordinal; pass --shard", f.shards, host)
+		}
+		shard = n
+	}
+	if shard >= f.shards {
+		return 0, fmt.Errorf("shard %d is not below --shards %d", shard, f.shards)
+	}
+	return shard, nil
 }

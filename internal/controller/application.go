@@ -51,6 +51,9 @@ type Options struct {
 	Registry ModelRegistry
 	// Recorder is told every reconcile's outcome (metrics); nil: none.
 	Recorder Recorder
+	// Shard and Shards split the apps between controller processes: this
+	// one reconciles the apps ShardOf assigns to Shard (Shards ≤ 1: all).
+	Shard, Shards int
 }
 
 // DefaultConcurrency is how many Applications are reconciled at once. A

@@ -50,6 +50,9 @@ func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := ar.client.Get(ctx, req.NamespacedName, set); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if !ar.owns(set) {
+		return ctrl.Result{}, nil // another shard's
+	}
 	if set.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil // owner references delete the apps
 	}

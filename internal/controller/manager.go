@@ -42,6 +42,20 @@ type ManagerOptions struct {
 	// Applications or installing anything (`mlcd server` beside a
 	// controller).
 	ReadOnly bool
+	// LeaderElection runs the reconcilers only while this process holds
+	// its shard's Lease in the control-plane namespace (replicas of a
+	// shard stand by). The durations default to controller-runtime's
+	// (15 s lease, 10 s renew deadline, 2 s retry).
+	LeaderElection                            bool
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+}
+
+// LeaseName is the Lease a shard's replicas elect their leader with.
+func LeaseName(shard, shards int) string {
+	if shards <= 1 {
+		return "mlcd-controller"
+	}
+	return fmt.Sprintf("mlcd-controller-shard-%d-of-%d", shard, shards)
 }
 
 // Controller is a configured, not yet started, Application controller.
@@ -57,11 +71,21 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 		cfg = rest.CopyConfig(cfg)
 		cfg.Wrap(k.K8sTransport(v1alpha1.InClusterServer))
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mo := ctrl.Options{
 		Scheme:  Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Client:  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
-	})
+	}
+	if o.LeaderElection && !o.ReadOnly {
+		mo.LeaderElection = true
+		mo.LeaderElectionID = LeaseName(o.Shard, o.Shards)
+		mo.LeaderElectionNamespace = cmp.Or(o.ControllerNamespace, v1alpha1.DefaultControlPlaneNamespace)
+		mo.LeaderElectionResourceLock = "leases"
+		if o.LeaseDuration > 0 {
+			mo.LeaseDuration, mo.RenewDeadline, mo.RetryPeriod = &o.LeaseDuration, &o.RenewDeadline, &o.RetryPeriod
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, mo)
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}

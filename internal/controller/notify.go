@@ -48,6 +48,9 @@ func (n *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.client.Get(ctx, req.NamespacedName, app); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if !r.owns(app) {
+		return ctrl.Result{}, nil // another shard sends its apps' notifications
+	}
 	subs := notify.Subscriptions(app)
 	if len(subs) == 0 {
 		return ctrl.Result{}, nil

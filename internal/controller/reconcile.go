@@ -104,6 +104,9 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if !r.owns(app) {
+		return ctrl.Result{}, nil // another shard's
+	}
 	if app.DeletionTimestamp != nil {
 		return r.finalize(ctx, app)
 	}

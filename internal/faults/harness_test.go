@@ -414,3 +414,23 @@ func (w *world) refreshApp(name string) {
 	a.Annotations[v1alpha1.RefreshAnnotation] = "normal"
 	_ = w.c.Patch(context.Background(), a, client.MergeFrom(before))
 }
+
+// startProcess runs another `mlcd controller` with extra flags (shards,
+// leader election) and returns it; it is killed when the test ends.
+func (w *world) startProcess(extra ...string) *exec.Cmd {
+	w.t.Helper()
+	f, err := os.OpenFile(filepath.Join(w.dir, "controllers.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	args := append([]string{"controller", "--kubeconfig", w.env.Kubeconfig, "--namespace", w.ns,
+		"--cache-dir", filepath.Join(w.dir, fmt.Sprintf("cache-%d", time.Now().UnixNano())), "--poll-interval", "3s"}, extra...)
+	cmd := exec.Command(mlcdBin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); f.Close() })
+	return cmd
+}
