@@ -11,6 +11,12 @@ const (
 	// RefreshAnnotation asks for an immediate fetch of the app's
 	// repository (Argo CD's "argocd.argoproj.io/refresh").
 	RefreshAnnotation = "argocd.argoproj.io/refresh"
+	// ManifestGeneratePathsAnnotation lists (";"-separated, relative to
+	// the app's path or absolute from the repository root) the paths whose
+	// changes affect the app: webhooks refresh it only for pushes touching
+	// them, and its render is reused across commits that leave them (and
+	// its own path) unchanged.
+	ManifestGeneratePathsAnnotation = "argocd.argoproj.io/manifest-generate-paths"
 	// RevertedAnnotation lists, comma-separated, the revisions that synced
 	// revert commits of this app undid; they are never applied again.
 	RevertedAnnotation = "mlcd.io/reverted-revisions"

@@ -44,6 +44,8 @@ type harness struct {
 	// same namespace (a controller process killed and started again).
 	stop    func()
 	restart func()
+	// renders is how many renders the running controller performed.
+	renders func() int64
 }
 
 func start(t *testing.T, poll time.Duration) *harness {
@@ -75,12 +77,14 @@ func startConfig(t *testing.T, o controller.Options, mutate func(*rest.Config)) 
 	if mutate != nil {
 		mutate(cfg)
 	}
+	var current *controller.Controller
 	run := func() func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		ctrl, err := controller.New(ctx, cfg, controller.ManagerOptions{Options: o, CacheDir: cacheDir})
 		if err != nil {
 			t.Fatal(err)
 		}
+		current = ctrl
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -90,7 +94,7 @@ func startConfig(t *testing.T, o controller.Options, mutate func(*rest.Config)) 
 		}()
 		return func() { cancel(); <-done }
 	}
-	h := &harness{t: t, ns: ns, cacheDir: cacheDir}
+	h := &harness{t: t, ns: ns, cacheDir: cacheDir, renders: func() int64 { return current.Reconciler.Renders() }}
 	h.stop = run()
 	h.restart = func() { h.stop(); h.stop = run() }
 	t.Cleanup(func() { h.stop() })

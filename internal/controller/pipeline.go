@@ -79,6 +79,7 @@ func (r *ApplicationReconciler) build(ctx context.Context, app *v1alpha1.Applica
 		Owner: app.Namespace + "/" + app.Name, AppName: app.Name,
 		Source: src, Destination: destinationOf(ctx, app), Revision: rev, Project: proj, Refs: refs, RefsKey: refsKey,
 		CredentialsFor: r.repoCredentials,
+		GeneratePaths:  app.Annotations[v1alpha1.ManifestGeneratePathsAnnotation],
 	}
 	if src.Chart != "" {
 		creds, err := r.repoCredentials(ctx, src.RepoURL)

@@ -8,10 +8,18 @@
 package desired
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
 
+	"sigs.k8s.io/yaml"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
@@ -107,6 +115,9 @@ type Input struct {
 	// names their revisions (the render cache's key).
 	Refs    map[string]string
 	RefsKey string
+	// GeneratePaths is the app's manifest-generate-paths annotation: more
+	// paths whose content the render depends on.
+	GeneratePaths string
 	// CredentialsFor, when set, gives the credentials of a chart
 	// dependency's repository (the app's own Secrets for that URL).
 	CredentialsFor func(ctx context.Context, repoURL string) (source.Credentials, error)
@@ -171,6 +182,10 @@ func (e *Engine) Build(ctx context.Context, in Input) (*State, error) {
 	rev := in.Revision
 	if src.Chart != "" {
 		rev = src.Chart + "-" + in.Revision // the render cache's key
+	} else if key, ok := e.contentKey(root, in); ok {
+		// The same inputs at another commit render the same: a commit
+		// that leaves this app's files alone renders nothing again.
+		rev = key
 	}
 	if in.RefsKey != "" {
 		rev += "+" + in.RefsKey
@@ -237,4 +252,74 @@ func Stamp(objs []*unstructured.Unstructured, owner, appName string) {
 		}
 		o.SetAnnotations(ann)
 	}
+}
+
+// contentKey names a Git source's render inputs by content, not commit:
+// the Git hashes of the app's path, of the chart dependencies and values
+// files it reads from elsewhere in the repository, and of the paths its
+// manifest-generate-paths annotation lists. ok is false — the commit is
+// the key — when the inputs cannot be bounded that way: a multi-source
+// app, a Kustomize source that reaches outside its path, anything that
+// does not resolve.
+func (e *Engine) contentKey(root string, in Input) (string, bool) {
+	src := in.Source
+	if e.Sources == nil || len(in.Refs) > 0 {
+		return "", false
+	}
+	base := path.Clean("/" + filepath.ToSlash(src.Path))[1:]
+	paths := []string{base}
+	add := func(p string) { paths = append(paths, p) }
+	for _, p := range strings.Split(in.GeneratePaths, ";") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if strings.HasPrefix(p, "/") {
+			add(path.Clean(p)[1:])
+		} else {
+			add(path.Join(base, p))
+		}
+	}
+	dir := filepath.Join(root, filepath.FromSlash(base))
+	for _, k := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+		if data, err := os.ReadFile(filepath.Join(dir, k)); err == nil {
+			if bytes.Contains(data, []byte("..")) || bytes.Contains(data, []byte("://")) {
+				return "", false // bases or resources elsewhere: the commit decides
+			}
+		}
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "Chart.yaml")); err == nil {
+		var chart struct {
+			Dependencies []struct {
+				Repository string `json:"repository"`
+			} `json:"dependencies"`
+		}
+		if yaml.Unmarshal(data, &chart) != nil {
+			return "", false
+		}
+		for _, d := range chart.Dependencies {
+			if local, ok := strings.CutPrefix(d.Repository, "file://"); ok {
+				add(path.Join(base, local))
+			}
+		}
+		if src.Helm != nil {
+			for _, vf := range src.Helm.ValueFiles {
+				if strings.HasPrefix(vf, "$") || strings.Contains(vf, "://") {
+					return "", false
+				}
+				add(path.Join(base, vf))
+			}
+		}
+	}
+	h := sha256.New()
+	for _, p := range paths {
+		if strings.HasPrefix(p, "..") {
+			return "", false
+		}
+		hash, ok := e.Sources.PathHash(src.RepoURL, in.Revision, p)
+		if !ok {
+			return "", false // missing files: the render reports them
+		}
+		fmt.Fprintf(h, "%s=%s\n", p, hash)
+	}
+	return "content:" + hex.EncodeToString(h.Sum(nil)), true
 }

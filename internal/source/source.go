@@ -324,3 +324,33 @@ func (c *Cache) FetchedAt(url string) time.Time {
 	defer e.mu.Unlock()
 	return e.fetchedAt
 }
+
+// PathHash is the Git object hash of path (a directory's tree or a file's
+// blob; "" or "." the whole tree) at commit sha of a fetched repository:
+// equal hashes mean equal content, whatever the commit. ok is false when
+// the path does not exist or the repository is not fetched.
+func (c *Cache) PathHash(url, sha, path string) (string, bool) {
+	e := c.entry(url)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.repo == nil {
+		return "", false
+	}
+	commit, err := e.repo.CommitObject(plumbing.NewHash(sha))
+	if err != nil {
+		return "", false
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		return "", false
+	}
+	p := strings.Trim(filepath.ToSlash(filepath.Clean(path)), "/")
+	if p == "" || p == "." {
+		return tree.Hash.String(), true
+	}
+	entry, err := tree.FindEntry(p)
+	if err != nil {
+		return "", false
+	}
+	return entry.Hash.String(), true
+}

@@ -39,7 +39,7 @@ const (
 	// PathsAnnotation limits the refreshes of an app to pushes that change
 	// files under these paths (";"-separated; relative to the app's path,
 	// or from the repository root when they start with "/").
-	PathsAnnotation = "argocd.argoproj.io/manifest-generate-paths"
+	PathsAnnotation = v1alpha1.ManifestGeneratePathsAnnotation
 )
 
 // Options configure a Handler.

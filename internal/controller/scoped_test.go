@@ -1,0 +1,84 @@
+package controller_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/examples"
+	"github.com/mlcd-dev/mlcd/internal/source/gittest"
+)
+
+// TestPathScopedRenders: in one repository of 5 models × 2 environments,
+// a commit touching one model's directory renders that model's 2 apps,
+// not 10; a commit touching only a file no app reads renders none; a
+// commit to the chart every model depends on (base/, a file:// chart
+// dependency) renders all 10; an app's manifest-generate-paths adds paths.
+func TestPathScopedRenders(t *testing.T) {
+	h := start(t, time.Minute)
+	repo := gittest.New(t)
+	repo.CopyFS(examples.MLDeployments, "ml-deployments/base", "base", nil)
+	for m := 1; m <= 5; m++ {
+		repo.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", fmt.Sprintf("models/m%d", m), nil)
+		repo.Remove(fmt.Sprintf("models/m%d/mlcd.yaml", m))
+		repo.Write(map[string]string{fmt.Sprintf("models/m%d/values.yaml", m): fmt.Sprintf("model: {name: m%d, version: v1, replicas: 1}\nimage: {repository: registry.example.com/models/m%d}\nresources: {requests: {cpu: 10m, memory: 16Mi}}\ngpu: 0\nautoscaling: {enabled: false}\n", m, m)})
+	}
+	repo.Write(map[string]string{"README.md": "models"})
+	sha := repo.Commit("five models")
+	doc := `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: {{NAME}}, namespace: {{NS}}}
+spec:
+  project: default
+  source: {repoURL: {{REPO}}, targetRevision: main, path: models/{{MODEL}}, helm: {valueFiles: [values-{{ENV}}.yaml]}}
+  destination: {server: https://kubernetes.default.svc, namespace: {{DEST}}}
+  syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
+`
+	var names []string
+	for m := 1; m <= 5; m++ {
+		for _, env := range []string{"staging", "production"} {
+			name := fmt.Sprintf("m%d-%s", m, env)
+			names = append(names, name)
+			h.namespaceGone(t, h.ns+"-"+name)
+			h.create(doc, map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{MODEL}}": fmt.Sprintf("m%d", m), "{{ENV}}": env, "{{DEST}}": h.ns + "-" + name})
+		}
+	}
+	waitAll := func(sha string) {
+		for _, n := range names {
+			h.refresh(n)
+		}
+		for _, n := range names {
+			h.waitSynced(n, sha)
+		}
+	}
+	waitAll(sha)
+	step := func(what string, files map[string]string, want int64) {
+		t.Helper()
+		before := h.renders()
+		repo.Write(files)
+		waitAll(repo.Commit(what))
+		if got := h.renders() - before; got != want {
+			t.Errorf("%s: %d renders, want %d", what, got, want)
+		}
+	}
+	step("bump m3 in staging", map[string]string{"models/m3/values-staging.yaml": "model:\n  version: v2\n  replicas: 1\n"}, 2)
+	step("edit the README", map[string]string{"README.md": "models, edited"}, 0)
+	tpl := "base/model-server/templates/_service.tpl"
+	data, err := examples.MLDeployments.ReadFile("ml-deployments/" + tpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("change the shared chart", map[string]string{tpl: strings.Replace(string(data), "port: 80", "port: 8080", 1)}, 10)
+	// manifest-generate-paths: m1-staging also depends on docs/.
+	h.patchApp("m1-staging", func(a *v1alpha1.Application) {
+		if a.Annotations == nil {
+			a.Annotations = map[string]string{}
+		}
+		a.Annotations["argocd.argoproj.io/manifest-generate-paths"] = ".;/docs"
+	})
+	waitAll(repo.Head()) // the annotation's own reconcile (docs/ does not exist yet: the commit is the key)
+	time.Sleep(time.Second)
+	step("add docs", map[string]string{"docs/notes.md": "x"}, 1)
+}
