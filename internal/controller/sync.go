@@ -13,6 +13,7 @@ import (
 	"github.com/mlcd-dev/mlcd/internal/health"
 	"github.com/mlcd-dev/mlcd/internal/inventory"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
+	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
 // syncInput is the desired state the sync works from.
@@ -208,7 +209,7 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 	// revision the newest entry already names does not.
 	if run.newRevision || requested || (op.changed && lastHistoryRevision(app) != in.sha) {
 		app.Status.History = inventory.AppendHistory(app.Status.History, v1alpha1.RevisionHistory{
-			Revision: in.sha, DeployedAt: *app.Status.OperationState.FinishedAt, DeployStartedAt: &app.Status.OperationState.StartedAt, Source: *in.src,
+			Revision: in.sha, DeployedAt: *app.Status.OperationState.FinishedAt, DeployStartedAt: &app.Status.OperationState.StartedAt, Source: recorded(*in.src),
 			Revisions: in.revs, Sources: multiSources(app, in),
 		}, app.Spec.RevisionHistoryLimit)
 		if r.recordRevert(ctx, app, in.src.RepoURL, in.sha, lastSyncedBefore(app)) && running != "" && (in.gov == nil || running != in.gov.version) {
@@ -378,7 +379,7 @@ func (r *ApplicationReconciler) observe(app *v1alpha1.Application, in syncInput,
 		Status:     v1alpha1.SyncStatusSynced,
 		Revision:   in.sha,
 		Revisions:  in.revs,
-		ComparedTo: v1alpha1.ComparedTo{Source: *in.src, Destination: app.Spec.Destination},
+		ComparedTo: v1alpha1.ComparedTo{Source: recorded(*in.src), Destination: app.Spec.Destination},
 	}
 	if outOfSync {
 		app.Status.Sync.Status = v1alpha1.SyncStatusOutOfSync
@@ -457,7 +458,19 @@ func multiSources(app *v1alpha1.Application, in syncInput) []v1alpha1.Applicatio
 	if len(in.revs) == 0 {
 		return nil
 	}
-	return app.Spec.Sources
+	out := make([]v1alpha1.ApplicationSource, len(app.Spec.Sources))
+	for i, s := range app.Spec.Sources {
+		out[i] = recorded(s)
+	}
+	return out
+}
+
+// recorded is a source as status records it: a password written into the
+// repository URL is dropped (status, history and events are read by
+// everyone who may read the app).
+func recorded(src v1alpha1.ApplicationSource) v1alpha1.ApplicationSource {
+	src.RepoURL = source.RedactURL(src.RepoURL)
+	return src
 }
 
 func lastHistoryRevision(app *v1alpha1.Application) string {

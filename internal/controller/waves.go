@@ -188,7 +188,7 @@ func (r *ApplicationReconciler) continuePhased(ctx context.Context, app *v1alpha
 	}
 	r.endPhased(ctx, app, run, v1alpha1.PhaseSucceeded, fmt.Sprintf("successfully synced (%s)", summarize(st.SyncResult.Resources)))
 	app.Status.History = inventory.AppendHistory(app.Status.History, v1alpha1.RevisionHistory{
-		Revision: run.in.sha, DeployedAt: *st.FinishedAt, DeployStartedAt: &st.StartedAt, Source: *run.in.src,
+		Revision: run.in.sha, DeployedAt: *st.FinishedAt, DeployStartedAt: &st.StartedAt, Source: recorded(*run.in.src),
 	}, app.Spec.RevisionHistoryLimit)
 	r.event(app, eventNormal, "SyncSucceeded", "synced %s: %s", v1alpha1.ShortSHA(run.in.sha), summarize(st.SyncResult.Resources))
 	return op, nil

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
 // AppList is a page of Applications.
@@ -119,6 +120,17 @@ func (s *Server) getApp(_ http.ResponseWriter, r *http.Request, who *Identity) (
 func scrub(app *v1alpha1.Application) {
 	app.ManagedFields = nil
 	delete(app.Annotations, "kubectl.kubernetes.io/last-applied-configuration")
+	// A password written into a repository URL is not shown.
+	if app.Spec.Source != nil {
+		app.Spec.Source.RepoURL = source.RedactURL(app.Spec.Source.RepoURL)
+	}
+	for i := range app.Spec.Sources {
+		app.Spec.Sources[i].RepoURL = source.RedactURL(app.Spec.Sources[i].RepoURL)
+	}
+	app.Status.Sync.ComparedTo.Source.RepoURL = source.RedactURL(app.Status.Sync.ComparedTo.Source.RepoURL)
+	for i := range app.Status.History {
+		app.Status.History[i].Source.RepoURL = source.RedactURL(app.Status.History[i].Source.RepoURL)
+	}
 }
 
 // SyncRequest is the body of POST …/sync.

@@ -306,6 +306,10 @@ func authFor(url string, creds Credentials) (transport.AuthMethod, error) {
 	return nil, nil
 }
 
+// RedactURL drops user info (a password written into the URL) from a
+// repository URL, for messages and for what status records.
+func RedactURL(u string) string { return redactURL(u) }
+
 // redactURL drops user info from a URL for messages.
 func redactURL(u string) string {
 	if i := strings.Index(u, "://"); i >= 0 {
