@@ -71,6 +71,26 @@ func TestBadInputKeepsWhatRuns(t *testing.T) {
 		{name: "missing-revision", app: func(a *v1alpha1.Application) {
 			a.Spec.Source.TargetRevision = "no-such-branch"
 		}, condition: v1alpha1.ConditionComparisonError, contains: "no-such-branch"},
+		{name: "required-value-missing", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{chart + "templates/owner.yaml": `{{ required "model.owner is required" .Values.model.owner }}`})
+		}, condition: v1alpha1.ConditionComparisonError, contains: "model.owner is required"},
+		{name: "values-file-url", app: func(a *v1alpha1.Application) {
+			a.Spec.Source.Helm.ValueFiles = []string{"https://example.com/values.yaml"}
+		}, condition: v1alpha1.ConditionComparisonError, contains: "https://example.com/values.yaml"},
+		{name: "symlink-loop", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{chart + "values-production.yaml": "->values-loop.yaml", chart + "values-loop.yaml": "->values-production.yaml"})
+		}, condition: v1alpha1.ConditionComparisonError, contains: "target does not resolve inside the repository"},
+		{name: "yaml-bomb-values", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{chart + "values-production.yaml": yamlBomb})
+		}, condition: v1alpha1.ConditionComparisonError, contains: "values-production.yaml"},
+		{name: "yaml-bomb-manifest", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{chart + "templates/bomb.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n" + indent(yamlBomb)})
+		}, condition: v1alpha1.ConditionComparisonError, contains: "bomb"},
+		{name: "kustomize-reads-etc-passwd", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{"kust/kustomization.yaml": "configMapGenerator:\n- name: stolen\n  files: [/etc/passwd]\n"})
+		}, app: func(a *v1alpha1.Application) {
+			a.Spec.Source.Path, a.Spec.Source.Helm = "kust", nil
+		}, condition: v1alpha1.ConditionComparisonError, contains: "kustomize build kust"},
 		{name: "unreachable-repo", app: func(a *v1alpha1.Application) {
 			a.Spec.Source.RepoURL = "file:///nonexistent/ml-deployments"
 		}, condition: v1alpha1.ConditionComparisonError, contains: "unreachable"},
@@ -123,4 +143,20 @@ func TestBadInputKeepsWhatRuns(t *testing.T) {
 	h.namespaceGone(t, dest)
 	h.create(app, map[string]string{"{{NAME}}": "healthy", "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
 	h.waitSynced("healthy", "")
+}
+
+// yamlBomb is the billion-laughs document: nine levels of nine aliases.
+const yamlBomb = `a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+`
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
 }

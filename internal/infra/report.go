@@ -1,11 +1,12 @@
 package infra
 
 import (
-	"encoding/xml"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/mlcd-dev/mlcd/internal/junit"
 )
 
 // Report is what `mlcd infra check` found.
@@ -55,54 +56,23 @@ func dashIfEmpty(s string) string {
 	return s
 }
 
-type junitSuite struct {
-	XMLName  xml.Name    `xml:"testsuite"`
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	ClassName string        `xml:"classname,attr"`
-	Failure   *junitFailure `xml:"failure,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
-}
-
-type junitFailure struct {
-	Message string `xml:"message,attr"`
-	Text    string `xml:",chardata"`
-}
-
 // WriteJUnit writes one failed case per finding (one passing "validate"
 // case when there is none) and one passing case per change, its review
 // flag in system-out.
 func (r *Report) WriteJUnit(w io.Writer) error {
-	s := junitSuite{Name: "mlcd infra check"}
+	s := junit.Suite{Name: "mlcd infra check"}
 	for _, f := range r.Findings {
-		s.Cases = append(s.Cases, junitCase{Name: f.Check + " " + f.File + ":" + fmt.Sprint(f.Line), ClassName: r.Dir, Failure: &junitFailure{Message: f.Message, Text: f.String()}})
-		s.Failures++
+		s.Add(junit.Case{Name: f.Check + " " + f.File + ":" + fmt.Sprint(f.Line), ClassName: r.Dir, Failure: &junit.Failure{Message: f.Message, Text: f.String()}})
 	}
 	if len(r.Findings) == 0 {
-		s.Cases = append(s.Cases, junitCase{Name: "validate", ClassName: r.Dir})
+		s.Add(junit.Case{Name: "validate", ClassName: r.Dir})
 	}
 	for _, c := range r.Changes {
-		jc := junitCase{Name: c.Action + " " + c.Address, ClassName: r.Dir + ".changes"}
+		jc := junit.Case{Name: c.Action + " " + c.Address, ClassName: r.Dir + ".changes"}
 		if c.Review != "" {
 			jc.SystemOut = "review: " + c.Review
 		}
-		s.Cases = append(s.Cases, jc)
+		s.Add(jc)
 	}
-	s.Tests = len(s.Cases)
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(s); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return s.Write(w)
 }

@@ -2,7 +2,6 @@ package promote
 
 import (
 	"context"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"path"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/gate"
+	"github.com/mlcd-dev/mlcd/internal/junit"
 )
 
 // Change is a model version a diff moves.
@@ -132,47 +132,17 @@ func WriteGitHubAnnotations(w io.Writer, results []CheckResult) {
 	}
 }
 
-type junitSuite struct {
-	XMLName  xml.Name    `xml:"testsuite"`
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	ClassName string        `xml:"classname,attr"`
-	Failure   *junitFailure `xml:"failure,omitempty"`
-}
-
-type junitFailure struct {
-	Message string `xml:"message,attr"`
-	Text    string `xml:",chardata"`
-}
-
 // WriteJUnit writes a JUnit XML report, one test case per check.
 func WriteJUnit(w io.Writer, results []CheckResult) error {
-	s := junitSuite{Name: "mlcd model check"}
+	s := junit.Suite{Name: "mlcd model check"}
 	for _, r := range results {
 		for _, c := range r.Checks {
-			jc := junitCase{Name: c.Name, ClassName: r.Model + "." + r.Env + "." + r.Version}
+			jc := junit.Case{Name: c.Name, ClassName: r.Model + "." + r.Env + "." + r.Version}
 			if !c.OK {
-				jc.Failure = &junitFailure{Message: c.Message, Text: c.Message}
-				s.Failures++
+				jc.Failure = &junit.Failure{Message: c.Message, Text: c.Message}
 			}
-			s.Tests++
-			s.Cases = append(s.Cases, jc)
+			s.Add(jc)
 		}
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(s); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return s.Write(w)
 }
