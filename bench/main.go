@@ -1,0 +1,381 @@
+// Command bench measures mlcd against the apply floor on one fresh
+// embedded cluster: N generated Helm model apps (Deployment + Service +
+// HPA each, over team namespaces of 50, from one Git repository), first
+// applied by plain client-go server-side apply at full parallelism (the
+// floor: no Git, no render, no diff), then, in other namespaces, synced by
+// mlcd's controller from Applications. Each contender has two clocks —
+// Synced (every object applied; for mlcd every app's status Synced) and
+// Healthy (every Deployment Available; for mlcd every app Healthy) — and
+// mlcd's figures are given as ratios to the floor of the same run. Then, at
+// rest, a forced resync must write and render nothing.
+//
+//	go run ./bench -n 100,1000 [-json bench.json]
+//
+// docs/performance.md explains the figures.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/go-logr/logr"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/examples"
+	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/localcluster"
+	"github.com/mlcd-dev/mlcd/internal/render"
+	"github.com/mlcd-dev/mlcd/internal/source"
+)
+
+// Result is one N's figures.
+type Result struct {
+	Apps              int     `json:"apps"`
+	FloorSyncedS      float64 `json:"floorSyncedSeconds"`
+	FloorHealthyS     float64 `json:"floorHealthySeconds"`
+	MlcdSyncedS       float64 `json:"mlcdSyncedSeconds"`
+	MlcdHealthyS      float64 `json:"mlcdHealthySeconds"`
+	SyncedRatio       float64 `json:"syncedRatio"`
+	HealthyRatio      float64 `json:"healthyRatio"`
+	MlcdCPUSeconds    float64 `json:"mlcdCPUSeconds"`
+	PeakRSSMiB        float64 `json:"peakRSSMiB"`
+	RequestsPerApp    float64 `json:"apiRequestsPerApp"`
+	Renders           int64   `json:"renders"`
+	RestWrites        int64   `json:"writesAtRest"`
+	RestRenders       int64   `json:"rendersAtRest"`
+	FirstAppliedAfter float64 `json:"firstAppSyncedSeconds"`
+}
+
+func main() {
+	ns := flag.String("n", "100,1000", "comma-separated app counts")
+	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
+	flag.Parse()
+	ctrllog.SetLogger(logr.Discard())
+	var results []Result
+	for _, s := range strings.Split(*ns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fail(fmt.Errorf("bad -n %q", s))
+		}
+		r, err := run(n)
+		if err != nil {
+			fail(err)
+		}
+		results = append(results, r)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APPS\tFLOOR SYNCED\tFLOOR HEALTHY\tMLCD SYNCED\tMLCD HEALTHY\tSYNCED ×\tHEALTHY ×\tMLCD CPU\tPEAK RSS\tREQ/APP\tRENDERS\tAT REST (writes, renders)")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%d\t%.1fs\t%.1fs\t%.1fs\t%.1fs\t%.2f\t%.2f\t%.1fs\t%.0f MiB\t%.1f\t%d\t%d, %d\n", r.Apps, r.FloorSyncedS, r.FloorHealthyS, r.MlcdSyncedS, r.MlcdHealthyS, r.SyncedRatio, r.HealthyRatio, r.MlcdCPUSeconds, r.PeakRSSMiB, r.RequestsPerApp, r.Renders, r.RestWrites, r.RestRenders)
+	}
+	tw.Flush()
+	if *jsonOut != "" {
+		data, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(*jsonOut, data, 0o644); err != nil {
+			fail(err)
+		}
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// run measures n apps on a fresh cluster.
+func run(n int) (Result, error) {
+	res := Result{Apps: n}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "mlcd-bench-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	logf("%d apps: starting a fresh embedded cluster (the first run builds the control-plane helper: many minutes)", n)
+	cluster, err := localcluster.Start(ctx, localcluster.Options{StateDir: filepath.Join(dir, "cluster"), Binary: os.Getenv("MLCD_CONTROLPLANE"), Progress: os.Stderr, StartTimeout: 20 * time.Minute})
+	if err != nil {
+		return res, err
+	}
+	defer cluster.Stop()
+	cfg, err := cluster.RESTConfig()
+	if err != nil {
+		return res, err
+	}
+	cfg.QPS, cfg.Burst = 2000, 4000
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		return res, err
+	}
+	repo, err := modelRepo(filepath.Join(dir, "repo"))
+	if err != nil {
+		return res, err
+	}
+
+	// The floor: the same rendered objects, applied directly.
+	objs, err := renderAll(repo, n, "floor")
+	if err != nil {
+		return res, err
+	}
+	logf("floor: applying %d objects of %d apps with server-side apply at full parallelism", len(objs), n)
+	if err := createNamespaces(ctx, c, "floor", n); err != nil {
+		return res, err
+	}
+	start := time.Now()
+	var g errgroup.Group
+	g.SetLimit(64)
+	for _, o := range objs {
+		g.Go(func() error {
+			return c.Patch(ctx, o, client.Apply, client.FieldOwner("bench-floor"), client.ForceOwnership)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return res, fmt.Errorf("floor apply: %w", err)
+	}
+	res.FloorSyncedS = time.Since(start).Seconds()
+	if err := waitAvailable(ctx, c, "floor", n, start); err != nil {
+		return res, err
+	}
+	res.FloorHealthyS = time.Since(start).Seconds()
+	logf("floor: applied %.1fs, available %.1fs", res.FloorSyncedS, res.FloorHealthyS)
+
+	// mlcd: the controller syncs the same apps from Applications.
+	counter := &counting{}
+	ccfg := rest.CopyConfig(cfg)
+	ccfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
+	cpu0 := cpuSeconds()
+	ctl, err := controller.New(ctx, ccfg, controller.ManagerOptions{
+		Options:  controller.Options{PollInterval: 10 * time.Minute, ControllerNamespace: "argocd"},
+		CacheDir: filepath.Join(dir, "cache"),
+	})
+	if err != nil {
+		return res, err
+	}
+	go func() { _ = ctl.Start(ctx) }()
+	if !ctl.Manager.GetCache().WaitForCacheSync(ctx) {
+		return res, fmt.Errorf("controller cache did not sync")
+	}
+	logf("mlcd: creating %d Applications", n)
+	start = time.Now()
+	g = errgroup.Group{}
+	g.SetLimit(8) // as kubectl apply of a directory or an app-of-apps would
+	for i := range n {
+		g.Go(func() error { return c.Create(ctx, application(repo, i, n)) })
+	}
+	if err := g.Wait(); err != nil {
+		return res, err
+	}
+	reader := ctl.Manager.GetClient()
+	var peak float64
+	for {
+		var list v1alpha1.ApplicationList
+		if err := reader.List(ctx, &list, client.InNamespace("argocd")); err != nil {
+			return res, err
+		}
+		synced, healthy := 0, 0
+		for _, a := range list.Items {
+			if a.Status.Sync.Status == v1alpha1.SyncStatusSynced {
+				synced++
+				if a.Status.Health.Status == v1alpha1.HealthHealthy {
+					healthy++
+				}
+			}
+		}
+		if synced > 0 && res.FirstAppliedAfter == 0 {
+			res.FirstAppliedAfter = time.Since(start).Seconds()
+		}
+		if synced == n && res.MlcdSyncedS == 0 {
+			res.MlcdSyncedS = time.Since(start).Seconds()
+		}
+		peak = max(peak, rssMiB())
+		if healthy == n {
+			res.MlcdHealthyS = time.Since(start).Seconds()
+			break
+		}
+		if time.Since(start) > 20*time.Minute {
+			return res, fmt.Errorf("mlcd: %d of %d apps Synced, %d Healthy after 20m", synced, n, healthy)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	res.MlcdCPUSeconds = cpuSeconds() - cpu0
+	res.PeakRSSMiB = peak
+	res.RequestsPerApp = float64(counter.requests.Load()) / float64(n)
+	res.Renders = ctl.Reconciler.Renders()
+	res.SyncedRatio = res.MlcdSyncedS / res.FloorSyncedS
+	res.HealthyRatio = res.MlcdHealthyS / res.FloorHealthyS
+	logf("mlcd: synced %.1fs (%.2f× floor), healthy %.1fs (%.2f× floor)", res.MlcdSyncedS, res.SyncedRatio, res.MlcdHealthyS, res.HealthyRatio)
+
+	// At rest: a forced resync of every app writes and renders nothing.
+	time.Sleep(3 * time.Second)
+	writes, renders := counter.writes.Load(), ctl.Reconciler.Renders()
+	for i := range n {
+		if _, err := ctl.Reconciler.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "argocd", Name: fmt.Sprintf("model-%d", i)}}); err != nil {
+			return res, err
+		}
+	}
+	time.Sleep(time.Second)
+	res.RestWrites, res.RestRenders = counter.writes.Load()-writes, ctl.Reconciler.Renders()-renders
+	return res, nil
+}
+
+// modelRepo is a Git repository with the example's model chart and the
+// shared chart it depends on.
+func modelRepo(dir string) (string, error) {
+	for _, p := range []struct{ from, to string }{{"ml-deployments/models/fraud-detection", "models/fraud-detection"}, {"ml-deployments/base", "base"}} {
+		if err := source.CopyFS(examples.MLDeployments, p.from, filepath.Join(dir, p.to), nil); err != nil {
+			return "", err
+		}
+	}
+	os.Remove(filepath.Join(dir, "models/fraud-detection/mlcd.yaml"))
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "models"}} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("git %v: %s", args, out)
+		}
+	}
+	return dir, nil
+}
+
+// params are each app's Helm parameters (small pods: the simulated nodes
+// would otherwise run out of room long before mlcd does).
+func params(i int) []v1alpha1.HelmParameter {
+	return []v1alpha1.HelmParameter{
+		{Name: "model.name", Value: fmt.Sprintf("model-%d", i)}, {Name: "model.replicas", Value: "1"},
+		{Name: "autoscaling.minReplicas", Value: "1"}, {Name: "resources.requests.cpu", Value: "10m"}, {Name: "resources.requests.memory", Value: "16Mi"},
+	}
+}
+
+func teamNamespace(prefix string, i int) string { return fmt.Sprintf("%s-t%02d", prefix, i/50) }
+
+func createNamespaces(ctx context.Context, c client.Client, prefix string, n int) error {
+	for t := 0; t*50 < n; t++ {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: teamNamespace(prefix, t*50)}}
+		if err := c.Create(ctx, ns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renderAll renders every app's objects as mlcd would (same chart,
+// values and parameters), for the floor.
+func renderAll(repo string, n int, prefix string) ([]*unstructured.Unstructured, error) {
+	r := render.New()
+	var out []*unstructured.Unstructured
+	for i := range n {
+		ns := teamNamespace(prefix, i)
+		res, err := r.Render(render.Input{Root: repo, Revision: "bench", AppName: fmt.Sprintf("model-%d", i), Namespace: ns,
+			Source: v1alpha1.ApplicationSource{Path: "models/fraud-detection", Helm: &v1alpha1.ApplicationSourceHelm{ValueFiles: []string{"values-production.yaml"}, Parameters: params(i)}}})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range res.Objects {
+			o.SetNamespace(ns)
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func application(repo string, i, n int) *v1alpha1.Application {
+	return &v1alpha1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("model-%d", i), Namespace: "argocd"},
+		Spec: v1alpha1.ApplicationSpec{
+			Project: "default",
+			Source: &v1alpha1.ApplicationSource{RepoURL: "file://" + repo, TargetRevision: "main", Path: "models/fraud-detection",
+				Helm: &v1alpha1.ApplicationSourceHelm{ValueFiles: []string{"values-production.yaml"}, Parameters: params(i)}},
+			Destination: v1alpha1.ApplicationDestination{Server: v1alpha1.InClusterServer, Namespace: teamNamespace("mlcd", i)},
+			SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: true, SelfHeal: true}, SyncOptions: []string{"CreateNamespace=true"}},
+		},
+	}
+}
+
+// waitAvailable waits until every Deployment of the prefix's namespaces
+// is Available.
+func waitAvailable(ctx context.Context, c client.Client, prefix string, n int, start time.Time) error {
+	for {
+		available := 0
+		for t := 0; t*50 < n; t++ {
+			var list appsv1.DeploymentList
+			if err := c.List(ctx, &list, client.InNamespace(teamNamespace(prefix, t*50))); err != nil {
+				return err
+			}
+			for _, d := range list.Items {
+				for _, cond := range d.Status.Conditions {
+					if cond.Type == appsv1.DeploymentAvailable && cond.Status == corev1.ConditionTrue && d.Status.ObservedGeneration >= d.Generation {
+						available++
+					}
+				}
+			}
+		}
+		if available == n {
+			return nil
+		}
+		if time.Since(start) > 20*time.Minute {
+			return fmt.Errorf("%s: %d of %d Deployments available after 20m", prefix, available, n)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// counting counts API requests, and writes among them (neither reads nor
+// dry runs).
+type counting struct {
+	next     http.RoundTripper
+	requests atomic.Int64
+	writes   atomic.Int64
+}
+
+func (w *counting) RoundTrip(r *http.Request) (*http.Response, error) {
+	w.requests.Add(1)
+	if r.Method != http.MethodGet && !strings.Contains(r.URL.RawQuery, "dryRun=All") {
+		w.writes.Add(1)
+	}
+	return w.next.RoundTrip(r)
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
+
+func rssMiB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
