@@ -172,6 +172,9 @@ or deleted.`,
 				if err != nil {
 					return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
 				}
+				if err := appset.CheckSize(set, len(params)); err != nil {
+					return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
+				}
 				apps, err := appset.Render(set, params)
 				if err != nil {
 					return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)

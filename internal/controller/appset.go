@@ -88,6 +88,13 @@ func (r *ApplicationSetReconciler) sync(ctx context.Context, set *v1alpha1.Appli
 		ar.event(set, eventWarning, "GenerationFailed", "%s; existing applications are kept", err)
 		return ctrl.Result{}, err // transient (Git, clusters): backoff
 	}
+	if err := appset.CheckSize(set, len(params)); err != nil {
+		setAppSetCondition(set, v1alpha1.AppSetConditionErrorOccurred, "True", "ApplicationGenerationFromParamsError", err.Error()+"; existing applications are kept")
+		setAppSetCondition(set, v1alpha1.AppSetConditionParametersGenerated, "False", "ErrorOccurred", err.Error())
+		ar.event(set, eventWarning, "GenerationFailed", "%s; existing applications are kept", err)
+		ar.requeueAfter(client.ObjectKeyFromObject(set), poll.RequeueAfter)
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
 	apps, err := appset.Render(set, params)
 	if err != nil {
 		setAppSetCondition(set, v1alpha1.AppSetConditionErrorOccurred, "True", "ApplicationGenerationFromParamsError", err.Error()+"; existing applications are kept")

@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
@@ -81,6 +83,19 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 			}
 		}
 	}
+	objs, claimed := unclaimed(app, objs, live)
+	// An owner that no longer exists (deleted without its resources, or
+	// renamed) claims nothing: its objects are adopted.
+	held := claimed[:0]
+	for _, c := range claimed {
+		ns, name, _ := strings.Cut(c.owner, "/")
+		if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &v1alpha1.Application{}); apierrors.IsNotFound(err) {
+			objs = append(objs, c.obj)
+			continue
+		}
+		held = append(held, c)
+	}
+	claimed = held
 	if err := r.recordIntent(ctx, app, objs); err != nil {
 		return nil, failed(err)
 	}
@@ -98,6 +113,21 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 	}
 	if err != nil {
 		return nil, failed(err)
+	}
+	if len(claimed) > 0 {
+		// Two apps deploying one object would overwrite each other at
+		// every sync: the one that came second leaves it alone and says so
+		// (and prunes nothing while it is out of sync).
+		// The operation applied what it may (its phase says so); the
+		// app is not Synced and says why, and with selfHeal the next
+		// reconcile looks again (an owner that goes away is adopted).
+		for _, c := range claimed {
+			results = append(results, resourceResult(c.obj, apply.Skipped, "managed by application "+c.owner))
+		}
+		msg := claimedMessage(claimed)
+		finish(v1alpha1.PhaseSucceeded, fmt.Sprintf("synced all but %d object(s) another application manages (%s)", len(claimed), summarize(results)))
+		r.event(app, eventWarning, "SharedResource", "%s", msg)
+		return nil, refuse(v1alpha1.ConditionSyncError, false, "%s", msg)
 	}
 	if app.PruneEnabled() {
 		pruned, err := r.pruneStale(ctx, app, op, stale, live)
@@ -257,4 +287,36 @@ func (r *ApplicationReconciler) recordIntent(ctx context.Context, app *v1alpha1.
 	}
 	app.ResourceVersion = next.ResourceVersion
 	return nil
+}
+
+// claim is a desired object another Application already deploys.
+type claim struct {
+	obj   *unstructured.Unstructured
+	owner string
+}
+
+// unclaimed splits objs into those the app may apply and those whose live
+// copy carries another app's tracking annotation.
+func unclaimed(app *v1alpha1.Application, objs []*unstructured.Unstructured, live liveSet) ([]*unstructured.Unstructured, []claim) {
+	self := app.Namespace + "/" + app.Name
+	var mine []*unstructured.Unstructured
+	var claimed []claim
+	for _, o := range objs {
+		if l := live.of(o); l != nil {
+			if owner := l.GetAnnotations()[manifest.AppAnnotation]; owner != "" && owner != self {
+				claimed = append(claimed, claim{obj: o, owner: owner})
+				continue
+			}
+		}
+		mine = append(mine, o)
+	}
+	return mine, claimed
+}
+
+func claimedMessage(claimed []claim) string {
+	parts := make([]string, len(claimed))
+	for i, c := range claimed {
+		parts[i] = fmt.Sprintf("%s %s is managed by application %s", c.obj.GetKind(), c.obj.GetName(), c.owner)
+	}
+	return strings.Join(parts, "; ") + ": two applications may not deploy the same object; remove it from one of them"
 }

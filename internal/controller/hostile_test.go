@@ -1,0 +1,136 @@
+package controller_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/source/gittest"
+)
+
+// TestSameObjectInTwoApps: two apps deploy one ConfigMap; the second
+// leaves it alone and names the first, the first stays Synced, and the
+// object does not flap between them. Deleting the first app without its
+// resources lets the second adopt it.
+func TestSameObjectInTwoApps(t *testing.T) {
+	h := start(t, 2*time.Second)
+	repo := gittest.New(t)
+	repo.Write(map[string]string{"a/cm.yaml": cm("shared"), "b/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {k: other}\n", "b/own.yaml": cm("b-own")})
+	sha := repo.Commit("two apps, one object")
+	first := strings.Replace(dirApp, "path: manifests", "path: a", 1)
+	h.create(first, map[string]string{"{{NAME}}": "first", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitSynced("first", sha)
+	second := strings.Replace(dirApp, "path: manifests", "path: b", 1)
+	h.create(second, map[string]string{"{{NAME}}": "second", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitCondition("second", v1alpha1.ConditionSyncError, "ConfigMap shared is managed by application "+h.ns+"/first")
+	ctx := context.Background()
+	var shared corev1.ConfigMap
+	if err := h.c.Get(ctx, types.NamespacedName{Namespace: h.ns, Name: "shared"}, &shared); err != nil {
+		t.Fatal(err)
+	}
+	rv := shared.ResourceVersion
+	time.Sleep(6 * time.Second) // three polls
+	h.c.Get(ctx, types.NamespacedName{Namespace: h.ns, Name: "shared"}, &shared)
+	if shared.ResourceVersion != rv || shared.Data["k"] != "v" {
+		t.Errorf("the shared object flapped: resourceVersion %s → %s, data %v", rv, shared.ResourceVersion, shared.Data)
+	}
+	if a := h.app("first"); a.Status.Sync.Status != v1alpha1.SyncStatusSynced {
+		t.Errorf("first is %s", a.Status.Sync.Status)
+	}
+	if a := h.app("second"); a.Status.Sync.Status == v1alpha1.SyncStatusSynced {
+		t.Error("second says Synced over an object it may not deploy")
+	}
+	var own corev1.ConfigMap
+	if err := h.c.Get(ctx, types.NamespacedName{Namespace: h.ns, Name: "b-own"}, &own); err != nil {
+		t.Errorf("second's own object was not applied: %v", err)
+	}
+	// The first app goes, leaving its resources: the second adopts.
+	if err := h.c.Delete(ctx, h.app("first")); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(30*time.Second, "second adopts the shared object", func() (bool, string) {
+		h.c.Get(ctx, types.NamespacedName{Namespace: h.ns, Name: "shared"}, &shared)
+		a := h.app("second")
+		return shared.Data["k"] == "other" && a.Status.Sync.Status == v1alpha1.SyncStatusSynced, a.Status.Sync.Status + " " + shared.Data["k"]
+	})
+}
+
+// TestApplicationSetTooLarge: a generation of 10,000 apps (a matrix of
+// 100 × 100) is refused with a condition naming the bound; the set's
+// existing apps stay.
+func TestApplicationSetTooLarge(t *testing.T) {
+	h := start(t, time.Minute)
+	repo := gittest.New(t)
+	repo.Write(map[string]string{"manifests/cm.yaml": cm("x")}).Commit("one")
+	elems := func(key string, n int) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("{" + key + ": '" + itoa(i) + "'}")
+		}
+		return "[" + b.String() + "]"
+	}
+	doc := func(n int) string {
+		return `apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: huge, namespace: ` + h.ns + `}
+spec:
+  generators:
+  - matrix:
+      generators:
+      - list: {elements: ` + elems("a", n) + `}
+      - list: {elements: ` + elems("b", n) + `}
+  template:
+    metadata: {name: 'm-{{a}}-{{b}}'}
+    spec:
+      project: default
+      source: {repoURL: ` + repo.URL() + `, targetRevision: main, path: manifests}
+      destination: {server: https://kubernetes.default.svc, namespace: ` + h.ns + `}
+`
+	}
+	set := &v1alpha1.ApplicationSet{}
+	if err := yaml.UnmarshalStrict([]byte(doc(2)), set); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.c.Create(context.Background(), set); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		var list v1alpha1.ApplicationList
+		h.c.List(context.Background(), &list, client.InNamespace(h.ns), client.MatchingLabels{v1alpha1.AppSetLabel: "huge"})
+		return len(list.Items)
+	}
+	h.eventually(30*time.Second, "4 apps", func() (bool, string) { return count() == 4, itoa(count()) })
+	big := &v1alpha1.ApplicationSet{}
+	yaml.UnmarshalStrict([]byte(doc(100)), big)
+	h.c.Get(context.Background(), client.ObjectKeyFromObject(set), set)
+	set.Spec = big.Spec
+	if err := h.c.Update(context.Background(), set); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(30*time.Second, "the set reports the bound", func() (bool, string) {
+		h.c.Get(context.Background(), client.ObjectKeyFromObject(set), set)
+		for _, c := range set.Status.Conditions {
+			if c.Type == v1alpha1.AppSetConditionErrorOccurred && strings.Contains(c.Message, "10000 applications, more than the 5000") {
+				return true, ""
+			}
+		}
+		return false, ""
+	})
+	time.Sleep(2 * time.Second)
+	if n := count(); n != 4 {
+		t.Fatalf("%d apps after a refused generation, want the 4 that were there", n)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
