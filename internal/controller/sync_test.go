@@ -168,10 +168,12 @@ func TestPrune(t *testing.T) {
 	h := start(t, time.Minute)
 	for _, prune := range []bool{true, false} {
 		t.Run(fmt.Sprint("prune=", prune), func(t *testing.T) {
-			repo := gittest.New(t)
-			repo.Write(map[string]string{"manifests/a.yaml": cm("a"), "manifests/b.yaml": cm("b")})
-			repo.Commit("two")
+			// Each app its own objects: two apps may not deploy one object.
 			name := fmt.Sprintf("prune-%v", prune)
+			a, b := name+"-a", name+"-b"
+			repo := gittest.New(t)
+			repo.Write(map[string]string{"manifests/a.yaml": cm(a), "manifests/b.yaml": cm(b)})
+			repo.Commit("two")
 			h.create(dirApp, map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": fmt.Sprint(prune)})
 			h.waitSynced(name, "")
 			// An object nobody applied must never be pruned.
@@ -187,19 +189,19 @@ func TestPrune(t *testing.T) {
 				return !apierrors.IsNotFound(err)
 			}
 			if prune {
-				h.eventually(15*time.Second, "b pruned", func() (bool, string) { return !exists("b"), "b exists" })
+				h.eventually(15*time.Second, "b pruned", func() (bool, string) { return !exists(b), "b exists" })
 				h.waitSynced(name, sha)
 			} else {
 				h.eventually(15*time.Second, "app OutOfSync with b kept", func() (bool, string) {
-					a := h.app(name)
-					return a.Status.Sync.Status == v1alpha1.SyncStatusOutOfSync && a.Status.Sync.Revision == sha, a.Status.Sync.Status
+					app := h.app(name)
+					return app.Status.Sync.Status == v1alpha1.SyncStatusOutOfSync && app.Status.Sync.Revision == sha, app.Status.Sync.Status
 				})
 				time.Sleep(time.Second)
-				if !exists("b") {
+				if !exists(b) {
 					t.Fatal("b was pruned with prune: false")
 				}
 			}
-			if !exists("a") || !exists("bystander-"+name) {
+			if !exists(a) || !exists("bystander-"+name) {
 				t.Fatal("a kept object or an unmanaged object was deleted")
 			}
 		})
