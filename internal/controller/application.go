@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -181,21 +182,25 @@ func (r *ApplicationReconciler) watch(gvk schema.GroupVersionKind) error {
 	if r.watched[gvk] {
 		return nil
 	}
-	obj := &unstructured.Unstructured{}
-	obj.SetGroupVersionKind(gvk)
-	h := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, o *unstructured.Unstructured) []reconcile.Request {
-		owner := o.GetAnnotations()[manifest.AppAnnotation]
-		ns, name, ok := strings.Cut(owner, "/")
-		if !ok {
-			return nil
-		}
-		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
-	})
-	if err := r.ctrl.Watch(source.Kind(r.mgr.GetCache(), obj, h)); err != nil {
+	if err := r.ctrl.Watch(kindSource(r.mgr.GetCache(), gvk)); err != nil {
 		return err
 	}
 	r.watched[gvk] = true
 	return nil
+}
+
+// kindSource watches gvk in c: a change to an object an app deployed
+// (its tracking annotation names the app) reconciles that app.
+func kindSource(c cache.Cache, gvk schema.GroupVersionKind) source.Source {
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(gvk)
+	return source.Kind(c, obj, handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, o *unstructured.Unstructured) []reconcile.Request {
+		ns, name, ok := strings.Cut(o.GetAnnotations()[manifest.AppAnnotation], "/")
+		if !ok {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
+	}))
 }
 
 func (r *ApplicationReconciler) jitter(d time.Duration) time.Duration {

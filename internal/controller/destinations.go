@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
@@ -18,18 +18,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
 	"github.com/mlcd-dev/mlcd/internal/appset"
 	"github.com/mlcd-dev/mlcd/internal/clusters"
-	"github.com/mlcd-dev/mlcd/internal/manifest"
 )
 
 // probeInterval is how often a remote cluster is checked; an app on a
@@ -128,7 +123,7 @@ func (r *ApplicationReconciler) target(ctx context.Context, app *v1alpha1.Applic
 	}
 	if c == nil {
 		return ctx, fail(v1alpha1.ConditionInvalidSpecError, false, "destination %s is not a known cluster: add a cluster Secret (label %s: %s, keys name, server, config) to namespace %s, or deploy to %s",
-			cmpOr(dest.Server, dest.Name), clusters.SecretTypeLabel, clusters.SecretType, r.Options.ControllerNamespace, v1alpha1.InClusterServer)
+			cmp.Or(dest.Server, dest.Name), clusters.SecretTypeLabel, clusters.SecretType, r.Options.ControllerNamespace, v1alpha1.InClusterServer)
 	}
 	dest.Server, dest.Name = c.Server, c.Name
 	if err := permitsDestination(proj, app.Spec.Destination, dest); err != nil {
@@ -158,22 +153,22 @@ func permitsDestination(proj *v1alpha1.AppProject, written, resolved v1alpha1.Ap
 	}
 	err := proj.PermitsDestination(resolved)
 	if err != nil {
-		return fmt.Errorf("%s", strings.Replace(err.Error(), "{"+cmpOr(resolved.Server, resolved.Name)+" ", "{"+cmpOr(written.Server, written.Name)+" ", 1))
+		return fmt.Errorf("%s", strings.Replace(err.Error(), "{"+cmp.Or(resolved.Server, resolved.Name)+" ", "{"+cmp.Or(written.Server, written.Name)+" ", 1))
 	}
 	return nil
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+// clusterSecrets are the cluster Secrets of the control-plane namespace.
+func (r *ApplicationReconciler) clusterSecrets(ctx context.Context) (*corev1.SecretList, error) {
+	var list corev1.SecretList
+	err := r.client.List(ctx, &list, client.InNamespace(r.Options.ControllerNamespace), client.MatchingLabels{clusters.SecretTypeLabel: clusters.SecretType})
+	return &list, err
 }
 
 // clusterFor is the cluster Secret matching dest, nil when none does.
 func (r *ApplicationReconciler) clusterFor(ctx context.Context, dest v1alpha1.ApplicationDestination) (*clusters.Cluster, error) {
-	var list corev1.SecretList
-	if err := r.client.List(ctx, &list, client.InNamespace(r.Options.ControllerNamespace), client.MatchingLabels{clusters.SecretTypeLabel: clusters.SecretType}); err != nil {
+	list, err := r.clusterSecrets(ctx)
+	if err != nil {
 		return nil, err
 	}
 	for i := range list.Items {
@@ -195,8 +190,8 @@ func (r *ApplicationReconciler) clusterFor(ctx context.Context, dest v1alpha1.Ap
 // in and every cluster Secret's cluster, with the Secret's labels and
 // annotations (for the generator's selector).
 func (r *ApplicationReconciler) clusterList(ctx context.Context) ([]appset.Cluster, error) {
-	var list corev1.SecretList
-	if err := r.client.List(ctx, &list, client.InNamespace(r.Options.ControllerNamespace), client.MatchingLabels{clusters.SecretTypeLabel: clusters.SecretType}); err != nil {
+	list, err := r.clusterSecrets(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("list cluster Secrets: %w", err)
 	}
 	out := []appset.Cluster{appset.InCluster}
@@ -324,12 +319,7 @@ func (r *ApplicationReconciler) wakeApps(ctx context.Context, c *clusters.Cluste
 		if !c.Matches(a.Spec.Destination) {
 			continue
 		}
-		app := &v1alpha1.Application{}
-		app.Namespace, app.Name = a.Namespace, a.Name
-		select {
-		case r.laterCh <- event.GenericEvent{Object: app}:
-		default:
-		}
+		r.requeueAfter(types.NamespacedName{Namespace: a.Namespace, Name: a.Name}, 0)
 	}
 }
 
@@ -341,16 +331,7 @@ func (r *ApplicationReconciler) watchRemote(rem *remote, gvk schema.GroupVersion
 	if rem.watched[gvk] {
 		return nil
 	}
-	obj := &unstructured.Unstructured{}
-	obj.SetGroupVersionKind(gvk)
-	h := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, o *unstructured.Unstructured) []reconcile.Request {
-		ns, name, ok := strings.Cut(o.GetAnnotations()[manifest.AppAnnotation], "/")
-		if !ok {
-			return nil
-		}
-		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
-	})
-	if err := r.ctrl.Watch(source.Kind(rem.cache, obj, h)); err != nil {
+	if err := r.ctrl.Watch(kindSource(rem.cache, gvk)); err != nil {
 		return err
 	}
 	rem.watched[gvk] = true

@@ -12,15 +12,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
-	"sigs.k8s.io/yaml"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
@@ -42,6 +44,16 @@ type Engine struct {
 	Charts     *source.Charts
 	Renderer   *render.Renderer
 	Normalizer Normalizer
+
+	// keys memoizes contentKey: a commit's content never changes, so an
+	// app at rest reads no file and walks no tree again.
+	keysMu sync.Mutex
+	keys   map[string]contentKeyed
+}
+
+type contentKeyed struct {
+	key string
+	ok  bool
 }
 
 // Reason says which kind of failure an Error is; the controller turns it
@@ -182,7 +194,7 @@ func (e *Engine) Build(ctx context.Context, in Input) (*State, error) {
 	rev := in.Revision
 	if src.Chart != "" {
 		rev = src.Chart + "-" + in.Revision // the render cache's key
-	} else if key, ok := e.contentKey(root, in); ok {
+	} else if key, ok := e.cachedContentKey(root, in); ok {
 		// The same inputs at another commit render the same: a commit
 		// that leaves this app's files alone renders nothing again.
 		rev = key
@@ -252,6 +264,29 @@ func Stamp(objs []*unstructured.Unstructured, owner, appName string) {
 		}
 		o.SetAnnotations(ann)
 	}
+}
+
+// cachedContentKey is contentKey, computed once per commit and inputs.
+func (e *Engine) cachedContentKey(root string, in Input) (string, bool) {
+	id, _ := json.Marshal(struct {
+		Src      v1alpha1.ApplicationSource
+		Rev, Gen string
+		Refs     int
+	}{in.Source, in.Revision, in.GeneratePaths, len(in.Refs)})
+	e.keysMu.Lock()
+	k, hit := e.keys[string(id)]
+	e.keysMu.Unlock()
+	if hit {
+		return k.key, k.ok
+	}
+	k.key, k.ok = e.contentKey(root, in)
+	e.keysMu.Lock()
+	if e.keys == nil || len(e.keys) > 10000 {
+		e.keys = map[string]contentKeyed{}
+	}
+	e.keys[string(id)] = k
+	e.keysMu.Unlock()
+	return k.key, k.ok
 }
 
 // contentKey names a Git source's render inputs by content, not commit:

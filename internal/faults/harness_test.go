@@ -213,12 +213,7 @@ func (w *world) start() {
 		}
 		w.logs = f
 	}
-	args := []string{"controller", "--kubeconfig", w.env.Kubeconfig, "--namespace", w.ns,
-		"--cache-dir", filepath.Join(w.dir, "cache"), "--poll-interval", "3s"}
-	if w.registry != "" {
-		args = append(args, "--registry", w.registry)
-	}
-	cmd := exec.Command(mlcdBin, args...)
+	cmd := exec.Command(mlcdBin, w.controllerArgs(filepath.Join(w.dir, "cache"))...)
 	cmd.Stdout, cmd.Stderr = w.logs, w.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -246,11 +241,7 @@ func (w *world) stop() {
 	}
 }
 
-func (w *world) app(i int) *v1alpha1.Application {
-	a := &v1alpha1.Application{}
-	_ = w.c.Get(context.Background(), types.NamespacedName{Namespace: w.ns, Name: fmt.Sprintf("app-%d", i)}, a)
-	return a
-}
+func (w *world) app(i int) *v1alpha1.Application { return w.namedApp(fmt.Sprintf("app-%d", i)) }
 
 // converge waits until every app is Synced and Healthy at sha, with no
 // operation Running, and returns how long it took.
@@ -361,16 +352,9 @@ func (w *world) patchAll(mutate func(*v1alpha1.Application)) {
 	}
 }
 
-// refresh asks for a fetch now (the refresh annotation, as a webhook does).
-func (w *world) refresh(i int) {
-	a := w.app(i)
-	before := a.DeepCopy()
-	if a.Annotations == nil {
-		a.Annotations = map[string]string{}
-	}
-	a.Annotations[v1alpha1.RefreshAnnotation] = "normal"
-	_ = w.c.Patch(context.Background(), a, client.MergeFrom(before))
-}
+// refresh asks for a fetch of app-i now (the refresh annotation, as a
+// webhook does).
+func (w *world) refresh(i int) { w.refreshApp(fmt.Sprintf("app-%d", i)) }
 
 // faultyProxy forwards to target unless down (then 503s) or hanging
 // (then the request waits until the client gives up).
@@ -415,6 +399,15 @@ func (w *world) refreshApp(name string) {
 	_ = w.c.Patch(context.Background(), a, client.MergeFrom(before))
 }
 
+// controllerArgs are `mlcd controller`'s flags for this world.
+func (w *world) controllerArgs(cacheDir string) []string {
+	args := []string{"controller", "--kubeconfig", w.env.Kubeconfig, "--namespace", w.ns, "--cache-dir", cacheDir, "--poll-interval", "3s"}
+	if w.registry != "" {
+		args = append(args, "--registry", w.registry)
+	}
+	return args
+}
+
 // startProcess runs another `mlcd controller` with extra flags (shards,
 // leader election) and returns it; it is killed when the test ends.
 func (w *world) startProcess(extra ...string) *exec.Cmd {
@@ -423,9 +416,7 @@ func (w *world) startProcess(extra ...string) *exec.Cmd {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	args := append([]string{"controller", "--kubeconfig", w.env.Kubeconfig, "--namespace", w.ns,
-		"--cache-dir", filepath.Join(w.dir, fmt.Sprintf("cache-%d", time.Now().UnixNano())), "--poll-interval", "3s"}, extra...)
-	cmd := exec.Command(mlcdBin, args...)
+	cmd := exec.Command(mlcdBin, append(w.controllerArgs(filepath.Join(w.dir, fmt.Sprintf("cache-%d", time.Now().UnixNano()))), extra...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"cmp"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -68,7 +69,7 @@ func crossplane(live *unstructured.Unstructured) v1alpha1.HealthStatus {
 	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
 	for _, t := range []string{"Synced", "LastAsyncOperation"} {
 		if c := byType[t]; c != nil && str(c, "status") == "False" {
-			return v1alpha1.HealthStatus{Status: v1alpha1.HealthDegraded, Message: cmpOr(str(c, "message"), t+"=False: "+str(c, "reason"))}
+			return v1alpha1.HealthStatus{Status: v1alpha1.HealthDegraded, Message: cmp.Or(str(c, "message"), t+"=False: "+str(c, "reason"))}
 		}
 	}
 	ready := byType["Ready"]
@@ -78,13 +79,6 @@ func crossplane(live *unstructured.Unstructured) v1alpha1.HealthStatus {
 	case str(ready, "status") == "True":
 		return v1alpha1.HealthStatus{Status: v1alpha1.HealthHealthy, Message: "Resource is up-to-date."}
 	default:
-		return v1alpha1.HealthStatus{Status: v1alpha1.HealthProgressing, Message: cmpOr(str(ready, "message"), "Ready="+str(ready, "status")+": "+str(ready, "reason"))}
+		return v1alpha1.HealthStatus{Status: v1alpha1.HealthProgressing, Message: cmp.Or(str(ready, "message"), "Ready="+str(ready, "status")+": "+str(ready, "reason"))}
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

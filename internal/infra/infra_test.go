@@ -60,10 +60,10 @@ resource "google_compute_subnetwork" "sub" {
   name = "ml"
 `}, []string{"tf/main.tf:7: syntax: Unclosed configuration block"}},
 		"module outside the repository": {map[string]string{"tf/main.tf": providers + `module "vpc" { source = "../../../outside" }`}, []string{"tf/main.tf:7: module_source: module \"vpc\": source ../../../outside leaves the repository"}},
-		"missing local module": {map[string]string{"tf/main.tf": providers + `module "vpc" { source = "./modules/vpc" }`}, []string{"module_source: module \"vpc\": source ./modules/vpc does not exist"}},
-		"duplicate": {map[string]string{"tf/a.tf": providers, "tf/b.tf": `variable "region" { type = string }`}, []string{"tf/b.tf:1: duplicate: variable var.region is declared twice (first at tf/a.tf:6)"}},
-		"no required_providers": {map[string]string{"tf/main.tf": `resource "google_compute_network" "vpc" { name = "ml" }`}, []string{"required_providers: module tf uses providers but has no terraform"}},
-		"provider not listed": {map[string]string{"tf/main.tf": providers + `resource "aws_s3_bucket" "b" { bucket = "x" }`}, []string{`required_providers: provider "aws" is used but not listed`}},
+		"missing local module":          {map[string]string{"tf/main.tf": providers + `module "vpc" { source = "./modules/vpc" }`}, []string{"module_source: module \"vpc\": source ./modules/vpc does not exist"}},
+		"duplicate":                     {map[string]string{"tf/a.tf": providers, "tf/b.tf": `variable "region" { type = string }`}, []string{"tf/b.tf:1: duplicate: variable var.region is declared twice (first at tf/a.tf:6)"}},
+		"no required_providers":         {map[string]string{"tf/main.tf": `resource "google_compute_network" "vpc" { name = "ml" }`}, []string{"required_providers: module tf uses providers but has no terraform"}},
+		"provider not listed":           {map[string]string{"tf/main.tf": providers + `resource "aws_s3_bucket" "b" { bucket = "x" }`}, []string{`required_providers: provider "aws" is used but not listed`}},
 		"fine: dynamic iterator, for expression, local module": {map[string]string{
 			"tf/main.tf": providers + `resource "google_compute_firewall" "fw" {
   name = "ml"

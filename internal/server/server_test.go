@@ -31,8 +31,8 @@ import (
 	"github.com/mlcd-dev/mlcd/internal/localcluster/clustertest"
 	"github.com/mlcd-dev/mlcd/internal/metrics"
 	"github.com/mlcd-dev/mlcd/internal/server"
-	"github.com/mlcd-dev/mlcd/internal/webhook"
 	"github.com/mlcd-dev/mlcd/internal/source/gittest"
+	"github.com/mlcd-dev/mlcd/internal/webhook"
 )
 
 func TestMain(m *testing.M) {
