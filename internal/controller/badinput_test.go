@@ -24,10 +24,17 @@ func TestBadInputKeepsWhatRuns(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(outside, "kustomization.yaml"), []byte("resources: [cm.yaml]\n"), 0o644)
 	os.WriteFile(filepath.Join(outside, "cm.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: outside}\n"), 0o644)
+	component := filepath.Join(h.cacheDir, "git", "outside-component")
+	os.MkdirAll(component, 0o755)
+	os.WriteFile(filepath.Join(component, "kustomization.yaml"), []byte("apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [cm.yaml]\n"), 0o644)
+	os.WriteFile(filepath.Join(component, "cm.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: outside-component}\n"), 0o644)
+	// A namespaced-only tenant project: its apps' namespaces only.
+	h.create(fmt.Sprintf("apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: tenant, namespace: {{NS}}}\nspec:\n  sourceRepos: [\"*\"]\n  destinations: [{server: \"*\", namespace: %q}]\n  clusterResourceWhitelist: []\n", h.ns+"-*"), nil)
 	cases := []struct {
 		name      string
 		repo      func(r *gittest.Repo)
 		app       func(a *v1alpha1.Application)
+		project   string // default: the default project
 		condition string
 		contains  string
 	}{
@@ -94,6 +101,46 @@ func TestBadInputKeepsWhatRuns(t *testing.T) {
 		{name: "unreachable-repo", app: func(a *v1alpha1.Application) {
 			a.Spec.Source.RepoURL = "file:///nonexistent/ml-deployments"
 		}, condition: v1alpha1.ConditionComparisonError, contains: "unreachable"},
+		{name: "helm-until-loop", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{chart + "templates/loop.yaml": `{{ range until 100000000 }}x{{ end }}`})
+		}, condition: v1alpha1.ConditionComparisonError, contains: "until: 100000000 items"},
+		{name: "helm-repeat-bomb", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{chart + "templates/bomb.yaml": `{{ repeat 100000000 "lol" }}`})
+		}, condition: v1alpha1.ConditionComparisonError, contains: "repeat: 100000000"},
+		{name: "file-of-100-mib", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{chart + "weights.bin": strings.Repeat("0", 100<<20)})
+		}, condition: v1alpha1.ConditionComparisonError, contains: "weights.bin is 100 MiB"},
+		{name: "kustomize-component-outside", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{"kust/kustomization.yaml": "resources: [cm.yaml]\ncomponents: [../../../../outside-component]\n", "kust/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: k}\n"})
+		}, app: func(a *v1alpha1.Application) {
+			a.Spec.Source.Path, a.Spec.Source.Helm = "kust", nil
+		}, condition: v1alpha1.ConditionComparisonError, contains: "outside-component"},
+		{name: "kustomize-helmcharts-outside", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{"kust/kustomization.yaml": "helmChartInflationGenerator: []\nhelmGlobals: {chartHome: ../../../../outside-base}\nhelmCharts:\n- {name: outside, releaseName: x}\n"})
+		}, app: func(a *v1alpha1.Application) {
+			a.Spec.Source.Path, a.Spec.Source.Helm = "kust", nil
+		}, condition: v1alpha1.ConditionComparisonError, contains: "kustomize build kust"},
+		{name: "dependency-remote-unreachable", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{chart + "Chart.yaml": "apiVersion: v2\nname: fraud-detection\nversion: 0.1.0\ndependencies:\n- {name: redis, version: 1.2.3, repository: \"https://charts.mlcd.invalid/stable\"}\n"})
+		}, condition: v1alpha1.ConditionComparisonError, contains: "redis"},
+		{name: "list-without-kind", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{chart + "templates/list.yaml": "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: listed}\n"})
+		}, condition: v1alpha1.ConditionComparisonError, contains: "list.yaml"},
+		{name: "app-path-traversal", app: func(a *v1alpha1.Application) {
+			a.Spec.Source.Path = "../../../etc"
+		}, condition: v1alpha1.ConditionComparisonError, contains: "leaves the repository"},
+		{name: "app-path-missing", app: func(a *v1alpha1.Application) {
+			a.Spec.Source.Path = "models/no-such-model"
+		}, condition: v1alpha1.ConditionComparisonError, contains: "app path models/no-such-model does not exist"},
+		{name: "helm-parameter-huge-index", app: func(a *v1alpha1.Application) {
+			a.Spec.Source.Helm.Parameters = append(a.Spec.Source.Helm.Parameters, v1alpha1.HelmParameter{Name: "model.ports[99999999]", Value: "x"})
+		}, condition: v1alpha1.ConditionComparisonError, contains: "helm parameter model.ports[99999999]: index of 99999999 is greater than maximum"},
+		{name: "project-denied-namespace", project: "tenant", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{chart + "templates/escape.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: escape, namespace: kube-system}\n"})
+		}, condition: v1alpha1.ConditionInvalidSpecError, contains: "kube-system"},
+		{name: "project-denied-cluster-scope", project: "tenant", repo: func(r *gittest.Repo) {
+			r.Write(map[string]string{chart + "templates/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: tenant-escape}\n"})
+		}, condition: v1alpha1.ConditionInvalidSpecError, contains: "Namespace"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -106,6 +153,9 @@ func TestBadInputKeepsWhatRuns(t *testing.T) {
 			h.namespaceGone(t, dest)
 			// No HPA: its scaling would change the Deployment under the test.
 			doc := strings.Replace(app, "helm: {valueFiles: [values-production.yaml]}", `helm: {valueFiles: [values-production.yaml], parameters: [{name: autoscaling.enabled, value: "false"}]}`, 1)
+			if c.project != "" {
+				doc = strings.Replace(doc, "project: default", "project: "+c.project, 1)
+			}
 			h.create(doc, map[string]string{"{{NAME}}": c.name, "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
 			h.waitSynced(c.name, "")
 			before := h.deployment(dest, "fraud-detection")

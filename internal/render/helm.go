@@ -1,12 +1,15 @@
 package render
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
+	ci "helm.sh/helm/v4/pkg/chart"
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
 	"helm.sh/helm/v4/pkg/chart/loader"
@@ -103,7 +106,7 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, map[strin
 	if err != nil {
 		return nil, nil, fmt.Errorf("chart %s values: %s", chartPath, manifest.OneLine(err))
 	}
-	files, err := engine.Render(chrt, renderVals)
+	files, err := renderBounded(chrt, renderVals)
 	if err != nil {
 		return nil, nil, fmt.Errorf("chart %s: template error: %s", chartPath, manifest.OneLine(err))
 	}
@@ -239,4 +242,29 @@ func resolveDependencies(in Input, c any, chartPath string) error {
 		have[d.Name] = true
 	}
 	return nil
+}
+
+// renderTimeout is RenderTimeout; tests shorten it.
+var renderTimeout = RenderTimeout
+
+// renderBounded renders with Helm's engine and the bounded Sprig functions,
+// within renderTimeout.
+func renderBounded(chrt ci.Charter, vals common.Values) (map[string]string, error) {
+	type result struct {
+		files map[string]string
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		files, err := engine.Engine{CustomTemplateFuncs: boundedFuncs()}.RenderWithContext(context.Background(), chrt, vals)
+		done <- result{files, err}
+	}()
+	t := time.NewTimer(renderTimeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.files, r.err
+	case <-t.C:
+		return nil, fmt.Errorf("rendering took longer than %s (a template that loops?)", renderTimeout)
+	}
 }

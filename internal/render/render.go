@@ -135,6 +135,9 @@ func (r *Renderer) render(in Input) (*Result, error) {
 	if err := source.CheckConfined(in.Root, dir); err != nil {
 		return nil, err
 	}
+	if err := checkFileSizes(in.Root, dir); err != nil {
+		return nil, err
+	}
 	switch {
 	case in.Source.Helm != nil || exists(filepath.Join(dir, "Chart.yaml")):
 		objs, vals, err := helmTemplate(in, dir)
