@@ -7,9 +7,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -107,10 +110,49 @@ func TestGitHubPushRefreshesMatchingApps(t *testing.T) {
 	if st := post(bytes.Repeat([]byte(" "), 2<<20), good); st != 413 {
 		t.Errorf("oversized push: %d", st)
 	}
+	// A 50 MiB body streamed without a length (the payload denial of
+	// service of Argo CD's advisories): refused after the cap, the rest
+	// never read.
+	sent := &countingReader{r: io.LimitReader(zeros{}, 50<<20)}
+	started := time.Now()
+	req, _ := http.NewRequest("POST", hs.URL+"/api/webhook", sent)
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", good)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		if resp.StatusCode != 413 {
+			t.Errorf("50 MiB push: %d", resp.StatusCode)
+		}
+		resp.Body.Close()
+	} // else the server closed the connection mid-body: refused too
+	if n := sent.n.Load(); n > 8<<20 {
+		t.Errorf("the server read %d MiB of a 50 MiB push; the cap is 1 MiB", n>>20)
+	}
+	if took := time.Since(started); took > 5*time.Second {
+		t.Errorf("refusing a 50 MiB push took %s", took)
+	}
+	if got := refreshed(); len(got) != 0 {
+		t.Fatalf("an oversized push refreshed %v", got)
+	}
 	if st := post(push, good); st != 200 {
 		t.Fatalf("signed push: %d", st)
 	}
 	if got, want := refreshed(), map[string]bool{"fraud": true, "all": true}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("refreshed %v, want %v", got, want)
 	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// countingReader counts what the client managed to send.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
