@@ -31,6 +31,16 @@ func TestSameObjectInTwoApps(t *testing.T) {
 	second := strings.Replace(dirApp, "path: manifests", "path: b", 1)
 	h.create(second, map[string]string{"{{NAME}}": "second", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
 	h.waitCondition("second", v1alpha1.ConditionSyncError, "ConfigMap shared is managed by application "+h.ns+"/first")
+	// A phased app (sync waves) claiming it is refused before any wave.
+	repo.Write(map[string]string{"c/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared, annotations: {argocd.argoproj.io/sync-wave: \"1\"}}\ndata: {k: third}\n", "c/own.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c-own, annotations: {argocd.argoproj.io/sync-wave: \"0\"}}\n"})
+	repo.Commit("a phased third app")
+	third := strings.Replace(dirApp, "path: manifests", "path: c", 1)
+	h.create(third, map[string]string{"{{NAME}}": "third", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitCondition("third", v1alpha1.ConditionSyncError, "ConfigMap shared is managed by application "+h.ns+"/first")
+	if h.configMapExists(h.ns, "c-own") {
+		t.Error("the phased app ran its waves over an object another app manages")
+	}
+	h.waitSynced("first", "")
 	ctx := context.Background()
 	var shared corev1.ConfigMap
 	if err := h.c.Get(ctx, types.NamespacedName{Namespace: h.ns, Name: "shared"}, &shared); err != nil {
@@ -51,6 +61,9 @@ func TestSameObjectInTwoApps(t *testing.T) {
 	var own corev1.ConfigMap
 	if err := h.c.Get(ctx, types.NamespacedName{Namespace: h.ns, Name: "b-own"}, &own); err != nil {
 		t.Errorf("second's own object was not applied: %v", err)
+	}
+	if err := h.c.Delete(ctx, h.app("third")); err != nil {
+		t.Fatal(err)
 	}
 	// The first app goes, leaving its resources: the second adopts.
 	if err := h.c.Delete(ctx, h.app("first")); err != nil {

@@ -83,19 +83,7 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 			}
 		}
 	}
-	objs, claimed := unclaimed(app, objs, live)
-	// An owner that no longer exists (deleted without its resources, or
-	// renamed) claims nothing: its objects are adopted.
-	held := claimed[:0]
-	for _, c := range claimed {
-		ns, name, _ := strings.Cut(c.owner, "/")
-		if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &v1alpha1.Application{}); apierrors.IsNotFound(err) {
-			objs = append(objs, c.obj)
-			continue
-		}
-		held = append(held, c)
-	}
-	claimed = held
+	objs, claimed := r.unclaimed(ctx, app, objs, live)
 	if err := r.recordIntent(ctx, app, objs); err != nil {
 		return nil, failed(err)
 	}
@@ -296,16 +284,21 @@ type claim struct {
 }
 
 // unclaimed splits objs into those the app may apply and those whose live
-// copy carries another app's tracking annotation.
-func unclaimed(app *v1alpha1.Application, objs []*unstructured.Unstructured, live liveSet) ([]*unstructured.Unstructured, []claim) {
+// copy carries another existing app's tracking annotation. An owner that
+// no longer exists (deleted without its resources, or renamed) claims
+// nothing: its objects are adopted.
+func (r *ApplicationReconciler) unclaimed(ctx context.Context, app *v1alpha1.Application, objs []*unstructured.Unstructured, live liveSet) ([]*unstructured.Unstructured, []claim) {
 	self := app.Namespace + "/" + app.Name
 	var mine []*unstructured.Unstructured
 	var claimed []claim
 	for _, o := range objs {
 		if l := live.of(o); l != nil {
 			if owner := l.GetAnnotations()[manifest.AppAnnotation]; owner != "" && owner != self {
-				claimed = append(claimed, claim{obj: o, owner: owner})
-				continue
+				ns, name, _ := strings.Cut(owner, "/")
+				if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &v1alpha1.Application{}); !apierrors.IsNotFound(err) {
+					claimed = append(claimed, claim{obj: o, owner: owner})
+					continue
+				}
 			}
 		}
 		mine = append(mine, o)

@@ -78,6 +78,14 @@ func (r *ApplicationReconciler) startPhased(ctx context.Context, app *v1alpha1.A
 			return &operation{actions: map[string]apply.Action{}, replies: map[string]*unstructured.Unstructured{}}, nil
 		}
 	}
+	// An object another app deploys stops the whole phased operation
+	// before any hook runs: waves and hooks assume all of the app's
+	// objects are its own.
+	if _, claimed := r.unclaimed(ctx, app, in.objs, run.live); len(claimed) > 0 {
+		msg := claimedMessage(claimed)
+		r.event(app, eventWarning, "SharedResource", "%s", msg)
+		return nil, refuse(v1alpha1.ConditionSyncError, false, "%s", msg)
+	}
 	state := &v1alpha1.OperationState{Phase: v1alpha1.PhaseRunning, StartedAt: metav1.Now(), Operation: app.Operation,
 		SyncResult: &v1alpha1.SyncOperationResult{Revision: in.sha}}
 	if state.Operation == nil {

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
 // Outcome is what one reconcile of an app came to.
@@ -192,7 +193,7 @@ func (c *appCollector) Collect(ch chan<- prometheus.Metric) {
 		src := a.SourceOf()
 		repo := ""
 		if src != nil {
-			repo = src.RepoURL
+			repo = source.RedactURL(src.RepoURL) // a password written into the URL is no label
 		}
 		operation := ""
 		if a.SyncRequested() || (a.Status.OperationState != nil && a.Status.OperationState.Phase == v1alpha1.PhaseRunning) {

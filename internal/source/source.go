@@ -1,6 +1,8 @@
 package source
 
 import (
+	"syscall"
+
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 
 	"context"
@@ -154,7 +156,7 @@ func (c *Cache) fetch(ctx context.Context, e *repoEntry, url string, creds Crede
 	}
 	c.requested(url, "fetch", started, err)
 	if err != nil {
-		return fmt.Errorf("fetch %s: %s", redactURL(url), manifest.OneLine(err))
+		return fmt.Errorf("fetch %s: %s%s", redactURL(url), manifest.OneLine(err), c.diskHint(err))
 	}
 	e.fetchedAt = time.Now()
 	return nil
@@ -264,7 +266,7 @@ func (c *Cache) Checkout(ctx context.Context, url, sha string) (string, error) {
 	})
 	if err != nil {
 		os.RemoveAll(tmp)
-		return "", fmt.Errorf("check out %s: %w", sha, err)
+		return "", fmt.Errorf("check out %s: %w%s", sha, err, c.diskHint(err))
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return "", err
@@ -357,4 +359,13 @@ func (c *Cache) PathHash(url, sha, path string) (string, bool) {
 		return "", false
 	}
 	return entry.Hash.String(), true
+}
+
+// diskHint says what a full disk means for the cache: a failed fetch or
+// checkout leaves nothing half-written behind and is retried.
+func (c *Cache) diskHint(err error) string {
+	if errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left on device") {
+		return fmt.Sprintf(" (the Git cache in %s is out of disk space; nothing half-written is kept, and the fetch is retried)", c.opts.Dir)
+	}
+	return ""
 }
