@@ -10,6 +10,13 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// PartOfLabel marks mlcd's own CRDs (crds/*.yaml carry it) and everything
+// deploy/ installs.
+const (
+	PartOfLabel = "app.kubernetes.io/part-of"
+	PartOfMLCD  = "mlcd"
+)
+
 //go:embed crds/*.yaml
 var crdFiles embed.FS
 

@@ -265,7 +265,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 					exists[i] = true
 					return nil
 				}
-				createErrs[i] = fmt.Errorf("apply: %s created failed: %s", describe(o), manifest.OneLine(err))
+				createErrs[i] = fmt.Errorf("apply: %s created failed: %s%s", describe(o), manifest.OneLine(err), rbacHint(err))
 				return nil
 			}
 			created[i] = c
@@ -286,6 +286,15 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	// refused one.
 	res, err := a.applyAll(ctx, existing, false)
 	return append(out, res...), oneLine(append(createErrs, err)...)
+}
+
+// rbacHint says what a refusal by RBAC means: the identity mlcd runs as
+// (deploy/'s ServiceAccount) may not write that kind.
+func rbacHint(err error) string {
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "cannot ") {
+		return "" // admission policies answer Forbidden too; they say why themselves
+	}
+	return " (mlcd's RBAC does not allow writing this kind: add it to the ClusterRole mlcd-apply, see deploy/README.md)"
 }
 
 // isTransport reports an error that says nothing about the object: the API
@@ -332,7 +341,7 @@ func (a *Applier) applyAll(ctx context.Context, objs []*unstructured.Unstructure
 		for _, o := range objs {
 			e, err := a.rm.Apply(ctx, o, opts)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("apply: %s", manifest.OneLine(err)))
+				errs = append(errs, fmt.Errorf("apply: %s%s", manifest.OneLine(err), rbacHint(err)))
 				continue
 			}
 			out = append(out, Result{Object: o, Action: actionOf(e.Action)})
@@ -349,7 +358,7 @@ func (a *Applier) applyAll(ctx context.Context, objs []*unstructured.Unstructure
 		}
 	}
 	if err != nil {
-		return out, fmt.Errorf("apply: %s", manifest.OneLine(err))
+		return out, fmt.Errorf("apply: %s%s", manifest.OneLine(err), rbacHint(err))
 	}
 	if wait {
 		var defs []*unstructured.Unstructured

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -24,6 +28,9 @@ import (
 
 type controllerFlags struct {
 	kubeconfig    string
+	kubeContext   string
+	as            string
+	metricsListen string
 	appNamespaces string
 	pollInterval  time.Duration
 	syncTimeout   time.Duration
@@ -39,8 +46,10 @@ type controllerFlags struct {
 func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 	if withKubeconfig {
 		cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default $KUBECONFIG, ~/.kube/config or in-cluster)")
+		cmd.Flags().StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: its current context)")
 		cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "Git cache directory (default the user cache dir)")
 	}
+	cmd.Flags().StringVar(&f.as, "as", "", "act as this user (impersonation), e.g. system:serviceaccount:argocd:mlcd-controller to run with the RBAC of deploy/")
 	cmd.Flags().StringVar(&f.appNamespaces, "app-namespaces", "", "comma-separated globs of further namespaces whose Applications are reconciled, each only if its AppProject lists the namespace in spec.sourceNamespaces (default: only the control-plane namespace)")
 	cmd.Flags().DurationVar(&f.pollInterval, "poll-interval", v1alpha1.DefaultPollInterval, "how often repositories are fetched without a refresh request")
 	cmd.Flags().DurationVar(&f.syncTimeout, "sync-timeout", controller.DefaultSyncTimeout, "how long a sync with waves or hooks may take before it fails (a hook that never finishes)")
@@ -105,7 +114,7 @@ func newControllerCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			cfg, err := restConfig(f.kubeconfig)
+			cfg, err := f.restConfig()
 			if err != nil {
 				return err
 			}
@@ -118,7 +127,12 @@ func newControllerCmd() *cobra.Command {
 				cacheDir = filepath.Join(base, "mlcd", "controller")
 			}
 			ctrllog.SetLogger(logr.FromSlogHandler(newLogHandler(cmd.ErrOrStderr())))
-			opts, err := f.options(cacheDir, "", nil)
+			var reg *prometheus.Registry
+			var rec *metrics.Recorder
+			if f.metricsListen != "" {
+				reg, rec = newMetrics()
+			}
+			opts, err := f.options(cacheDir, "", rec)
 			if err != nil {
 				return err
 			}
@@ -126,20 +140,47 @@ func newControllerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if reg != nil {
+				ln, err := net.Listen("tcp", f.metricsListen)
+				if err != nil {
+					return fmt.Errorf("--metrics-listen: %w", err)
+				}
+				mux := http.NewServeMux()
+				mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+				mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+				go func() { _ = serveUntil(ctx, srv, ln) }()
+				fmt.Fprintf(cmd.OutOrStdout(), "metrics on http://%s/metrics\n", ln.Addr())
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "controller running against %s\n", cfg.Host)
 			return c.Start(ctx)
 		},
 	}
 	f.add(cmd, true)
+	cmd.Flags().StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics (/metrics) and /healthz on this address (default: none)")
 	return cmd
 }
 
-func restConfig(kubeconfig string) (*rest.Config, error) {
+// restConfig is the cluster of --kubeconfig and --context, acting as --as.
+func (f *controllerFlags) restConfig() (*rest.Config, error) {
+	cfg, err := restConfigFor(f.kubeconfig, f.kubeContext)
+	if err != nil {
+		return nil, err
+	}
+	if f.as != "" {
+		cfg.Impersonate.UserName = f.as
+	}
+	return cfg, nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) { return restConfigFor(kubeconfig, "") }
+
+func restConfigFor(kubeconfig, kubeContext string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if kubeconfig != "" {
 		rules.ExplicitPath = kubeconfig
 	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}

@@ -28,7 +28,7 @@ annotation); the controller (mlcd controller) acts on them. Tokens come from
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			cfg, err := restConfig(f.kubeconfig)
+			cfg, err := f.restConfig()
 			if err != nil {
 				return err
 			}

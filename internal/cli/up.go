@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/mlcd-dev/mlcd/internal/controller"
@@ -51,6 +52,8 @@ No containers run: simulated nodes mark scheduled pods Running and Ready.`,
 		},
 	}
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", ".mlcd", "directory for cluster data, certificates, logs and the kubeconfig")
+	cmd.Flags().StringVar(&o.controller.kubeconfig, "kubeconfig", "", "run against this existing cluster (kind, k3d, a dev cluster) instead of the embedded control plane, which is then not built")
+	cmd.Flags().StringVar(&o.controller.kubeContext, "context", "", "with --kubeconfig: its context to use (default: its current context)")
 	cmd.Flags().IntVar(&o.port, "port", 0, "API server port on 127.0.0.1 (0: the last one used, else a free one)")
 	cmd.Flags().DurationVar(&o.podReadyDelay, "pod-ready-delay", time.Second, "delay before a scheduled pod is marked Running and Ready")
 	cmd.Flags().StringVar(&o.repo, "repo", "", "Git repository (URL or local path) to sync (default: the bundled example, as a local repo in the state dir)")
@@ -74,25 +77,57 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 	}
 	o.stateDir = abs
 
-	fmt.Fprintf(out, "starting local control plane in %s ...\n", o.stateDir)
-	started := time.Now()
-	cluster, err := localcluster.Start(ctx, localcluster.Options{
-		StateDir:      o.stateDir,
-		Port:          o.port,
-		PodReadyDelay: o.podReadyDelay,
-		Progress:      out,
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
+	if err := os.MkdirAll(o.stateDir, 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "control plane ready in %s (pid %d)\n", time.Since(started).Round(100*time.Millisecond), cluster.PID())
-	fmt.Fprintf(out, "kubeconfig: %s\n", cluster.Kubeconfig)
-	fmt.Fprintf(out, "  export KUBECONFIG=%s\n", cluster.Kubeconfig)
-	fmt.Fprintln(out, "nodes: node-0 (cpu) and gpu-0 (nvidia.com/gpu, tainted nvidia.com/gpu=present:NoSchedule)")
-	fmt.Fprintln(out, "note: no containers run here; simulated nodes mark scheduled pods Running and Ready")
+	var cluster *localcluster.Cluster
+	var cfg *rest.Config
+	if o.controller.kubeconfig != "" {
+		// An existing cluster (kind, k3d, a dev cluster): no embedded
+		// control plane is built or started.
+		if cfg, err = restConfigFor(o.controller.kubeconfig, o.controller.kubeContext); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "using the cluster at %s (kubeconfig %s); no embedded control plane\n", cfg.Host, o.controller.kubeconfig)
+	} else {
+		fmt.Fprintf(out, "starting local control plane in %s (to use a cluster you already have: mlcd up --kubeconfig FILE) ...\n", o.stateDir)
+		started := time.Now()
+		cluster, err = localcluster.Start(ctx, localcluster.Options{
+			StateDir:      o.stateDir,
+			Port:          o.port,
+			PodReadyDelay: o.podReadyDelay,
+			Progress:      out,
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		fmt.Fprintf(out, "control plane ready in %s (pid %d)\n", time.Since(started).Round(100*time.Millisecond), cluster.PID())
+		fmt.Fprintf(out, "kubeconfig: %s\n", cluster.Kubeconfig)
+		fmt.Fprintf(out, "  export KUBECONFIG=%s\n", cluster.Kubeconfig)
+		fmt.Fprintln(out, "nodes: node-0 (cpu) and gpu-0 (nvidia.com/gpu, tainted nvidia.com/gpu=present:NoSchedule)")
+		fmt.Fprintln(out, "note: no containers run here; simulated nodes mark scheduled pods Running and Ready")
+		if cfg, err = cluster.RESTConfig(); err != nil {
+			_ = cluster.Stop()
+			return err
+		}
+	}
+	if o.controller.as != "" {
+		cfg.Impersonate.UserName = o.controller.as
+		fmt.Fprintf(out, "acting as %s\n", o.controller.as)
+	}
+	stopCluster := func() error {
+		if cluster == nil {
+			return nil
+		}
+		return cluster.Stop()
+	}
+	var clusterDone <-chan struct{}
+	if cluster != nil {
+		clusterDone = cluster.Done()
+	}
 
 	regOpts := registryOptions{
 		listen: o.registryListen,
@@ -104,7 +139,7 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 		regSrv, regLn, err = startRegistry(regOpts, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
 	if err != nil {
-		_ = cluster.Stop()
+		_ = stopCluster()
 		return err
 	}
 	regErr := make(chan error, 1)
@@ -114,8 +149,8 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 
 	ctrlErr := make(chan error, 1)
 	if !o.noSync {
-		if err := startSync(ctx, out, cluster, o, "http://"+regLn.Addr().String(), ctrlErr); err != nil {
-			_ = cluster.Stop()
+		if err := startSync(ctx, out, cfg, o, "http://"+regLn.Addr().String(), ctrlErr); err != nil {
+			_ = stopCluster()
 			return err
 		}
 	}
@@ -124,14 +159,14 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(out, "stopping ...")
-		return cluster.Stop()
+		return stopCluster()
 	case err := <-ctrlErr:
-		_ = cluster.Stop()
+		_ = stopCluster()
 		return fmt.Errorf("controller stopped: %w", err)
 	case err := <-regErr:
-		_ = cluster.Stop()
+		_ = stopCluster()
 		return fmt.Errorf("model registry stopped: %w", err)
-	case <-cluster.Done():
+	case <-clusterDone:
 		if err := cluster.Err(); err != nil {
 			return fmt.Errorf("control plane stopped: %w", err)
 		}
@@ -141,12 +176,8 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 
 // startSync runs the controller against the local cluster and applies the
 // root manifests of the repository.
-func startSync(ctx context.Context, out io.Writer, cluster *localcluster.Cluster, o upOptions, registryURL string, errc chan<- error) error {
+func startSync(ctx context.Context, out io.Writer, cfg *rest.Config, o upOptions, registryURL string, errc chan<- error) error {
 	creds, err := o.creds.credentials()
-	if err != nil {
-		return err
-	}
-	cfg, err := cluster.RESTConfig()
 	if err != nil {
 		return err
 	}

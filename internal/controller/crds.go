@@ -24,7 +24,9 @@ func InstallCRDs(ctx context.Context, c client.Client) error {
 	}
 	for _, crd := range crds {
 		var live apiextensionsv1.CustomResourceDefinition
+		exists := false
 		if err := c.Get(ctx, client.ObjectKey{Name: crd.Name}, &live); err == nil {
+			exists = true
 			other, ok := OwnedByOther(&live)
 			if ok && crd.Labels["mlcd.io/shared-crd"] == "true" {
 				continue // Argo Rollouts' own CRD: used as it is
@@ -37,6 +39,14 @@ func InstallCRDs(ctx context.Context, c client.Client) error {
 		}
 		crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
 		if err := c.Patch(ctx, crd, client.Apply, client.FieldOwner(apply.FieldManager), client.ForceOwnership); err != nil {
+			if apierrors.IsForbidden(err) && exists {
+				// Installed by deploy/ (or an admin); this identity may
+				// read CRDs but not write them: use them as they are.
+				continue
+			}
+			if apierrors.IsForbidden(err) {
+				return fmt.Errorf("CRD %s is not installed and this identity may not install it: apply deploy/ first (kubectl apply --server-side -k deploy/base, or the Helm chart deploy/chart/mlcd): %s", crd.Name, err)
+			}
 			return fmt.Errorf("install CRD %s: %w", crd.Name, err)
 		}
 	}
@@ -63,6 +73,9 @@ func InstallCRDs(ctx context.Context, c client.Client) error {
 // OwnedByOther reports whether a CRD that exists was installed by someone
 // else: no field of it is managed by mlcd. It returns that manager.
 func OwnedByOther(crd *apiextensionsv1.CustomResourceDefinition) (string, bool) {
+	if crd.Labels[v1alpha1.PartOfLabel] == v1alpha1.PartOfMLCD {
+		return "", false // installed from deploy/, whoever applied it
+	}
 	other := ""
 	for _, mf := range crd.ManagedFields {
 		if mf.Manager == apply.FieldManager {
