@@ -52,6 +52,9 @@ import (
 	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
+// loopMax is the largest N the helm|kubectl loop runs for.
+var loopMax = flag.Int("loop-max", 100, "run the helm template | kubectl apply loop for N up to this")
+
 // Result is one N's figures.
 type Result struct {
 	Apps              int     `json:"apps"`
@@ -71,28 +74,44 @@ type Result struct {
 	// CreatedS is how long creating the Applications took (8 writers):
 	// the API server's cost of admitting them, inside mlcd's clocks.
 	CreatedS float64 `json:"applicationsCreatedSeconds"`
+	// StartS is mlcd's start-up: controller built, CRDs installed, caches
+	// synced (API server ready → ready to sync).
+	StartS float64 `json:"controllerStartSeconds"`
+	// The helm template | kubectl apply loop (N ≤ -loop-max).
+	LoopSyncedS  float64 `json:"loopSyncedSeconds,omitempty"`
+	LoopHealthyS float64 `json:"loopHealthySeconds,omitempty"`
+	LoopRatio    float64 `json:"loopOverMlcdSynced,omitempty"`
+	// P2 and P3: a values bump of one app among N, by webhook.
+	CommitToLiveP50S float64 `json:"commitToLiveP50Seconds"`
+	CommitToLiveP99S float64 `json:"commitToLiveP99Seconds"`
+	RendersPerCommit float64 `json:"rendersPerCommit"`
 }
 
 func main() {
 	ns := flag.String("n", "100,1000", "comma-separated app counts")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) to profile a run")
+	growth := flag.String("growth", "", "comma-separated fleet sizes of ConfigMap-only apps for the growth table (e.g. 1000,5000,10000)")
 	flag.Parse()
 	if *pprofAddr != "" {
 		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }()
 	}
 	ctrllog.SetLogger(logr.Discard())
 	var results []Result
-	for _, s := range strings.Split(*ns, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			fail(fmt.Errorf("bad -n %q", s))
-		}
+	for _, n := range counts(*ns) {
 		r, err := run(n)
 		if err != nil {
 			fail(err)
 		}
 		results = append(results, r)
+	}
+	var grown []GrowthResult
+	for _, n := range counts(*growth) {
+		r, err := runGrowth(n)
+		if err != nil {
+			fail(err)
+		}
+		grown = append(grown, r)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "APPS\tFLOOR SYNCED\tFLOOR HEALTHY\tMLCD SYNCED\tMLCD HEALTHY\tSYNCED ×\tHEALTHY ×\tAPPS CREATED\tFIRST SYNCED\tMLCD CPU\tPEAK RSS\tREQ/APP\tRENDERS\tAT REST (writes, renders)")
@@ -100,12 +119,45 @@ func main() {
 		fmt.Fprintf(tw, "%d\t%.1fs\t%.1fs\t%.1fs\t%.1fs\t%.2f\t%.2f\t%.1fs\t%.1fs\t%.1fs\t%.0f MiB\t%.1f\t%d\t%d, %d\n", r.Apps, r.FloorSyncedS, r.FloorHealthyS, r.MlcdSyncedS, r.MlcdHealthyS, r.SyncedRatio, r.HealthyRatio, r.CreatedS, r.FirstAppliedAfter, r.MlcdCPUSeconds, r.PeakRSSMiB, r.RequestsPerApp, r.Renders, r.RestWrites, r.RestRenders)
 	}
 	tw.Flush()
+	fmt.Println()
+	fmt.Fprintln(tw, "APPS\tMLCD START\tLOOP SYNCED\tLOOP HEALTHY\tLOOP ÷ MLCD (P4)\tCOMMIT→LIVE p50 (P2)\tp99\tRENDERS/COMMIT (P3)")
+	for _, r := range results {
+		loop := "-\t-\t-"
+		if r.LoopSyncedS > 0 {
+			loop = fmt.Sprintf("%.1fs\t%.1fs\t%.1f×", r.LoopSyncedS, r.LoopHealthyS, r.LoopRatio)
+		}
+		fmt.Fprintf(tw, "%d\t%.1fs\t%s\t%.2fs\t%.2fs\t%.1f\n", r.Apps, r.StartS, loop, r.CommitToLiveP50S, r.CommitToLiveP99S, r.RendersPerCommit)
+	}
+	tw.Flush()
+	if len(grown) > 0 {
+		fmt.Println()
+		fmt.Fprintln(tw, "CONFIGMAP APPS\tFLOOR SYNCED\tMLCD SYNCED\tSYNCED ×\tMLCD CPU\tCPU/APP\tPEAK RSS\tREQ/APP")
+		for _, r := range grown {
+			fmt.Fprintf(tw, "%d\t%.1fs\t%.1fs\t%.2f\t%.1fs\t%.1f ms\t%.0f MiB\t%.1f\n", r.Apps, r.FloorSyncedS, r.MlcdSyncedS, r.SyncedRatio, r.CPUSeconds, r.CPUPerAppMs, r.PeakRSSMiB, r.RequestsPerAp)
+		}
+		tw.Flush()
+	}
 	if *jsonOut != "" {
-		data, _ := json.MarshalIndent(results, "", "  ")
+		data, _ := json.MarshalIndent(map[string]any{"apps": results, "growth": grown}, "", "  ")
 		if err := os.WriteFile(*jsonOut, data, 0o644); err != nil {
 			fail(err)
 		}
 	}
+}
+
+func counts(list string) []int {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fail(fmt.Errorf("bad count %q", s))
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func fail(err error) {
@@ -174,12 +226,19 @@ func run(n int) (Result, error) {
 	res.FloorHealthyS = time.Since(start).Seconds()
 	logf("floor: applied %.1fs, available %.1fs", res.FloorSyncedS, res.FloorHealthyS)
 
+	if n <= *loopMax {
+		if err := measureLoop(ctx, &res, cluster.Kubeconfig, repo, n, c); err != nil {
+			return res, err
+		}
+	}
+
 	// mlcd: the controller syncs the same apps from Applications.
 	counter := &counting{}
 	var first atomic.Int64
 	ccfg := rest.CopyConfig(cfg)
 	ccfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
 	cpu0 := cpuSeconds()
+	started := time.Now()
 	ctl, err := controller.New(ctx, ccfg, controller.ManagerOptions{
 		Options:  controller.Options{PollInterval: 10 * time.Minute, ControllerNamespace: "argocd"},
 		CacheDir: filepath.Join(dir, "cache"),
@@ -190,6 +249,14 @@ func run(n int) (Result, error) {
 	go func() { _ = ctl.Start(ctx) }()
 	if !ctl.Manager.GetCache().WaitForCacheSync(ctx) {
 		return res, fmt.Errorf("controller cache did not sync")
+	}
+	res.StartS = time.Since(started).Seconds()
+	// The namespaces exist beforehand, as for the floor: a namespace made
+	// at sync time waits for kube-controller-manager to create its default
+	// ServiceAccount before any pod, up to ~15 s of ReplicaSet backoff
+	// that is the cluster's, not mlcd's.
+	if err := createNamespaces(ctx, c, "mlcd", n); err != nil {
+		return res, err
 	}
 	logf("mlcd: creating %d Applications", n)
 	start = time.Now()
@@ -269,6 +336,12 @@ func run(n int) (Result, error) {
 	}
 	time.Sleep(time.Second)
 	res.RestWrites, res.RestRenders = counter.writes.Load()-writes, ctl.Reconciler.Renders()-renders
+	if res.LoopSyncedS > 0 {
+		res.LoopRatio = res.LoopSyncedS / res.MlcdSyncedS
+	}
+	if err := commitToLive(ctx, &res, c, ctl, repo); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 
@@ -332,7 +405,9 @@ func renderAll(repo string, n int, prefix string) ([]*unstructured.Unstructured,
 
 func application(repo string, i, n int) *v1alpha1.Application {
 	return &v1alpha1.Application{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("model-%d", i), Namespace: "argocd"},
+		// Path-scoped, as in a monorepo: a push refreshes only the apps
+		// whose directory it touches.
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("model-%d", i), Namespace: "argocd", Annotations: map[string]string{v1alpha1.ManifestGeneratePathsAnnotation: "."}},
 		Spec: v1alpha1.ApplicationSpec{
 			Project: "default",
 			Source: &v1alpha1.ApplicationSource{RepoURL: "file://" + repo, TargetRevision: "main", Path: "models/fraud-detection",

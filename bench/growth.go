@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/localcluster"
+)
+
+// GrowthResult is the controller's cost at one fleet size of
+// ConfigMap-only apps (the cluster's own controllers do no work for them,
+// so the figures are mlcd's).
+type GrowthResult struct {
+	Apps          int     `json:"apps"`
+	FloorSyncedS  float64 `json:"floorSyncedSeconds"`
+	MlcdSyncedS   float64 `json:"mlcdSyncedSeconds"`
+	SyncedRatio   float64 `json:"syncedRatio"`
+	CPUSeconds    float64 `json:"mlcdCPUSeconds"`
+	CPUPerAppMs   float64 `json:"mlcdCPUMillisecondsPerApp"`
+	PeakRSSMiB    float64 `json:"peakRSSMiB"`
+	CreatedS      float64 `json:"applicationsCreatedSeconds"`
+	RequestsPerAp float64 `json:"apiRequestsPerApp"`
+}
+
+const configMapChart = `apiVersion: v2
+name: cm
+version: 0.1.0
+`
+
+const configMapTemplate = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}
+  labels: {app.kubernetes.io/instance: {{ .Release.Name | quote }}}
+data:
+  model: {{ .Values.model | quote }}
+  threshold: "0.5"
+`
+
+// runGrowth syncs n ConfigMap apps on a fresh cluster: the floor applies
+// the n ConfigMaps directly, then mlcd syncs them from n Applications.
+func runGrowth(n int) (GrowthResult, error) {
+	res := GrowthResult{Apps: n}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "mlcd-growth-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	logf("growth %d: starting a fresh embedded cluster", n)
+	cluster, err := localcluster.Start(ctx, localcluster.Options{StateDir: filepath.Join(dir, "cluster"), Binary: os.Getenv("MLCD_CONTROLPLANE"), Progress: os.Stderr, StartTimeout: 20 * time.Minute})
+	if err != nil {
+		return res, err
+	}
+	defer cluster.Stop()
+	cfg, err := cluster.RESTConfig()
+	if err != nil {
+		return res, err
+	}
+	cfg.QPS, cfg.Burst = 2000, 4000
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		return res, err
+	}
+	repo := filepath.Join(dir, "repo")
+	os.MkdirAll(filepath.Join(repo, "cm", "templates"), 0o755)
+	os.WriteFile(filepath.Join(repo, "cm", "Chart.yaml"), []byte(configMapChart), 0o644)
+	os.WriteFile(filepath.Join(repo, "cm", "values.yaml"), []byte("model: fraud-detection\n"), 0o644)
+	os.WriteFile(filepath.Join(repo, "cm", "templates", "cm.yaml"), []byte(configMapTemplate), 0o644)
+	if err := git(repo, "init", "-q", "-b", "main"); err != nil {
+		return res, err
+	}
+	if err := git(repo, "add", "-A"); err != nil {
+		return res, err
+	}
+	if err := git(repo, "commit", "-qm", "cm"); err != nil {
+		return res, err
+	}
+
+	// Floor: the same ConfigMaps, applied directly.
+	if err := createNamespaces(ctx, c, "floor", n); err != nil {
+		return res, err
+	}
+	start := time.Now()
+	var g errgroup.Group
+	g.SetLimit(64)
+	for i := range n {
+		g.Go(func() error {
+			cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("model-%d", i), Namespace: teamNamespace("floor", i), Labels: map[string]string{"app.kubernetes.io/instance": fmt.Sprintf("model-%d", i)}},
+				Data:       map[string]string{"model": "fraud-detection", "threshold": "0.5"}}
+			return c.Patch(ctx, cm, client.Apply, client.FieldOwner("bench-floor"), client.ForceOwnership)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return res, err
+	}
+	res.FloorSyncedS = time.Since(start).Seconds()
+	logf("growth %d: floor applied %.1fs", n, res.FloorSyncedS)
+
+	counter := &counting{}
+	ccfg := rest.CopyConfig(cfg)
+	ccfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
+	cpu0 := cpuSeconds()
+	ctl, err := controller.New(ctx, ccfg, controller.ManagerOptions{
+		Options:  controller.Options{PollInterval: time.Hour, ControllerNamespace: "argocd"},
+		CacheDir: filepath.Join(dir, "cache"),
+	})
+	if err != nil {
+		return res, err
+	}
+	go func() { _ = ctl.Start(ctx) }()
+	if !ctl.Manager.GetCache().WaitForCacheSync(ctx) {
+		return res, fmt.Errorf("controller cache did not sync")
+	}
+	start = time.Now()
+	g = errgroup.Group{}
+	g.SetLimit(8)
+	for i := range n {
+		g.Go(func() error {
+			a := &v1alpha1.Application{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("model-%d", i), Namespace: "argocd"},
+				Spec: v1alpha1.ApplicationSpec{
+					Project:     "default",
+					Source:      &v1alpha1.ApplicationSource{RepoURL: "file://" + repo, TargetRevision: "main", Path: "cm", Helm: &v1alpha1.ApplicationSourceHelm{}},
+					Destination: v1alpha1.ApplicationDestination{Server: v1alpha1.InClusterServer, Namespace: teamNamespace("mlcd", i)},
+					SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: true, SelfHeal: true}, SyncOptions: []string{"CreateNamespace=true"}},
+				},
+			}
+			return c.Create(ctx, a)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return res, err
+	}
+	res.CreatedS = time.Since(start).Seconds()
+	reader := ctl.Manager.GetClient()
+	var peak float64
+	for {
+		var list v1alpha1.ApplicationList
+		if err := reader.List(ctx, &list, client.InNamespace("argocd")); err != nil {
+			return res, err
+		}
+		synced := 0
+		for _, a := range list.Items {
+			if a.Status.Sync.Status == v1alpha1.SyncStatusSynced {
+				synced++
+			}
+		}
+		peak = max(peak, rssMiB())
+		if synced == n {
+			break
+		}
+		if time.Since(start) > 40*time.Minute {
+			return res, fmt.Errorf("growth %d: %d Synced after 40m", n, synced)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	res.MlcdSyncedS = time.Since(start).Seconds()
+	res.SyncedRatio = res.MlcdSyncedS / res.FloorSyncedS
+	res.CPUSeconds = cpuSeconds() - cpu0
+	res.CPUPerAppMs = res.CPUSeconds / float64(n) * 1000
+	res.PeakRSSMiB = peak
+	res.RequestsPerAp = float64(counter.requests.Load()) / float64(n)
+	logf("growth %d: mlcd synced %.1fs (%.2f× floor), %.1f CPU s (%.1f ms/app), peak RSS %.0f MiB", n, res.MlcdSyncedS, res.SyncedRatio, res.CPUSeconds, res.CPUPerAppMs, res.PeakRSSMiB)
+	return res, nil
+}
