@@ -16,7 +16,6 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/controller"
-	"github.com/mlcd-dev/mlcd/internal/localcluster"
 )
 
 // GrowthResult is the controller's cost at one fleet size of
@@ -61,20 +60,11 @@ func runGrowth(n int) (GrowthResult, error) {
 	}
 	defer os.RemoveAll(dir)
 	logf("growth %d: starting a fresh embedded cluster", n)
-	cluster, err := localcluster.Start(ctx, localcluster.Options{StateDir: filepath.Join(dir, "cluster"), Binary: os.Getenv("MLCD_CONTROLPLANE"), Progress: os.Stderr, StartTimeout: 20 * time.Minute})
+	cluster, cfg, c, err := startCluster(ctx, dir)
 	if err != nil {
 		return res, err
 	}
 	defer cluster.Stop()
-	cfg, err := cluster.RESTConfig()
-	if err != nil {
-		return res, err
-	}
-	cfg.QPS, cfg.Burst = 2000, 4000
-	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
-	if err != nil {
-		return res, err
-	}
 	repo := filepath.Join(dir, "repo")
 	os.MkdirAll(filepath.Join(repo, "cm", "templates"), 0o755)
 	os.WriteFile(filepath.Join(repo, "cm", "Chart.yaml"), []byte(configMapChart), 0o644)

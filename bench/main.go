@@ -180,20 +180,11 @@ func run(n int) (Result, error) {
 	}
 	defer os.RemoveAll(dir)
 	logf("%d apps: starting a fresh embedded cluster (the first run builds the control-plane helper: many minutes)", n)
-	cluster, err := localcluster.Start(ctx, localcluster.Options{StateDir: filepath.Join(dir, "cluster"), Binary: os.Getenv("MLCD_CONTROLPLANE"), Progress: os.Stderr, StartTimeout: 20 * time.Minute})
+	cluster, cfg, c, err := startCluster(ctx, dir)
 	if err != nil {
 		return res, err
 	}
 	defer cluster.Stop()
-	cfg, err := cluster.RESTConfig()
-	if err != nil {
-		return res, err
-	}
-	cfg.QPS, cfg.Burst = 2000, 4000
-	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
-	if err != nil {
-		return res, err
-	}
 	repo, err := modelRepo(filepath.Join(dir, "repo"))
 	if err != nil {
 		return res, err
@@ -343,6 +334,25 @@ func run(n int) (Result, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// startCluster starts a fresh embedded cluster in dir and returns it, a
+// REST config without client-side throttling to speak of, and a client.
+func startCluster(ctx context.Context, dir string) (*localcluster.Cluster, *rest.Config, client.Client, error) {
+	cluster, err := localcluster.Start(ctx, localcluster.Options{StateDir: filepath.Join(dir, "cluster"), Binary: os.Getenv("MLCD_CONTROLPLANE"), Progress: os.Stderr, StartTimeout: 20 * time.Minute})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg, err := cluster.RESTConfig()
+	if err == nil {
+		cfg.QPS, cfg.Burst = 2000, 4000
+		var c client.Client
+		if c, err = client.New(cfg, client.Options{Scheme: controller.Scheme()}); err == nil {
+			return cluster, cfg, c, nil
+		}
+	}
+	_ = cluster.Stop()
+	return nil, nil, nil, err
 }
 
 // modelRepo is a Git repository with the example's model chart and the

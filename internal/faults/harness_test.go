@@ -42,21 +42,8 @@ import (
 var mlcdBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "mlcd-faults-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		mlcdBin = filepath.Join(dir, "mlcd")
-		if out, err := exec.Command("go", "build", "-o", mlcdBin, "github.com/mlcd-dev/mlcd/cmd/mlcd").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build mlcd: %v\n%s", err, out)
-			return 1
-		}
-		ctrllog.SetLogger(logr.Discard())
-		return clustertest.Run(m)
-	}())
+	ctrllog.SetLogger(logr.Discard())
+	os.Exit(clustertest.RunWithMLCD(m, &mlcdBin))
 }
 
 // gitFaults sits in front of the Git server: normal, down (connection

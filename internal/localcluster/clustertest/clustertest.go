@@ -14,6 +14,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +64,23 @@ func Run(m *testing.M) int {
 		}
 	}
 	return m.Run()
+}
+
+// RunWithMLCD builds the mlcd binary into *bin (for tests that drive the
+// real process), then does what Run does.
+func RunWithMLCD(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "mlcd-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	*bin = filepath.Join(dir, "mlcd")
+	if out, err := exec.Command("go", "build", "-o", *bin, "github.com/mlcd-dev/mlcd/cmd/mlcd").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build mlcd: %v\n%s", err, out)
+		return 1
+	}
+	return Run(m)
 }
 
 // Get returns the shared environment, failing the test when the control
