@@ -98,15 +98,18 @@ func TestTwoShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	// The standby may take the Lease once the last renewal is a lease
-	// duration old, checking every retry period.
-	bound := leaseDuration + retryPeriod + time.Second
+	// The standby may take the Lease a lease duration after it saw the
+	// last renewal; it looks every retry period, stretched by client-go's
+	// jitter factor of 1.2 (so up to 2.2 retry periods): it sees the last
+	// renewal at most one such wait late and tries at most one more after
+	// expiry, plus a second for the API server.
+	bound := leaseDuration + 2*time.Duration(2.2*float64(retryPeriod)) + time.Second
 	for {
 		if w.c.Get(context.Background(), leaseKey, lease) == nil && lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != firstHolder {
 			break
 		}
 		if time.Since(killed) > bound {
-			t.Fatalf("the standby did not take shard 1's Lease within %s (lease %s + retry %s + 1 s)", bound, leaseDuration, retryPeriod)
+			t.Fatalf("the standby did not take shard 1's Lease within %s (lease %s + 2 jittered retries of %s + 1 s)", bound, leaseDuration, retryPeriod)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
