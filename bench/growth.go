@@ -165,6 +165,7 @@ func runGrowth(n int) (GrowthResult, error) {
 	res.CPUPerAppMs = res.CPUSeconds / float64(n) * 1000
 	res.PeakRSSMiB = peak
 	res.RequestsPerAp = float64(counter.requests.Load()) / float64(n)
+	logf("growth %d: requests per app: %s", n, counter.breakdown(n))
 	logf("growth %d: mlcd synced %.1fs (%.2f× floor), %.1f CPU s (%.1f ms/app), peak RSS %.0f MiB", n, res.MlcdSyncedS, res.SyncedRatio, res.CPUSeconds, res.CPUPerAppMs, res.PeakRSSMiB)
 	return res, nil
 }

@@ -24,8 +24,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -315,6 +317,7 @@ func run(n int) (Result, error) {
 	res.Renders = ctl.Reconciler.Renders()
 	res.SyncedRatio = res.MlcdSyncedS / res.FloorSyncedS
 	res.HealthyRatio = res.MlcdHealthyS / res.FloorHealthyS
+	logf("mlcd: requests per app: %s", counter.breakdown(n))
 	logf("mlcd: synced %.1fs (%.2f× floor), healthy %.1fs (%.2f× floor)", res.MlcdSyncedS, res.SyncedRatio, res.MlcdHealthyS, res.HealthyRatio)
 
 	// At rest: a forced resync of every app writes and renders nothing.
@@ -462,14 +465,72 @@ type counting struct {
 	next     http.RoundTripper
 	requests atomic.Int64
 	writes   atomic.Int64
+	mu       sync.Mutex
+	byKind   map[string]int // "PATCH configmaps dryRun" → count
 }
 
 func (w *counting) RoundTrip(r *http.Request) (*http.Response, error) {
 	w.requests.Add(1)
+	w.mu.Lock()
+	if w.byKind == nil {
+		w.byKind = map[string]int{}
+	}
+	w.byKind[requestKind(r)]++
+	w.mu.Unlock()
 	if r.Method != http.MethodGet && !strings.Contains(r.URL.RawQuery, "dryRun=All") {
 		w.writes.Add(1)
 	}
 	return w.next.RoundTrip(r)
+}
+
+// requestKind is a request's verb, resource and watch/dry-run marks,
+// for the breakdown of requests per app.
+func requestKind(r *http.Request) string {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	resource := ""
+	for i, p := range parts {
+		if p == "namespaces" && i+2 < len(parts) {
+			continue
+		}
+		if i > 0 && parts[i-1] == "namespaces" && i+1 < len(parts) {
+			continue
+		}
+		if p != "api" && p != "apis" && !strings.Contains(p, ".") && !strings.HasPrefix(p, "v1") && !strings.HasPrefix(p, "v2") && p != "namespaces" {
+			resource = p
+			break
+		}
+	}
+	k := r.Method + " " + resource
+	if strings.Contains(r.URL.RawQuery, "watch=true") {
+		k += " watch"
+	}
+	if strings.Contains(r.URL.RawQuery, "dryRun=All") {
+		k += " dryRun"
+	}
+	return k
+}
+
+// breakdown is the requests per app by kind, most first.
+func (w *counting) breakdown(n int) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	type kv struct {
+		k string
+		v int
+	}
+	var all []kv
+	for k, v := range w.byKind {
+		all = append(all, kv{k, v})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v })
+	var b strings.Builder
+	for _, e := range all {
+		if float64(e.v)/float64(n) < 0.05 {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %.2f; ", e.k, float64(e.v)/float64(n))
+	}
+	return b.String()
 }
 
 func cpuSeconds() float64 {

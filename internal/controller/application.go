@@ -80,7 +80,11 @@ type ApplicationReconciler struct {
 
 	verifyMu sync.Mutex
 	verified map[types.NamespacedName]verification
-	models   modelState
+	// superseded: per app, the resourceVersion its last status write
+	// replaced; a cached copy still at it is older than what this
+	// controller wrote, and a reconcile from it would redo the sync.
+	superseded map[types.NamespacedName][]string
+	models     modelState
 
 	// later requeues apps whose reconcile ended in a terminal error at
 	// the next poll.
@@ -120,6 +124,7 @@ func (r *ApplicationReconciler) setup(mgr ctrl.Manager, readOnly bool) error {
 	}
 	r.watched = map[schema.GroupVersionKind]bool{}
 	r.verified = map[types.NamespacedName]verification{}
+	r.superseded = map[types.NamespacedName][]string{}
 	r.later = map[types.NamespacedName]*time.Timer{}
 	r.laterCh = make(chan event.GenericEvent, 1024)
 	r.models = modelState{resolved: map[string]*registry.ModelVersion{}, writtenBack: map[string]string{}}

@@ -107,6 +107,11 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if !r.owns(app) {
 		return ctrl.Result{}, nil // another shard's
 	}
+	if r.stale(app) {
+		// The cache has not caught up with this controller's own last
+		// write: working from it would sync again and lose the write.
+		return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
+	}
 	if app.DeletionTimestamp != nil {
 		return r.finalize(ctx, app)
 	}
@@ -139,7 +144,18 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		app.Status.ObservedAt = &now
 		// Optimistic lock: a reconcile that started from a stale cached
 		// copy must not overwrite newer status (history would lose entries).
-		if perr := r.client.Patch(ctx, app, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); perr != nil {
+		// The lock is the resourceVersion this reconcile last wrote or
+		// read: its own inventory write before applying (recordIntent)
+		// moved it, and locking on the first read would refuse every
+		// sync's status as a conflict with itself.
+		lock := before
+		if app.ResourceVersion != before.ResourceVersion {
+			lock = before.DeepCopy()
+			lock.ResourceVersion = app.ResourceVersion
+		}
+		if perr := r.client.Patch(ctx, app, client.MergeFromWithOptions(lock, client.MergeFromWithOptimisticLock{})); perr == nil {
+			r.wrote(req.NamespacedName, before.ResourceVersion, lock.ResourceVersion)
+		} else {
 			// What this reconcile learnt (the operation, history) is not
 			// recorded: the next one must compare again, not trust the
 			// remembered comparison, or the sync's record is lost.

@@ -5,11 +5,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
+	"slices"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 )
@@ -112,4 +114,30 @@ func pick(live, desired map[string]string) map[string]string {
 		out[k] = live[k]
 	}
 	return out
+}
+
+// stale reports whether app, as the cache returned it, is older than this
+// controller's last status write of it; once the cache moves past that
+// version it is forgotten.
+func (r *ApplicationReconciler) stale(app *v1alpha1.Application) bool {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	r.verifyMu.Lock()
+	defer r.verifyMu.Unlock()
+	old, ok := r.superseded[key]
+	if !ok {
+		return false
+	}
+	if slices.Contains(old, app.ResourceVersion) {
+		return true
+	}
+	delete(r.superseded, key)
+	return false
+}
+
+// wrote records that this reconcile's writes replaced the resourceVersions
+// old of app (what it read, and its own intermediate writes).
+func (r *ApplicationReconciler) wrote(key types.NamespacedName, old ...string) {
+	r.verifyMu.Lock()
+	defer r.verifyMu.Unlock()
+	r.superseded[key] = old
 }
