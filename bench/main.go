@@ -244,10 +244,9 @@ func run(n int) (Result, error) {
 		return res, fmt.Errorf("controller cache did not sync")
 	}
 	res.StartS = time.Since(started).Seconds()
-	// The namespaces exist beforehand, as for the floor: a namespace made
+	// The namespaces exist beforehand, as for the floor (a namespace made
 	// at sync time waits for kube-controller-manager to create its default
-	// ServiceAccount before any pod, up to ~15 s of ReplicaSet backoff
-	// that is the cluster's, not mlcd's.
+	// ServiceAccount before any pod can start).
 	if err := createNamespaces(ctx, c, "mlcd", n); err != nil {
 		return res, err
 	}
@@ -386,11 +385,21 @@ func params(i int) []v1alpha1.HelmParameter {
 
 func teamNamespace(prefix string, i int) string { return fmt.Sprintf("%s-t%02d", prefix, i/50) }
 
+// createNamespaces creates the prefix's team namespaces and waits until
+// each has its default ServiceAccount (no pod can be created there before
+// kube-controller-manager makes it), so every contender starts from ready
+// namespaces.
 func createNamespaces(ctx context.Context, c client.Client, prefix string, n int) error {
 	for t := 0; t*50 < n; t++ {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: teamNamespace(prefix, t*50)}}
 		if err := c.Create(ctx, ns); err != nil {
 			return err
+		}
+	}
+	for t := 0; t*50 < n; t++ {
+		key := types.NamespacedName{Namespace: teamNamespace(prefix, t*50), Name: "default"}
+		if err := until(ctx, time.Minute, func() bool { return c.Get(ctx, key, &corev1.ServiceAccount{}) == nil }); err != nil {
+			return fmt.Errorf("namespace %s has no default ServiceAccount: %w", key.Namespace, err)
 		}
 	}
 	return nil
