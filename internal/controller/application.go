@@ -83,7 +83,7 @@ type ApplicationReconciler struct {
 	// superseded: per app, the resourceVersion its last status write
 	// replaced; a cached copy still at it is older than what this
 	// controller wrote, and a reconcile from it would redo the sync.
-	superseded map[types.NamespacedName][]string
+	superseded map[types.NamespacedName]superseded
 	models     modelState
 
 	// later requeues apps whose reconcile ended in a terminal error at
@@ -124,7 +124,7 @@ func (r *ApplicationReconciler) setup(mgr ctrl.Manager, readOnly bool) error {
 	}
 	r.watched = map[schema.GroupVersionKind]bool{}
 	r.verified = map[types.NamespacedName]verification{}
-	r.superseded = map[types.NamespacedName][]string{}
+	r.superseded = map[types.NamespacedName]superseded{}
 	r.later = map[types.NamespacedName]*time.Timer{}
 	r.laterCh = make(chan event.GenericEvent, 1024)
 	r.models = modelState{resolved: map[string]*registry.ModelVersion{}, writtenBack: map[string]string{}}

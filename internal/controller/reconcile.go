@@ -154,7 +154,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			lock.ResourceVersion = app.ResourceVersion
 		}
 		if perr := r.client.Patch(ctx, app, client.MergeFromWithOptions(lock, client.MergeFromWithOptimisticLock{})); perr == nil {
-			r.wrote(req.NamespacedName, before.ResourceVersion, lock.ResourceVersion)
+			r.wrote(req.NamespacedName, app.ResourceVersion, before.ResourceVersion, lock.ResourceVersion)
 		} else {
 			// What this reconcile learnt (the operation, history) is not
 			// recorded: the next one must compare again, not trust the

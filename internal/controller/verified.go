@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -118,16 +119,16 @@ func pick(live, desired map[string]string) map[string]string {
 
 // stale reports whether app, as the cache returned it, is older than this
 // controller's last status write of it; once the cache moves past that
-// version it is forgotten.
+// version, or after a few seconds whatever happens, it is forgotten.
 func (r *ApplicationReconciler) stale(app *v1alpha1.Application) bool {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	r.verifyMu.Lock()
 	defer r.verifyMu.Unlock()
-	old, ok := r.superseded[key]
+	w, ok := r.superseded[key]
 	if !ok {
 		return false
 	}
-	if slices.Contains(old, app.ResourceVersion) {
+	if slices.Contains(w.versions, app.ResourceVersion) && time.Since(w.at) < 5*time.Second {
 		return true
 	}
 	delete(r.superseded, key)
@@ -135,9 +136,26 @@ func (r *ApplicationReconciler) stale(app *v1alpha1.Application) bool {
 }
 
 // wrote records that this reconcile's writes replaced the resourceVersions
-// old of app (what it read, and its own intermediate writes).
-func (r *ApplicationReconciler) wrote(key types.NamespacedName, old ...string) {
+// old of app (what it read, its own intermediate writes) with now; a
+// write that changed nothing (same resourceVersion) supersedes nothing.
+func (r *ApplicationReconciler) wrote(key types.NamespacedName, now string, old ...string) {
 	r.verifyMu.Lock()
 	defer r.verifyMu.Unlock()
-	r.superseded[key] = old
+	var versions []string
+	for _, v := range old {
+		if v != now && !slices.Contains(versions, v) {
+			versions = append(versions, v)
+		}
+	}
+	if len(versions) == 0 {
+		delete(r.superseded, key)
+		return
+	}
+	r.superseded[key] = superseded{versions: versions, at: time.Now()}
+}
+
+// superseded are resourceVersions of an app this controller wrote over.
+type superseded struct {
+	versions []string
+	at       time.Time
 }
