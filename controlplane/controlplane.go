@@ -154,17 +154,25 @@ func (cp *controlPlane) choosePorts() error {
 		return freePort()
 	}
 	var err error
-	if cp.ports.APIServer, err = pick(last.APIServer); err != nil {
-		return err
-	}
-	if cp.ports.EtcdClient, err = pick(last.EtcdClient); err != nil {
-		return err
-	}
-	if cp.ports.EtcdPeer, err = pick(last.EtcdPeer); err != nil {
-		return err
-	}
-	if cp.ports.EtcdClient == cp.ports.APIServer || cp.ports.EtcdPeer == cp.ports.APIServer || cp.ports.EtcdPeer == cp.ports.EtcdClient {
-		return errors.New("could not find three distinct free ports on 127.0.0.1")
+	// The kernel may hand out the same free port twice in a row (each is
+	// closed before the next is asked for): pick again until distinct.
+	for attempt := 0; ; attempt++ {
+		if cp.ports.APIServer, err = pick(last.APIServer); err != nil {
+			return err
+		}
+		if cp.ports.EtcdClient, err = pick(last.EtcdClient); err != nil {
+			return err
+		}
+		if cp.ports.EtcdPeer, err = pick(last.EtcdPeer); err != nil {
+			return err
+		}
+		if cp.ports.EtcdClient != cp.ports.APIServer && cp.ports.EtcdPeer != cp.ports.APIServer && cp.ports.EtcdPeer != cp.ports.EtcdClient {
+			break
+		}
+		if attempt == 20 {
+			return errors.New("could not find three distinct free ports on 127.0.0.1")
+		}
+		last = ports{} // the remembered ones collide: take fresh ones
 	}
 	data, _ := json.Marshal(cp.ports)
 	return os.WriteFile(path, data, 0o600)
