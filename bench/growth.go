@@ -3,34 +3,30 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
-	"github.com/mlcd-dev/mlcd/internal/controller"
 )
 
 // GrowthResult is the controller's cost at one fleet size of
 // ConfigMap-only apps (the cluster's own controllers do no work for them,
 // so the figures are mlcd's).
 type GrowthResult struct {
-	Apps          int     `json:"apps"`
-	FloorSyncedS  float64 `json:"floorSyncedSeconds"`
-	MlcdSyncedS   float64 `json:"mlcdSyncedSeconds"`
-	SyncedRatio   float64 `json:"syncedRatio"`
-	CPUSeconds    float64 `json:"mlcdCPUSeconds"`
-	CPUPerAppMs   float64 `json:"mlcdCPUMillisecondsPerApp"`
-	PeakRSSMiB    float64 `json:"peakRSSMiB"`
-	CreatedS      float64 `json:"applicationsCreatedSeconds"`
-	RequestsPerAp float64 `json:"apiRequestsPerApp"`
+	Apps           int     `json:"apps"`
+	FloorSyncedS   float64 `json:"floorSyncedSeconds"`
+	MlcdSyncedS    float64 `json:"mlcdSyncedSeconds"`
+	SyncedRatio    float64 `json:"syncedRatio"`
+	CPUSeconds     float64 `json:"mlcdCPUSeconds"`
+	CPUPerAppMs    float64 `json:"mlcdCPUMillisecondsPerApp"`
+	PeakRSSMiB     float64 `json:"peakRSSMiB"`
+	CreatedS       float64 `json:"applicationsCreatedSeconds"`
+	RequestsPerApp float64 `json:"apiRequestsPerApp"`
 }
 
 const configMapChart = `apiVersion: v2
@@ -85,55 +81,35 @@ func runGrowth(n int) (GrowthResult, error) {
 		return res, err
 	}
 	start := time.Now()
-	var g errgroup.Group
-	g.SetLimit(64)
-	for i := range n {
-		g.Go(func() error {
-			cm := &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("model-%d", i), Namespace: teamNamespace("floor", i), Labels: map[string]string{"app.kubernetes.io/instance": fmt.Sprintf("model-%d", i)}},
-				Data:       map[string]string{"model": "fraud-detection", "threshold": "0.5"}}
-			return c.Patch(ctx, cm, client.Apply, client.FieldOwner("bench-floor"), client.ForceOwnership)
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err = applyFloor(ctx, c, n, func(i int) client.Object {
+		return &corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("model-%d", i), Namespace: teamNamespace("floor", i), Labels: map[string]string{"app.kubernetes.io/instance": fmt.Sprintf("model-%d", i)}},
+			Data:       map[string]string{"model": "fraud-detection", "threshold": "0.5"}}
+	})
+	if err != nil {
 		return res, err
 	}
 	res.FloorSyncedS = time.Since(start).Seconds()
 	logf("growth %d: floor applied %.1fs", n, res.FloorSyncedS)
 
-	counter := &counting{}
-	ccfg := rest.CopyConfig(cfg)
-	ccfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
 	cpu0 := cpuSeconds()
-	ctl, err := controller.New(ctx, ccfg, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: time.Hour, ControllerNamespace: "argocd"},
-		CacheDir: filepath.Join(dir, "cache"),
-	})
+	ctl, counter, err := startController(ctx, cfg, filepath.Join(dir, "cache"), time.Hour)
 	if err != nil {
 		return res, err
 	}
-	go func() { _ = ctl.Start(ctx) }()
-	if !ctl.Manager.GetCache().WaitForCacheSync(ctx) {
-		return res, fmt.Errorf("controller cache did not sync")
-	}
 	start = time.Now()
-	g = errgroup.Group{}
-	g.SetLimit(8)
-	for i := range n {
-		g.Go(func() error {
-			a := &v1alpha1.Application{
-				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("model-%d", i), Namespace: "argocd"},
-				Spec: v1alpha1.ApplicationSpec{
-					Project:     "default",
-					Source:      &v1alpha1.ApplicationSource{RepoURL: "file://" + repo, TargetRevision: "main", Path: "cm", Helm: &v1alpha1.ApplicationSourceHelm{}},
-					Destination: v1alpha1.ApplicationDestination{Server: v1alpha1.InClusterServer, Namespace: teamNamespace("mlcd", i)},
-					SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: true, SelfHeal: true}, SyncOptions: []string{"CreateNamespace=true"}},
-				},
-			}
-			return c.Create(ctx, a)
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err = createApps(ctx, c, n, func(i int) *v1alpha1.Application {
+		return &v1alpha1.Application{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("model-%d", i), Namespace: "argocd"},
+			Spec: v1alpha1.ApplicationSpec{
+				Project:     "default",
+				Source:      &v1alpha1.ApplicationSource{RepoURL: "file://" + repo, TargetRevision: "main", Path: "cm", Helm: &v1alpha1.ApplicationSourceHelm{}},
+				Destination: v1alpha1.ApplicationDestination{Server: v1alpha1.InClusterServer, Namespace: teamNamespace("mlcd", i)},
+				SyncPolicy:  &v1alpha1.SyncPolicy{Automated: &v1alpha1.SyncPolicyAutomated{Prune: true, SelfHeal: true}, SyncOptions: []string{"CreateNamespace=true"}},
+			},
+		}
+	})
+	if err != nil {
 		return res, err
 	}
 	res.CreatedS = time.Since(start).Seconds()
@@ -164,7 +140,7 @@ func runGrowth(n int) (GrowthResult, error) {
 	res.CPUSeconds = cpuSeconds() - cpu0
 	res.CPUPerAppMs = res.CPUSeconds / float64(n) * 1000
 	res.PeakRSSMiB = peak
-	res.RequestsPerAp = float64(counter.requests.Load()) / float64(n)
+	res.RequestsPerApp = float64(counter.requests.Load()) / float64(n)
 	logf("growth %d: requests per app: %s", n, counter.breakdown(n))
 	logf("growth %d: mlcd synced %.1fs (%.2f× floor), %.1f CPU s (%.1f ms/app), peak RSS %.0f MiB", n, res.MlcdSyncedS, res.SyncedRatio, res.CPUSeconds, res.CPUPerAppMs, res.PeakRSSMiB)
 	return res, nil

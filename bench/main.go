@@ -135,7 +135,7 @@ func main() {
 		fmt.Println()
 		fmt.Fprintln(tw, "CONFIGMAP APPS\tFLOOR SYNCED\tMLCD SYNCED\tSYNCED ×\tMLCD CPU\tCPU/APP\tPEAK RSS\tREQ/APP")
 		for _, r := range grown {
-			fmt.Fprintf(tw, "%d\t%.1fs\t%.1fs\t%.2f\t%.1fs\t%.1f ms\t%.0f MiB\t%.1f\n", r.Apps, r.FloorSyncedS, r.MlcdSyncedS, r.SyncedRatio, r.CPUSeconds, r.CPUPerAppMs, r.PeakRSSMiB, r.RequestsPerAp)
+			fmt.Fprintf(tw, "%d\t%.1fs\t%.1fs\t%.2f\t%.1fs\t%.1f ms\t%.0f MiB\t%.1f\n", r.Apps, r.FloorSyncedS, r.MlcdSyncedS, r.SyncedRatio, r.CPUSeconds, r.CPUPerAppMs, r.PeakRSSMiB, r.RequestsPerApp)
 		}
 		tw.Flush()
 	}
@@ -202,15 +202,8 @@ func run(n int) (Result, error) {
 		return res, err
 	}
 	start := time.Now()
-	var g errgroup.Group
-	g.SetLimit(64)
-	for _, o := range objs {
-		g.Go(func() error {
-			return c.Patch(ctx, o, client.Apply, client.FieldOwner("bench-floor"), client.ForceOwnership)
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return res, fmt.Errorf("floor apply: %w", err)
+	if err := applyFloor(ctx, c, len(objs), func(i int) client.Object { return objs[i] }); err != nil {
+		return res, err
 	}
 	res.FloorSyncedS = time.Since(start).Seconds()
 	if err := waitAvailable(ctx, c, "floor", n, start); err != nil {
@@ -226,22 +219,12 @@ func run(n int) (Result, error) {
 	}
 
 	// mlcd: the controller syncs the same apps from Applications.
-	counter := &counting{}
 	var first atomic.Int64
-	ccfg := rest.CopyConfig(cfg)
-	ccfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
 	cpu0 := cpuSeconds()
 	started := time.Now()
-	ctl, err := controller.New(ctx, ccfg, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: 10 * time.Minute, ControllerNamespace: "argocd"},
-		CacheDir: filepath.Join(dir, "cache"),
-	})
+	ctl, counter, err := startController(ctx, cfg, filepath.Join(dir, "cache"), 10*time.Minute)
 	if err != nil {
 		return res, err
-	}
-	go func() { _ = ctl.Start(ctx) }()
-	if !ctl.Manager.GetCache().WaitForCacheSync(ctx) {
-		return res, fmt.Errorf("controller cache did not sync")
 	}
 	res.StartS = time.Since(started).Seconds()
 	// The namespaces exist beforehand, as for the floor (a namespace made
@@ -271,12 +254,7 @@ func run(n int) (Result, error) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	g = errgroup.Group{}
-	g.SetLimit(8) // as kubectl apply of a directory or an app-of-apps would
-	for i := range n {
-		g.Go(func() error { return c.Create(ctx, application(repo, i, n)) })
-	}
-	if err := g.Wait(); err != nil {
+	if err := createApps(ctx, c, n, func(i int) *v1alpha1.Application { return application(repo, i, n) }); err != nil {
 		return res, err
 	}
 	res.CreatedS = time.Since(start).Seconds()
@@ -355,6 +333,53 @@ func startCluster(ctx context.Context, dir string) (*localcluster.Cluster, *rest
 	}
 	_ = cluster.Stop()
 	return nil, nil, nil, err
+}
+
+// applyFloor server-side applies n objects, 64 at a time: the floor, with
+// no Git, no render and no diff.
+func applyFloor(ctx context.Context, c client.Client, n int, obj func(i int) client.Object) error {
+	var g errgroup.Group
+	g.SetLimit(64)
+	for i := range n {
+		g.Go(func() error {
+			return c.Patch(ctx, obj(i), client.Apply, client.FieldOwner("bench-floor"), client.ForceOwnership)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("floor apply: %w", err)
+	}
+	return nil
+}
+
+// startController starts mlcd's controller on cfg with its API requests
+// counted, and returns once its caches are synced.
+func startController(ctx context.Context, cfg *rest.Config, cacheDir string, poll time.Duration) (*controller.Controller, *counting, error) {
+	counter := &counting{}
+	ccfg := rest.CopyConfig(cfg)
+	ccfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
+	ctl, err := controller.New(ctx, ccfg, controller.ManagerOptions{
+		Options:  controller.Options{PollInterval: poll, ControllerNamespace: "argocd"},
+		CacheDir: cacheDir,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	go func() { _ = ctl.Start(ctx) }()
+	if !ctl.Manager.GetCache().WaitForCacheSync(ctx) {
+		return nil, nil, fmt.Errorf("controller cache did not sync")
+	}
+	return ctl, counter, nil
+}
+
+// createApps creates n Applications, 8 at a time, as kubectl apply of a
+// directory or an app-of-apps would.
+func createApps(ctx context.Context, c client.Client, n int, app func(i int) *v1alpha1.Application) error {
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range n {
+		g.Go(func() error { return c.Create(ctx, app(i)) })
+	}
+	return g.Wait()
 }
 
 // modelRepo is a Git repository with the example's model chart and the
@@ -493,27 +518,30 @@ func (w *counting) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // requestKind is a request's verb, resource and watch/dry-run marks,
-// for the breakdown of requests per app.
+// for the breakdown of requests per app: /api/v1/[namespaces/NS/]RESOURCE…
+// or /apis/GROUP/VERSION/[namespaces/NS/]RESOURCE….
 func requestKind(r *http.Request) string {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	resource := ""
-	for i, p := range parts {
-		if p == "namespaces" && i+2 < len(parts) {
-			continue
-		}
-		if i > 0 && parts[i-1] == "namespaces" && i+1 < len(parts) {
-			continue
-		}
-		if p != "api" && p != "apis" && !strings.Contains(p, ".") && !strings.HasPrefix(p, "v1") && !strings.HasPrefix(p, "v2") && p != "namespaces" {
-			resource = p
-			break
-		}
+	switch {
+	case len(parts) > 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) > 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		parts = nil // discovery
+	}
+	if len(parts) > 2 && parts[0] == "namespaces" {
+		parts = parts[2:]
+	}
+	resource := "discovery"
+	if len(parts) > 0 {
+		resource = parts[0]
 	}
 	k := r.Method + " " + resource
-	if strings.Contains(r.URL.RawQuery, "watch=true") {
+	if r.URL.Query().Get("watch") == "true" {
 		k += " watch"
 	}
-	if strings.Contains(r.URL.RawQuery, "dryRun=All") {
+	if r.URL.Query().Get("dryRun") == "All" {
 		k += " dryRun"
 	}
 	return k

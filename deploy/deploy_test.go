@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -92,25 +90,13 @@ func applyAll(t *testing.T, c client.Client, objs []*unstructured.Unstructured, 
 			}
 		}
 		if pass {
-			err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-				for _, o := range objs {
-					if o.GetKind() != "CustomResourceDefinition" {
-						continue
-					}
-					var crd apiextensionsv1.CustomResourceDefinition
-					if err := c.Get(ctx, client.ObjectKey{Name: o.GetName()}, &crd); err != nil {
-						return false, nil
-					}
-					ok := false
-					for _, cond := range crd.Status.Conditions {
-						ok = ok || (cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue)
-					}
-					if !ok {
-						return false, nil
-					}
+			var crds []string
+			for _, o := range objs {
+				if o.GetKind() == "CustomResourceDefinition" {
+					crds = append(crds, o.GetName())
 				}
-				return true, nil
-			})
+			}
+			err := controller.WaitEstablished(ctx, c, crds)
 			if err != nil {
 				t.Fatalf("CRDs not established: %v", err)
 			}

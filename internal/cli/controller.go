@@ -167,10 +167,15 @@ func (f *controllerFlags) restConfig() (*rest.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.impersonate(cfg)
+	return cfg, nil
+}
+
+// impersonate makes cfg act as --as, when given.
+func (f *controllerFlags) impersonate(cfg *rest.Config) {
 	if f.as != "" {
 		cfg.Impersonate.UserName = f.as
 	}
-	return cfg, nil
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) { return restConfigFor(kubeconfig, "") }

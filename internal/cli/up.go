@@ -114,8 +114,7 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 			return err
 		}
 	}
-	if o.controller.as != "" {
-		cfg.Impersonate.UserName = o.controller.as
+	if o.controller.impersonate(cfg); o.controller.as != "" {
 		fmt.Fprintf(out, "acting as %s\n", o.controller.as)
 	}
 	stopCluster := func() error {

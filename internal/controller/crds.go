@@ -39,21 +39,31 @@ func InstallCRDs(ctx context.Context, c client.Client) error {
 		}
 		crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
 		if err := c.Patch(ctx, crd, client.Apply, client.FieldOwner(apply.FieldManager), client.ForceOwnership); err != nil {
-			if apierrors.IsForbidden(err) && exists {
-				// Installed by deploy/ (or an admin); this identity may
-				// read CRDs but not write them: use them as they are.
-				continue
-			}
 			if apierrors.IsForbidden(err) {
+				if exists {
+					// Installed by deploy/ (or an admin); this identity may
+					// read CRDs but not write them: use them as they are.
+					continue
+				}
 				return fmt.Errorf("CRD %s is not installed and this identity may not install it: apply deploy/ first (kubectl apply --server-side -k deploy/base, or the Helm chart deploy/chart/mlcd): %s", crd.Name, err)
 			}
 			return fmt.Errorf("install CRD %s: %w", crd.Name, err)
 		}
 	}
+	names := make([]string, len(crds))
+	for i, crd := range crds {
+		names[i] = crd.Name
+	}
+	return WaitEstablished(ctx, c, names)
+}
+
+// WaitEstablished waits (up to a minute) until every named CRD is
+// Established, so objects of its kind can be created.
+func WaitEstablished(ctx context.Context, c client.Client, names []string) error {
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		for _, crd := range crds {
+		for _, name := range names {
 			var live apiextensionsv1.CustomResourceDefinition
-			if err := c.Get(ctx, client.ObjectKey{Name: crd.Name}, &live); err != nil {
+			if err := c.Get(ctx, client.ObjectKey{Name: name}, &live); err != nil {
 				return false, nil
 			}
 			established := false

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	ci "helm.sh/helm/v4/pkg/chart"
@@ -244,6 +245,9 @@ func resolveDependencies(in Input, c any, chartPath string) error {
 	return nil
 }
 
+// boundedFuncMap is built once: Helm copies it into each render's own map.
+var boundedFuncMap = sync.OnceValue(boundedFuncs)
+
 // renderTimeout is RenderTimeout; tests shorten it.
 var renderTimeout = RenderTimeout
 
@@ -256,7 +260,7 @@ func renderBounded(chrt ci.Charter, vals common.Values) (map[string]string, erro
 	}
 	done := make(chan result, 1)
 	go func() {
-		files, err := engine.Engine{CustomTemplateFuncs: boundedFuncs()}.RenderWithContext(context.Background(), chrt, vals)
+		files, err := engine.Engine{CustomTemplateFuncs: boundedFuncMap()}.RenderWithContext(context.Background(), chrt, vals)
 		done <- result{files, err}
 	}()
 	t := time.NewTimer(renderTimeout)

@@ -1,10 +1,6 @@
 package source
 
 import (
-	"syscall"
-
-	"github.com/mlcd-dev/mlcd/internal/manifest"
-
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-git/go-git/v5"
@@ -24,6 +21,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/mlcd-dev/mlcd/internal/manifest"
 )
 
 // Credentials authenticate to a repository. Zero means anonymous.
