@@ -45,6 +45,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/examples"
@@ -94,11 +95,18 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) to profile a run")
 	growth := flag.String("growth", "", "comma-separated fleet sizes of ConfigMap-only apps for the growth table (e.g. 1000,5000,10000)")
+	verbose := flag.Int("v", -1, "log the controller at this verbosity to stderr (1: every reconcile)")
 	flag.Parse()
 	if *pprofAddr != "" {
 		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }()
 	}
-	ctrllog.SetLogger(logr.Discard())
+	logger := logr.Discard()
+	if *verbose >= 0 {
+		logger = funcr.New(func(prefix, args string) {
+			fmt.Fprintf(os.Stderr, "%s %s %s\n", time.Now().Format("15:04:05.000"), prefix, args)
+		}, funcr.Options{Verbosity: *verbose})
+	}
+	ctrllog.SetLogger(logger)
 	var results []Result
 	for _, n := range counts(*ns) {
 		r, err := run(n)

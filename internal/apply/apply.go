@@ -251,13 +251,41 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		}
 	}
 	// Creates are independent of each other (Namespaces and CRDs, which
-	// others may need, were applied above): run them concurrently.
-	created := make([]*unstructured.Unstructured, len(missing))
-	exists := make([]bool, len(missing))
-	createErrs := make([]error, len(missing))
+	// others may need, were applied above) and run concurrently, except
+	// that an autoscaler comes after what it scales: the HPA controller
+	// reads its target as soon as the HPA exists, and one created first
+	// reports FailedGetScale (the app Degraded) until its next resync.
+	var targets, scalers []*unstructured.Unstructured
+	for _, o := range missing {
+		if _, scales, _ := unstructured.NestedMap(o.Object, "spec", "scaleTargetRef"); scales {
+			scalers = append(scalers, o)
+		} else {
+			targets = append(targets, o)
+		}
+	}
+	var createErrs []error
+	for _, group := range [][]*unstructured.Unstructured{targets, scalers} {
+		res, exist, errs := a.create(ctx, group)
+		out, existing, createErrs = append(out, res...), append(existing, exist...), append(createErrs, errs...)
+	}
+	// An object the API server refuses (admission, validation) does not
+	// hold back the others: they are applied, and the error names each
+	// refused one.
+	res, err := a.applyAll(ctx, existing, false)
+	return append(out, res...), oneLine(append(createErrs, err)...)
+}
+
+// create creates the objects concurrently, each with one server-side
+// apply, and returns the created ones, those that turned out to exist
+// (the cache lagged: they go through the apply of existing objects) and
+// the errors.
+func (a *Applier) create(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, []*unstructured.Unstructured, []error) {
+	created := make([]*unstructured.Unstructured, len(objs))
+	exists := make([]bool, len(objs))
+	errs := make([]error, len(objs))
 	var g errgroup.Group
 	g.SetLimit(createConcurrency)
-	for i, o := range missing {
+	for i, o := range objs {
 		g.Go(func() error {
 			c := o.DeepCopy()
 			if err := a.client.Patch(ctx, c, client.Apply, client.FieldOwner(FieldManager)); err != nil {
@@ -265,15 +293,17 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 					exists[i] = true
 					return nil
 				}
-				createErrs[i] = fmt.Errorf("apply: %s created failed: %s%s", describe(o), manifest.OneLine(err), rbacHint(err))
+				errs[i] = fmt.Errorf("apply: %s created failed: %s%s", describe(o), manifest.OneLine(err), rbacHint(err))
 				return nil
 			}
 			created[i] = c
 			return nil
 		})
 	}
-	_ = g.Wait() // every create's error is in createErrs
-	for i, o := range missing {
+	_ = g.Wait() // every create's error is in errs
+	var out []Result
+	var existing []*unstructured.Unstructured
+	for i, o := range objs {
 		switch {
 		case created[i] != nil:
 			out = append(out, Result{Object: o, Action: Created, Live: created[i]})
@@ -281,11 +311,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 			existing = append(existing, o)
 		}
 	}
-	// An object the API server refuses (admission, validation) does not
-	// hold back the others: they are applied, and the error names each
-	// refused one.
-	res, err := a.applyAll(ctx, existing, false)
-	return append(out, res...), oneLine(append(createErrs, err)...)
+	return out, existing, errs
 }
 
 // rbacHint says what a refusal by RBAC means: the identity mlcd runs as
@@ -395,8 +421,10 @@ func (a *Applier) EnsureNamespace(ctx context.Context, name string) error {
 	ns.SetAPIVersion("v1")
 	ns.SetKind("Namespace")
 	ns.SetName(name)
+	// The cache answers for a namespace that exists (every sync of a
+	// CreateNamespace app asks); a cache that lags only costs an apply.
 	var existing corev1.Namespace
-	if err := a.client.Get(ctx, client.ObjectKey{Name: name}, &existing); err == nil {
+	if err := a.reader.Get(ctx, client.ObjectKey{Name: name}, &existing); err == nil {
 		return nil
 	}
 	if err := a.client.Patch(ctx, ns, client.Apply, client.FieldOwner(FieldManager)); err != nil {

@@ -60,7 +60,7 @@ type Options struct {
 // DefaultConcurrency is how many Applications are reconciled at once. A
 // reconcile mostly waits on the API server; on the 2-core reference
 // machine 1,000 cold apps sync fastest with about 48 (16: 100 s, 48:
-// 76-84 s, 96: 89 s, see BenchmarkSyncApps).
+// 76-84 s, 96: 89 s, measured with `go run ./bench`).
 const DefaultConcurrency = 48
 
 // ApplicationReconciler syncs Applications.

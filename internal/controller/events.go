@@ -49,7 +49,10 @@ func (r *ApplicationReconciler) emit(before, after *v1alpha1.Application) {
 		}
 		r.event(after, eventWarning, c.Type, "%s", c.Message)
 	}
-	if b, a := before.Status.Health.Status, after.Status.Health.Status; a != "" && b != a {
+	// A first sync's Progressing is no news (SyncSucceeded said what was
+	// created); every later change, and a first health that is anything
+	// else, is.
+	if b, a := before.Status.Health.Status, after.Status.Health.Status; a != "" && b != a && (b != "" || a != v1alpha1.HealthProgressing) {
 		typ := eventNormal
 		if a == v1alpha1.HealthDegraded || a == v1alpha1.HealthMissing {
 			typ = eventWarning

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -138,6 +140,13 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 		}
 		if err := (&NotificationReconciler{apps: rec}).setup(mgr); err != nil {
 			return nil, err
+		}
+	}
+	// The kinds every first reconcile reads through the cache: their
+	// informers start and sync with the manager, not on the first app.
+	for _, obj := range []client.Object{&v1alpha1.AppProject{}, &v1alpha1.ModelPolicy{}, &corev1.Secret{}, &corev1.ConfigMap{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
+			return nil, fmt.Errorf("watch %T: %w", obj, err)
 		}
 	}
 	return &Controller{Manager: mgr, Reconciler: rec}, nil

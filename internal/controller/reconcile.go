@@ -174,6 +174,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		o.Reason = serr.condition
 	}
 	r.Options.Recorder.Reconciled(app, o)
+	log.FromContext(ctx).V(1).Info("reconciled", "app", app.Namespace+"/"+app.Name, "took", o.Duration.String(), "sync", app.Status.Sync.Status, "health", app.Status.Health.Status, "requeueAfter", res.RequeueAfter.String())
 	return res, err
 }
 
