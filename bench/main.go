@@ -365,6 +365,7 @@ func startController(ctx context.Context, cfg *rest.Config, cacheDir string, pol
 	counter := &counting{}
 	ccfg := rest.CopyConfig(cfg)
 	ccfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
+	started := time.Now()
 	ctl, err := controller.New(ctx, ccfg, controller.ManagerOptions{
 		Options:  controller.Options{PollInterval: poll, ControllerNamespace: "argocd"},
 		CacheDir: cacheDir,
@@ -372,10 +373,12 @@ func startController(ctx context.Context, cfg *rest.Config, cacheDir string, pol
 	if err != nil {
 		return nil, nil, err
 	}
+	built := time.Since(started)
 	go func() { _ = ctl.Start(ctx) }()
 	if !ctl.Manager.GetCache().WaitForCacheSync(ctx) {
 		return nil, nil, fmt.Errorf("controller cache did not sync")
 	}
+	logf("mlcd: controller built (CRDs installed, namespace and default project ensured) in %.2fs, caches synced %.2fs later", built.Seconds(), (time.Since(started) - built).Seconds())
 	return ctl, counter, nil
 }
 
