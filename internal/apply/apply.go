@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
@@ -40,6 +41,8 @@ type Applier struct {
 	rm     *ssa.ResourceManager
 	client client.Client
 	reader client.Reader
+	// namespaces: name → when EnsureNamespace last saw it exist.
+	namespaces sync.Map
 }
 
 // New returns an Applier that writes and compares through c, which must
@@ -416,22 +419,33 @@ func describeAll(objs []*unstructured.Unstructured) string {
 }
 
 // EnsureNamespace creates the namespace when missing (CreateNamespace=true).
+// A namespace seen or created in the last NamespaceMemo is not asked for
+// again: a cold start of many apps into a few team namespaces asks once
+// per namespace, not once per app. (The API server is asked, not an
+// informer: a destination's credentials may not list namespaces.) A
+// namespace deleted within the memo fails the next apply, which is retried.
 func (a *Applier) EnsureNamespace(ctx context.Context, name string) error {
+	if at, ok := a.namespaces.Load(name); ok && time.Since(at.(time.Time)) < NamespaceMemo {
+		return nil
+	}
+	var existing corev1.Namespace
+	if err := a.client.Get(ctx, client.ObjectKey{Name: name}, &existing); err == nil {
+		a.namespaces.Store(name, time.Now())
+		return nil
+	}
 	ns := &unstructured.Unstructured{}
 	ns.SetAPIVersion("v1")
 	ns.SetKind("Namespace")
 	ns.SetName(name)
-	// The cache answers for a namespace that exists (every sync of a
-	// CreateNamespace app asks); a cache that lags only costs an apply.
-	var existing corev1.Namespace
-	if err := a.reader.Get(ctx, client.ObjectKey{Name: name}, &existing); err == nil {
-		return nil
-	}
 	if err := a.client.Patch(ctx, ns, client.Apply, client.FieldOwner(FieldManager)); err != nil {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
+	a.namespaces.Store(name, time.Now())
 	return nil
 }
+
+// NamespaceMemo is how long EnsureNamespace trusts that a namespace exists.
+const NamespaceMemo = 5 * time.Second
 
 // Prune deletes the objects (which the caller took from its inventory).
 func (a *Applier) Prune(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, error) {
