@@ -4,7 +4,7 @@ import (
 	"hash/fnv"
 	"strconv"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // ShardAnnotation pins an Application (or ApplicationSet) to a shard.
@@ -43,6 +43,6 @@ func mix(x uint64) uint64 {
 }
 
 // owns reports whether this controller's shard reconciles obj.
-func (r *ApplicationReconciler) owns(obj v1.Object) bool {
+func (r *ApplicationReconciler) owns(obj metav1.Object) bool {
 	return r.Options.Shards <= 1 || ShardOf(obj.GetNamespace(), obj.GetName(), obj.GetAnnotations(), r.Options.Shards) == r.Options.Shard
 }
