@@ -58,6 +58,11 @@ import (
 // loopMax is the largest N the helm|kubectl loop runs for.
 var loopMax = flag.Int("loop-max", 100, "run the helm template | kubectl apply loop for N up to this")
 
+// pollEvery is the controller's poll interval in the N-app runs; the
+// polling-only part of P2 measures commit → live without webhooks
+// against it.
+var pollEvery = flag.Duration("poll", 10*time.Second, "the controller's poll interval (P2 polling only: commit → live ≤ poll + 1 s); 0 skips the polling-only commits and polls every 10m")
+
 // Result is one N's figures.
 type Result struct {
 	Apps              int     `json:"apps"`
@@ -88,6 +93,11 @@ type Result struct {
 	CommitToLiveP50S float64 `json:"commitToLiveP50Seconds"`
 	CommitToLiveP99S float64 `json:"commitToLiveP99Seconds"`
 	RendersPerCommit float64 `json:"rendersPerCommit"`
+	// PollS is the poll interval; PollP50S and PollMaxS are commit → live
+	// over commits no webhook announces.
+	PollS    float64 `json:"pollSeconds,omitempty"`
+	PollP50S float64 `json:"pollCommitToLiveP50Seconds,omitempty"`
+	PollMaxS float64 `json:"pollCommitToLiveMaxSeconds,omitempty"`
 }
 
 func main() {
@@ -130,13 +140,17 @@ func main() {
 	}
 	tw.Flush()
 	fmt.Println()
-	fmt.Fprintln(tw, "APPS\tMLCD START\tLOOP SYNCED\tLOOP HEALTHY\tLOOP ÷ MLCD (P4)\tCOMMIT→LIVE p50 (P2)\tp99\tRENDERS/COMMIT (P3)")
+	fmt.Fprintln(tw, "APPS\tMLCD START\tLOOP SYNCED\tLOOP HEALTHY\tLOOP ÷ MLCD (P4)\tCOMMIT→LIVE p50 (P2)\tp99\tRENDERS/COMMIT (P3)\tPOLL\tPOLLING ONLY p50\tmax")
 	for _, r := range results {
 		loop := "-\t-\t-"
 		if r.LoopSyncedS > 0 {
 			loop = fmt.Sprintf("%.1fs\t%.1fs\t%.1f×", r.LoopSyncedS, r.LoopHealthyS, r.LoopRatio)
 		}
-		fmt.Fprintf(tw, "%d\t%.1fs\t%s\t%.2fs\t%.2fs\t%.1f\n", r.Apps, r.StartS, loop, r.CommitToLiveP50S, r.CommitToLiveP99S, r.RendersPerCommit)
+		poll := "-\t-\t-"
+		if r.PollS > 0 {
+			poll = fmt.Sprintf("%.0fs\t%.1fs\t%.1fs", r.PollS, r.PollP50S, r.PollMaxS)
+		}
+		fmt.Fprintf(tw, "%d\t%.1fs\t%s\t%.2fs\t%.2fs\t%.1f\t%s\n", r.Apps, r.StartS, loop, r.CommitToLiveP50S, r.CommitToLiveP99S, r.RendersPerCommit, poll)
 	}
 	tw.Flush()
 	if len(grown) > 0 {
@@ -230,7 +244,11 @@ func run(n int) (Result, error) {
 	var first atomic.Int64
 	cpu0 := cpuSeconds()
 	started := time.Now()
-	ctl, counter, err := startController(ctx, cfg, filepath.Join(dir, "cache"), 10*time.Minute)
+	poll := *pollEvery
+	if poll <= 0 {
+		poll = 10 * time.Minute
+	}
+	ctl, counter, err := startController(ctx, cfg, filepath.Join(dir, "cache"), poll)
 	if err != nil {
 		return res, err
 	}
@@ -320,6 +338,11 @@ func run(n int) (Result, error) {
 	}
 	if err := commitToLive(ctx, &res, c, ctl, repo); err != nil {
 		return res, err
+	}
+	if *pollEvery > 0 {
+		if err := pollToLive(ctx, &res, c, repo, *pollEvery); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
