@@ -160,6 +160,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			// recorded: the next one must compare again, not trust the
 			// remembered comparison, or the sync's record is lost.
 			r.forget(req.NamespacedName)
+			log.FromContext(ctx).V(1).Info("status write lost its race; reconciling again", "app", req.String(), "error", perr.Error())
 			if apierrors.IsConflict(perr) || apierrors.IsNotFound(perr) {
 				return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 			}
