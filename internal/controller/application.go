@@ -91,6 +91,9 @@ type ApplicationReconciler struct {
 	laterMu sync.Mutex
 	later   map[types.NamespacedName]*time.Timer
 	laterCh chan event.GenericEvent
+	// urgentCh wakes apps ahead of the queue (heads.go).
+	urgentCh chan event.TypedGenericEvent[*v1alpha1.Application]
+	heads    heads
 
 	// refreshNext: apps whose next reconcile fetches (a revert was pushed).
 	refreshMu   sync.Mutex
@@ -127,6 +130,7 @@ func (r *ApplicationReconciler) setup(mgr ctrl.Manager, readOnly bool) error {
 	r.superseded = map[types.NamespacedName]superseded{}
 	r.later = map[types.NamespacedName]*time.Timer{}
 	r.laterCh = make(chan event.GenericEvent, 1024)
+	r.urgentCh = make(chan event.TypedGenericEvent[*v1alpha1.Application], 1024)
 	r.models = modelState{resolved: map[string]*registry.ModelVersion{}, writtenBack: map[string]string{}}
 	r.mgr = mgr
 	if err := r.startRemotes(mgr); err != nil {
@@ -140,6 +144,7 @@ func (r *ApplicationReconciler) setup(mgr ctrl.Manager, readOnly bool) error {
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Application{}).
 		WatchesRawSource(source.Channel(r.laterCh, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(r.urgentCh, urgentHandler())).
 		// A person's rollout action (`mlcd rollout promote|abort|retry`)
 		// wakes the app the ModelRollout is named after.
 		Watches(&v1alpha1.ModelRollout{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {

@@ -48,6 +48,7 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 		if sha, serr = r.revision(ctx, app, proj, src); serr != nil {
 			return ctrl.Result{}, serr
 		}
+		r.noticeHead(ctx, app, src, sha)
 		if st, serr = r.build(ctx, app, proj, *src, sha, nil, ""); serr != nil {
 			return ctrl.Result{}, serr
 		}

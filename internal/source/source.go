@@ -368,3 +368,45 @@ func (c *Cache) diskHint(err error) string {
 	}
 	return ""
 }
+
+// ChangedFiles lists the paths that differ between commits from and to
+// of a fetched repository (added, removed or modified files). ok is false
+// when either commit is unknown or the change is too large to list
+// (more than maxChangedFiles).
+func (c *Cache) ChangedFiles(url, from, to string) ([]string, bool) {
+	e := c.entry(url)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.repo == nil {
+		return nil, false
+	}
+	trees := make([]*object.Tree, 2)
+	for i, sha := range []string{from, to} {
+		commit, err := e.repo.CommitObject(plumbing.NewHash(sha))
+		if err != nil {
+			return nil, false
+		}
+		if trees[i], err = commit.Tree(); err != nil {
+			return nil, false
+		}
+	}
+	changes, err := object.DiffTree(trees[0], trees[1])
+	if err != nil || len(changes) > maxChangedFiles {
+		return nil, false
+	}
+	var files []string
+	seen := map[string]bool{}
+	for _, ch := range changes {
+		for _, name := range []string{ch.From.Name, ch.To.Name} {
+			if name != "" && !seen[name] {
+				seen[name] = true
+				files = append(files, name)
+			}
+		}
+	}
+	return files, true
+}
+
+// maxChangedFiles bounds ChangedFiles: a larger change concerns every
+// app anyway.
+const maxChangedFiles = 10000

@@ -401,6 +401,13 @@ func Matches(app *v1alpha1.Application, p *Push) bool {
 	if paths == "" || p.Changed == nil {
 		return true
 	}
+	return Touched(src.Path, paths, p.Changed)
+}
+
+// Touched reports whether one of the changed files is under paths
+// (manifest-generate-paths: ";"-separated, relative to the source path or
+// absolute from the repository root; "." is the source path itself).
+func Touched(sourcePath, paths string, changed []string) bool {
 	for _, ap := range strings.Split(paths, ";") {
 		ap = strings.TrimSpace(ap)
 		if ap == "" {
@@ -408,9 +415,9 @@ func Matches(app *v1alpha1.Application, p *Push) bool {
 		}
 		dir := path.Clean(strings.TrimPrefix(ap, "/"))
 		if !strings.HasPrefix(ap, "/") {
-			dir = path.Clean(path.Join(src.Path, ap))
+			dir = path.Clean(path.Join(sourcePath, ap))
 		}
-		for _, f := range p.Changed {
+		for _, f := range changed {
 			if dir == "." || f == dir || strings.HasPrefix(path.Clean(f), dir+"/") {
 				return true
 			}
