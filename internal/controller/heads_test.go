@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/mlcd-dev/mlcd/examples"
-	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
 
 // TestPollWakesTouchedApps: when one app's poll (here a refresh of m1)
@@ -15,27 +12,12 @@ import (
 // poll.
 func TestPollWakesTouchedApps(t *testing.T) {
 	h := start(t, time.Minute)
-	repo := gittest.New(t)
-	repo.CopyFS(examples.MLDeployments, "ml-deployments/base", "base", nil)
-	for m := 1; m <= 3; m++ {
-		repo.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", fmt.Sprintf("models/m%d", m), nil)
-		repo.Remove(fmt.Sprintf("models/m%d/mlcd.yaml", m))
-		repo.Write(map[string]string{fmt.Sprintf("models/m%d/values.yaml", m): fmt.Sprintf("model: {name: m%d, version: v1, replicas: 1}\nimage: {repository: registry.example.com/models/m%d}\nresources: {requests: {cpu: 10m, memory: 16Mi}}\ngpu: 0\nautoscaling: {enabled: false}\n", m, m)})
-	}
+	repo := modelsRepo(t, 3)
 	first := repo.Commit("three models")
-	doc := `apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata: {name: {{NAME}}, namespace: {{NS}}}
-spec:
-  project: default
-  source: {repoURL: {{REPO}}, targetRevision: main, path: models/{{NAME}}, helm: {valueFiles: [values-staging.yaml]}}
-  destination: {server: https://kubernetes.default.svc, namespace: {{DEST}}}
-  syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
-`
 	for m := 1; m <= 3; m++ {
 		name := fmt.Sprintf("m%d", m)
 		h.namespaceGone(t, h.ns+"-"+name)
-		h.create(doc, map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{DEST}}": h.ns + "-" + name})
+		h.create(modelApp, map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{MODEL}}": name, "{{ENV}}": "staging", "{{DEST}}": h.ns + "-" + name})
 	}
 	for m := 1; m <= 3; m++ {
 		h.waitSynced(fmt.Sprintf("m%d", m), first)

@@ -18,31 +18,16 @@ import (
 // dependency) renders all 10; an app's manifest-generate-paths adds paths.
 func TestPathScopedRenders(t *testing.T) {
 	h := start(t, time.Minute)
-	repo := gittest.New(t)
-	repo.CopyFS(examples.MLDeployments, "ml-deployments/base", "base", nil)
-	for m := 1; m <= 5; m++ {
-		repo.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", fmt.Sprintf("models/m%d", m), nil)
-		repo.Remove(fmt.Sprintf("models/m%d/mlcd.yaml", m))
-		repo.Write(map[string]string{fmt.Sprintf("models/m%d/values.yaml", m): fmt.Sprintf("model: {name: m%d, version: v1, replicas: 1}\nimage: {repository: registry.example.com/models/m%d}\nresources: {requests: {cpu: 10m, memory: 16Mi}}\ngpu: 0\nautoscaling: {enabled: false}\n", m, m)})
-	}
+	repo := modelsRepo(t, 5)
 	repo.Write(map[string]string{"README.md": "models"})
 	sha := repo.Commit("five models")
-	doc := `apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata: {name: {{NAME}}, namespace: {{NS}}}
-spec:
-  project: default
-  source: {repoURL: {{REPO}}, targetRevision: main, path: models/{{MODEL}}, helm: {valueFiles: [values-{{ENV}}.yaml]}}
-  destination: {server: https://kubernetes.default.svc, namespace: {{DEST}}}
-  syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
-`
 	var names []string
 	for m := 1; m <= 5; m++ {
 		for _, env := range []string{"staging", "production"} {
 			name := fmt.Sprintf("m%d-%s", m, env)
 			names = append(names, name)
 			h.namespaceGone(t, h.ns+"-"+name)
-			h.create(doc, map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{MODEL}}": fmt.Sprintf("m%d", m), "{{ENV}}": env, "{{DEST}}": h.ns + "-" + name})
+			h.create(modelApp, map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{MODEL}}": fmt.Sprintf("m%d", m), "{{ENV}}": env, "{{DEST}}": h.ns + "-" + name})
 		}
 	}
 	waitAll := func(sha string) {
@@ -81,4 +66,30 @@ spec:
 	waitAll(repo.Head()) // the annotation's own reconcile (docs/ does not exist yet: the commit is the key)
 	time.Sleep(time.Second)
 	step("add docs", map[string]string{"docs/notes.md": "x"}, 1)
+}
+
+// modelApp is an automated app of model {{MODEL}} in environment {{ENV}}
+// of a modelsRepo.
+const modelApp = `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: {{NAME}}, namespace: {{NS}}}
+spec:
+  project: default
+  source: {repoURL: {{REPO}}, targetRevision: main, path: models/{{MODEL}}, helm: {valueFiles: [values-{{ENV}}.yaml]}}
+  destination: {server: https://kubernetes.default.svc, namespace: {{DEST}}}
+  syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
+`
+
+// modelsRepo is a repository (not yet committed) of n models m1…mn, each
+// a copy of the example's chart (without its ModelPolicy) with small pods,
+// beside the shared chart they depend on.
+func modelsRepo(t *testing.T, n int) *gittest.Repo {
+	repo := gittest.New(t)
+	repo.CopyFS(examples.MLDeployments, "ml-deployments/base", "base", nil)
+	for m := 1; m <= n; m++ {
+		repo.CopyFS(examples.MLDeployments, "ml-deployments/models/fraud-detection", fmt.Sprintf("models/m%d", m), nil)
+		repo.Remove(fmt.Sprintf("models/m%d/mlcd.yaml", m))
+		repo.Write(map[string]string{fmt.Sprintf("models/m%d/values.yaml", m): fmt.Sprintf("model: {name: m%d, version: v1, replicas: 1}\nimage: {repository: registry.example.com/models/m%d}\nresources: {requests: {cpu: 10m, memory: 16Mi}}\ngpu: 0\nautoscaling: {enabled: false}\n", m, m)})
+	}
+	return repo
 }
