@@ -2,12 +2,17 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/apply"
 )
 
 // Tenancy as Argo CD's "apps in any namespace": AppProjects live only in
@@ -49,9 +54,32 @@ func (r *ApplicationReconciler) projectOf(ctx context.Context, app *v1alpha1.App
 // does at install). A project deleted later is not re-created until the
 // next start.
 func EnsureDefaultProject(ctx context.Context, c client.Client, namespace string) error {
-	err := c.Create(ctx, v1alpha1.NewDefaultProject(namespace))
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create the default AppProject in %s: %w", namespace, err)
+	p := v1alpha1.NewDefaultProject(namespace)
+	err := c.Get(ctx, client.ObjectKeyFromObject(p), &v1alpha1.AppProject{})
+	if err == nil {
+		return nil // whatever it says now is the user's
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("read the default AppProject in %s: %w", namespace, err)
+	}
+	// Created by a server-side apply, not a POST: kube-apiserver holds
+	// every POST of a custom resource for 2 s after its CRD is established
+	// (for servers of an HA control plane that have not seen it yet), and
+	// on a fresh install this is the first one. A server that has not seen
+	// the CRD yet answers NotFound: asked again.
+	var last error
+	werr := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		last = c.Patch(ctx, v1alpha1.NewDefaultProject(namespace), client.Apply, client.FieldOwner(apply.FieldManager))
+		switch {
+		case last == nil || apierrors.IsConflict(last):
+			return true, nil // a conflict: someone created it meanwhile
+		case apierrors.IsNotFound(last) || meta.IsNoMatchError(last):
+			return false, nil
+		}
+		return false, last
+	})
+	if werr != nil {
+		return fmt.Errorf("create the default AppProject in %s: %w", namespace, errors.Join(werr, last))
 	}
 	return nil
 }
