@@ -419,13 +419,13 @@ func describeAll(objs []*unstructured.Unstructured) string {
 }
 
 // EnsureNamespace creates the namespace when missing (CreateNamespace=true).
-// A namespace seen or created in the last NamespaceMemo is not asked for
+// A namespace seen or created in the last namespaceMemo is not asked for
 // again: a cold start of many apps into a few team namespaces asks once
 // per namespace, not once per app. (The API server is asked, not an
 // informer: a destination's credentials may not list namespaces.) A
 // namespace deleted within the memo fails the next apply, which is retried.
 func (a *Applier) EnsureNamespace(ctx context.Context, name string) error {
-	if at, ok := a.namespaces.Load(name); ok && time.Since(at.(time.Time)) < NamespaceMemo {
+	if at, ok := a.namespaces.Load(name); ok && time.Since(at.(time.Time)) < namespaceMemo {
 		return nil
 	}
 	var existing corev1.Namespace
@@ -444,8 +444,8 @@ func (a *Applier) EnsureNamespace(ctx context.Context, name string) error {
 	return nil
 }
 
-// NamespaceMemo is how long EnsureNamespace trusts that a namespace exists.
-const NamespaceMemo = 5 * time.Second
+// namespaceMemo is how long EnsureNamespace trusts that a namespace exists.
+const namespaceMemo = 5 * time.Second
 
 // Prune deletes the objects (which the caller took from its inventory).
 func (a *Applier) Prune(ctx context.Context, objs []*unstructured.Unstructured) ([]Result, error) {

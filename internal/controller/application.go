@@ -131,6 +131,7 @@ func (r *ApplicationReconciler) setup(mgr ctrl.Manager, readOnly bool) error {
 	r.later = map[types.NamespacedName]*time.Timer{}
 	r.laterCh = make(chan event.GenericEvent, 1024)
 	r.urgentCh = make(chan event.TypedGenericEvent[*v1alpha1.Application], 1024)
+	r.heads.seen = map[string]string{}
 	r.models = modelState{resolved: map[string]*registry.ModelVersion{}, writtenBack: map[string]string{}}
 	r.mgr = mgr
 	if err := r.startRemotes(mgr); err != nil {

@@ -27,6 +27,11 @@ type heads struct {
 	seen map[string]string
 }
 
+// headKey names what a source follows: its repository and target revision.
+func headKey(src *v1alpha1.ApplicationSource) string {
+	return webhook.NormalizeURL(src.RepoURL) + "@" + src.TargetRevision
+}
+
 // urgentPriority puts a woken app ahead of polls and watch events.
 const urgentPriority = 100
 
@@ -36,11 +41,8 @@ func (r *ApplicationReconciler) noticeHead(ctx context.Context, app *v1alpha1.Ap
 	if src.Chart != "" {
 		return
 	}
-	key := webhook.NormalizeURL(src.RepoURL) + "@" + src.TargetRevision
+	key := headKey(src)
 	r.heads.mu.Lock()
-	if r.heads.seen == nil {
-		r.heads.seen = map[string]string{}
-	}
 	prev := r.heads.seen[key]
 	r.heads.seen[key] = sha
 	r.heads.mu.Unlock()
@@ -58,8 +60,7 @@ func (r *ApplicationReconciler) noticeHead(ctx context.Context, app *v1alpha1.Ap
 	for i := range list.Items {
 		a := &list.Items[i]
 		s := a.SourceOf()
-		if (a.Namespace == app.Namespace && a.Name == app.Name) || s == nil || s.Chart != "" || !r.namespaceWatched(a.Namespace) || !r.owns(a) ||
-			webhook.NormalizeURL(s.RepoURL)+"@"+s.TargetRevision != key {
+		if (a.Namespace == app.Namespace && a.Name == app.Name) || s == nil || s.Chart != "" || !r.namespaceWatched(a.Namespace) || !r.owns(a) || headKey(s) != key {
 			continue
 		}
 		paths := a.Annotations[v1alpha1.ManifestGeneratePathsAnnotation]

@@ -144,10 +144,12 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 	}
 	// The kinds every first reconcile reads through the cache: their
 	// informers start and sync with the manager, not on the first app.
-	for _, obj := range []client.Object{&v1alpha1.AppProject{}, &v1alpha1.ModelPolicy{}, &corev1.Secret{}, &corev1.ConfigMap{}} {
-		if o.ReadOnly {
-			break // an API server's diff engine reads what a diff asks for
-		}
+	// (An API server's diff engine reads only what a diff asks for.)
+	var warm []client.Object
+	if !o.ReadOnly {
+		warm = []client.Object{&v1alpha1.AppProject{}, &v1alpha1.ModelPolicy{}, &corev1.Secret{}, &corev1.ConfigMap{}}
+	}
+	for _, obj := range warm {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
 			return nil, fmt.Errorf("watch %T: %w", obj, err)
 		}

@@ -68,7 +68,7 @@ func EnsureDefaultProject(ctx context.Context, c client.Client, namespace string
 	// on a fresh install this is the first one. A server that has not seen
 	// the CRD yet answers NotFound: asked again.
 	var last error
-	werr := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		last = c.Patch(ctx, v1alpha1.NewDefaultProject(namespace), client.Apply, client.FieldOwner(apply.FieldManager))
 		switch {
 		case last == nil || apierrors.IsConflict(last):
@@ -78,8 +78,11 @@ func EnsureDefaultProject(ctx context.Context, c client.Client, namespace string
 		}
 		return false, last
 	})
-	if werr != nil {
-		return fmt.Errorf("create the default AppProject in %s: %w", namespace, errors.Join(werr, last))
+	if wait.Interrupted(err) {
+		err = errors.Join(err, last) // timed out: say what the server last answered
+	}
+	if err != nil {
+		return fmt.Errorf("create the default AppProject in %s: %w", namespace, err)
 	}
 	return nil
 }
