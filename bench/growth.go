@@ -117,7 +117,7 @@ func runGrowth(n int) (GrowthResult, error) {
 	var peak float64
 	for {
 		var list v1alpha1.ApplicationList
-		if err := reader.List(ctx, &list, client.InNamespace("argocd")); err != nil {
+		if err := reader.List(ctx, &list, client.InNamespace("argocd"), client.UnsafeDisableDeepCopy); err != nil {
 			return res, err
 		}
 		synced := 0

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -12,6 +11,7 @@ import (
 // the metrics a canary step or the background analysis measures. Existing
 // templates carry over unchanged; mlcd looks them up in the app's
 // destination namespace, and ClusterAnalysisTemplates cluster-wide.
+// +kubebuilder:object:root=true
 type AnalysisTemplate struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -19,6 +19,7 @@ type AnalysisTemplate struct {
 }
 
 // AnalysisTemplateList is a list of AnalysisTemplates.
+// +kubebuilder:object:root=true
 type AnalysisTemplateList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
@@ -26,6 +27,7 @@ type AnalysisTemplateList struct {
 }
 
 // ClusterAnalysisTemplate is an AnalysisTemplate for every namespace.
+// +kubebuilder:object:root=true
 type ClusterAnalysisTemplate struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -33,6 +35,7 @@ type ClusterAnalysisTemplate struct {
 }
 
 // ClusterAnalysisTemplateList is a list of ClusterAnalysisTemplates.
+// +kubebuilder:object:root=true
 type ClusterAnalysisTemplateList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
@@ -128,15 +131,3 @@ type WebHeader struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
 }
-
-// DeepCopyObject implements runtime.Object.
-func (t *AnalysisTemplate) DeepCopyObject() runtime.Object { return deepCopyJSON(t) }
-
-// DeepCopyObject implements runtime.Object.
-func (l *AnalysisTemplateList) DeepCopyObject() runtime.Object { return deepCopyJSON(l) }
-
-// DeepCopyObject implements runtime.Object.
-func (t *ClusterAnalysisTemplate) DeepCopyObject() runtime.Object { return deepCopyJSON(t) }
-
-// DeepCopyObject implements runtime.Object.
-func (l *ClusterAnalysisTemplateList) DeepCopyObject() runtime.Object { return deepCopyJSON(l) }

@@ -8,6 +8,7 @@ import (
 
 // Application is Argo CD's Application: a source in Git rendered and synced
 // to a destination.
+// +kubebuilder:object:root=true
 type Application struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -61,6 +62,7 @@ func (a *Application) PruneEnabled() bool {
 }
 
 // ApplicationList is a list of Applications.
+// +kubebuilder:object:root=true
 type ApplicationList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`

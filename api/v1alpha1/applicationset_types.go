@@ -9,6 +9,7 @@ import (
 // ApplicationSet is Argo CD's ApplicationSet: generators produce
 // parameter sets, each rendered through the template into one
 // Application that the set owns.
+// +kubebuilder:object:root=true
 type ApplicationSet struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -17,6 +18,7 @@ type ApplicationSet struct {
 }
 
 // ApplicationSetList is a list of ApplicationSets.
+// +kubebuilder:object:root=true
 type ApplicationSetList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
@@ -190,12 +192,3 @@ const (
 	// apps in one generation.
 	AllowMassDeleteAnnotation = "mlcd.io/allow-mass-delete"
 )
-
-// DeepCopyObject implements runtime.Object.
-func (s *ApplicationSet) DeepCopyObject() runtime.Object { return deepCopyJSON(s) }
-
-// DeepCopy copies the ApplicationSet.
-func (s *ApplicationSet) DeepCopy() *ApplicationSet { return deepCopyJSON(s) }
-
-// DeepCopyObject implements runtime.Object.
-func (l *ApplicationSetList) DeepCopyObject() runtime.Object { return deepCopyJSON(l) }

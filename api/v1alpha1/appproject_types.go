@@ -7,6 +7,7 @@ import (
 
 // AppProject is Argo CD's AppProject: which repos apps may use and where
 // they may deploy.
+// +kubebuilder:object:root=true
 type AppProject struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -14,6 +15,7 @@ type AppProject struct {
 }
 
 // AppProjectList is a list of AppProjects.
+// +kubebuilder:object:root=true
 type AppProjectList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`

@@ -5,4 +5,5 @@
 //
 // mlcd settings that Argo CD has no field for live in mlcd.io/* annotations
 // or in mlcd.io kinds, never in invented Application fields.
+// +kubebuilder:object:generate=true
 package v1alpha1

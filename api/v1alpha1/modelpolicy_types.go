@@ -19,6 +19,7 @@ const ModelPolicyFile = "mlcd.yaml"
 // it is, which values key carries its version, which environments deploy
 // it (and in which order), and which offline metrics a version must meet.
 // See docs/model-policy.md.
+// +kubebuilder:object:root=true
 type ModelPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -26,6 +27,7 @@ type ModelPolicy struct {
 }
 
 // ModelPolicyList is a list of ModelPolicies.
+// +kubebuilder:object:root=true
 type ModelPolicyList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`

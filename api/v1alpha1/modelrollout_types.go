@@ -9,6 +9,7 @@ import (
 // Application (mlcd.io/v1alpha1, named after and owned by the app, in its
 // namespace). Its status is the step machine's state, so a rollout
 // survives controller restarts; `kubectl get modelrollouts -A` lists them.
+// +kubebuilder:object:root=true
 type ModelRollout struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -17,6 +18,7 @@ type ModelRollout struct {
 }
 
 // ModelRolloutList is a list of ModelRollouts.
+// +kubebuilder:object:root=true
 type ModelRolloutList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
@@ -137,12 +139,3 @@ type Measurement struct {
 // person's action: promote, abort or retry (`mlcd rollout …`). The
 // controller removes it once acted on.
 const RolloutActionAnnotation = "mlcd.io/rollout-action"
-
-// DeepCopyObject implements runtime.Object.
-func (m *ModelRollout) DeepCopyObject() runtime.Object { return deepCopyJSON(m) }
-
-// DeepCopy copies the ModelRollout.
-func (m *ModelRollout) DeepCopy() *ModelRollout { return deepCopyJSON(m) }
-
-// DeepCopyObject implements runtime.Object.
-func (l *ModelRolloutList) DeepCopyObject() runtime.Object { return deepCopyJSON(l) }
