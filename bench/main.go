@@ -39,6 +39,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -462,13 +463,28 @@ func startStoppable(ctx context.Context, cfg *rest.Config, cacheDir string, poll
 	return ctl, counter, stop, nil
 }
 
-// createApps creates n Applications, 8 at a time, as kubectl apply of a
-// directory or an app-of-apps would.
+// createApps creates n Applications by server-side apply, 8 at a time,
+// as `kubectl apply --server-side` of a directory (or `mlcd up`, or an
+// app-of-apps) would. Not by POST: kube-apiserver holds every POST of a
+// custom resource for 2 s after its CRD is established (for HA servers
+// that may not have seen it yet), and mlcd has just installed the CRDs —
+// that hold would be counted as mlcd's time.
 func createApps(ctx context.Context, c client.Client, n int, app func(i int) *v1alpha1.Application) error {
 	var g errgroup.Group
 	g.SetLimit(8)
 	for i := range n {
-		g.Go(func() error { return c.Create(ctx, app(i)) })
+		g.Go(func() error {
+			a := app(i)
+			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(a)
+			if err != nil {
+				return err
+			}
+			obj := &unstructured.Unstructured{Object: u}
+			unstructured.RemoveNestedField(obj.Object, "status")
+			unstructured.RemoveNestedField(obj.Object, "metadata", "creationTimestamp")
+			obj.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Application"))
+			return c.Patch(ctx, obj, client.Apply, client.FieldOwner("kubectl"))
+		})
 	}
 	return g.Wait()
 }

@@ -81,7 +81,14 @@ func TestCrossplaneResources(t *testing.T) {
 		err := h.c.Get(ctx, types.NamespacedName{Name: name}, o)
 		return apierrors.IsNotFound(err) || (err == nil && o.GetDeletionTimestamp() != nil)
 	}
-	h.eventually(15*time.Second, "the Orphan cache pruned", func() (bool, string) { return gone("redis.gcp.upbound.io/v1beta1", "Instance", cache), "" })
+	h.eventually(15*time.Second, "the Orphan cache pruned", func() (bool, string) {
+		a := h.app("infra")
+		why := fmt.Sprintf("sync %s; conditions %+v", a.Status.Sync.Status, a.Status.Conditions)
+		if st := a.Status.OperationState; st != nil {
+			why += fmt.Sprintf("; operation %s: %s", st.Phase, st.Message)
+		}
+		return gone("redis.gcp.upbound.io/v1beta1", "Instance", cache), why
+	})
 	orphanNoted := false
 	if st := h.app("infra").Status.OperationState; st != nil && st.SyncResult != nil {
 		for _, r := range st.SyncResult.Resources {
