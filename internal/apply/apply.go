@@ -22,6 +22,7 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -43,6 +44,9 @@ type Applier struct {
 	reader client.Reader
 	// namespaces: name → when EnsureNamespace last saw it exist.
 	namespaces sync.Map
+	// nsAsking: one question per namespace at a time, however many syncs
+	// into it start together.
+	nsAsking singleflight.Group
 }
 
 // New returns an Applier that writes and compares through c, which must
@@ -420,14 +424,20 @@ func describeAll(objs []*unstructured.Unstructured) string {
 
 // EnsureNamespace creates the namespace when missing (CreateNamespace=true).
 // A namespace seen or created in the last namespaceMemo is not asked for
-// again: a cold start of many apps into a few team namespaces asks once
-// per namespace, not once per app. (The API server is asked, not an
+// again, and concurrent calls for one namespace share one question: a
+// cold start of many apps into a few team namespaces asks once per
+// namespace, not once per app. (The API server is asked, not an
 // informer: a destination's credentials may not list namespaces.) A
 // namespace deleted within the memo fails the next apply, which is retried.
 func (a *Applier) EnsureNamespace(ctx context.Context, name string) error {
 	if at, ok := a.namespaces.Load(name); ok && time.Since(at.(time.Time)) < namespaceMemo {
 		return nil
 	}
+	_, err, _ := a.nsAsking.Do(name, func() (any, error) { return nil, a.ensureNamespace(ctx, name) })
+	return err
+}
+
+func (a *Applier) ensureNamespace(ctx context.Context, name string) error {
 	var existing corev1.Namespace
 	if err := a.client.Get(ctx, client.ObjectKey{Name: name}, &existing); err == nil {
 		a.namespaces.Store(name, time.Now())

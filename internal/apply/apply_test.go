@@ -70,4 +70,30 @@ func TestEnsureNamespaceAsksOnce(t *testing.T) {
 	if got := counter.n.Load(); got > 3 {
 		t.Fatalf("51 EnsureNamespace calls made %d requests for the namespace, want at most 2 (and 1 for the check)", got-1)
 	}
+
+	// A fleet's first syncs into a new namespace all start at once: they
+	// share one question.
+	fresh := env.Namespace(t) + "-burst"
+	burst := &namespaceRequests{path: "/api/v1/namespaces/" + fresh}
+	cfg = rest.CopyConfig(env.Config)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { burst.next = rt; return burst })
+	if c, err = client.New(cfg, client.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	a = apply.New(c, c)
+	t.Cleanup(func() { _ = c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fresh}}) })
+	start := make(chan struct{})
+	for range 50 {
+		wg.Go(func() {
+			<-start
+			if err := a.EnsureNamespace(ctx, fresh); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if got := burst.n.Load(); got > 2 {
+		t.Fatalf("50 concurrent first EnsureNamespace calls made %d requests for the namespace, want at most 2 (a GET and the apply)", got)
+	}
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -142,7 +143,7 @@ func (r *ApplicationReconciler) prepare(ctx context.Context, app *v1alpha1.Appli
 	if run.live, serr = r.readLive(ctx, in.objs, run.stale); serr != nil {
 		return nil, ctrl.Result{}, serr
 	}
-	if serr := r.confirmMissing(ctx, app, in.objs, run.live); serr != nil {
+	if serr := r.confirmMissing(ctx, app, slices.Concat(in.objs, run.stale), run.live); serr != nil {
 		return nil, ctrl.Result{}, serr
 	}
 	run.newRevision = app.Status.OperationState == nil || lastSyncedRevision(app) != in.sha
@@ -252,8 +253,10 @@ func (r *ApplicationReconciler) readLive(ctx context.Context, objs, stale []*uns
 
 // confirmMissing reads past the cache the inventory objects the cache
 // does not show: right after a sync created them the cache may lag, and a
-// second "create" would be reported (and recorded in history) as a change.
-// Objects that are really gone stay missing and are created again.
+// second "create" would be reported (and recorded in history) as a change
+// — or, for an object the next commit removes, it would be called gone
+// and dropped from the inventory unpruned, left running and unowned.
+// Objects that are really gone stay missing (created again, or dropped).
 func (r *ApplicationReconciler) confirmMissing(ctx context.Context, app *v1alpha1.Application, objs []*unstructured.Unstructured, live liveSet) *stepError {
 	inInventory := map[string]bool{}
 	for _, rs := range app.Status.Resources {

@@ -199,6 +199,17 @@ func TestAuthz(t *testing.T) {
 	e.createProject("team-a")
 	e.createApp("shared", "default", repoWith(t, "shared-cm").URL(), true)
 	e.createApp("team-app", "team-a", repoWith(t, "team-cm").URL(), true)
+	// The server reads a cache: wait until it has seen both apps.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var all server.AppList
+		_, body := e.call("GET", "/api/v1/applications", adminToken, nil)
+		if json.Unmarshal([]byte(body), &all) == nil && all.Total == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server lists %d of 2 apps after 10 s: %s", all.Total, body[:min(len(body), 300)])
+		}
+	}
 
 	if st, body := e.call("GET", "/api/v1/applications", "", nil); st != 401 || !strings.Contains(body, `"code": 401`) {
 		t.Errorf("no token: %d %s", st, body)
