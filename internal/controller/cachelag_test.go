@@ -77,14 +77,14 @@ func TestStaleObjectConfirmedPastTheCache(t *testing.T) {
 	repo := gittest.New(t)
 	shaA := repo.Write(map[string]string{"manifests/keep.yaml": cm("lag-keep"), "manifests/brief.yaml": cm("lag-brief")}).Commit("two")
 	h.create(dirApp, map[string]string{"{{NAME}}": "lag", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
-	h.eventually(lag, "the first sync recorded both objects", func() (bool, string) {
+	h.eventually(30*time.Second, "the first sync recorded both objects", func() (bool, string) {
 		a := h.app("lag")
 		return a.Status.Sync.Revision == shaA && len(a.Status.Resources) == 2, a.Status.Sync.Status
 	})
 	began := time.Now()
 	shaB := repo.Remove("manifests/brief.yaml").Commit("drop brief")
 	h.refresh("lag")
-	h.eventually(lag, "the next sync at the commit that drops brief", func() (bool, string) {
+	h.eventually(30*time.Second, "the next sync at the commit that drops brief", func() (bool, string) {
 		a := h.app("lag")
 		return a.Status.Sync.Revision == shaB && len(a.Status.Resources) == 1, a.Status.Sync.Status
 	})
