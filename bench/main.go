@@ -227,11 +227,16 @@ func run(n int) (Result, error) {
 	if err := createNamespaces(ctx, c, "floor", n); err != nil {
 		return res, err
 	}
+	fc, floorCount, err := countingClient(cfg)
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
-	if err := applyFloor(ctx, c, len(objs), func(i int) client.Object { return objs[i] }); err != nil {
+	if err := applyFloor(ctx, fc, len(objs), func(i int) client.Object { return objs[i] }); err != nil {
 		return res, err
 	}
 	res.FloorSyncedS = time.Since(start).Seconds()
+	logf("floor: requests per app: %s", floorCount.breakdown(n))
 	if err := waitAvailable(ctx, c, "floor", n, start); err != nil {
 		return res, err
 	}
@@ -390,6 +395,15 @@ func clusterProfile(w http.ResponseWriter, r *http.Request) {
 	defer func() { _ = resp.Body.Close() }()
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+}
+
+// countingClient is a client on cfg whose requests are counted and timed.
+func countingClient(cfg *rest.Config) (client.Client, *counting, error) {
+	counter := &counting{}
+	ccfg := rest.CopyConfig(cfg)
+	ccfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
+	c, err := client.New(ccfg, client.Options{Scheme: controller.Scheme()})
+	return c, counter, err
 }
 
 // startCluster starts a fresh embedded cluster in dir and returns it, a
@@ -608,20 +622,28 @@ type counting struct {
 	writes   atomic.Int64
 	mu       sync.Mutex
 	byKind   map[string]int // "PATCH configmaps dryRun" → count
+	// took: the time to the response's headers, summed by kind (for the
+	// mean latency the breakdown shows).
+	took map[string]time.Duration
 }
 
 func (w *counting) RoundTrip(r *http.Request) (*http.Response, error) {
 	w.requests.Add(1)
-	w.mu.Lock()
-	if w.byKind == nil {
-		w.byKind = map[string]int{}
-	}
-	w.byKind[requestKind(r)]++
-	w.mu.Unlock()
+	kind := requestKind(r)
 	if r.Method != http.MethodGet && !strings.Contains(r.URL.RawQuery, "dryRun=All") {
 		w.writes.Add(1)
 	}
-	return w.next.RoundTrip(r)
+	began := time.Now()
+	resp, err := w.next.RoundTrip(r)
+	took := time.Since(began)
+	w.mu.Lock()
+	if w.byKind == nil {
+		w.byKind, w.took = map[string]int{}, map[string]time.Duration{}
+	}
+	w.byKind[kind]++
+	w.took[kind] += took
+	w.mu.Unlock()
+	return resp, err
 }
 
 // requestKind is a request's verb, resource and watch/dry-run marks,
@@ -654,7 +676,8 @@ func requestKind(r *http.Request) string {
 	return k
 }
 
-// breakdown is the requests per app by kind, most first.
+// breakdown is the requests per app by kind, most first, each with its
+// mean latency (to the response's headers; watches left out).
 func (w *counting) breakdown(n int) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -672,7 +695,11 @@ func (w *counting) breakdown(n int) string {
 		if float64(e.v)/float64(n) < 0.05 {
 			continue
 		}
-		fmt.Fprintf(&b, "%s %.2f; ", e.k, float64(e.v)/float64(n))
+		fmt.Fprintf(&b, "%s %.2f", e.k, float64(e.v)/float64(n))
+		if !strings.HasSuffix(e.k, " watch") {
+			fmt.Fprintf(&b, " (%.0f ms)", float64(w.took[e.k].Milliseconds())/float64(e.v))
+		}
+		b.WriteString("; ")
 	}
 	return b.String()
 }
