@@ -399,11 +399,17 @@ func clusterProfile(w http.ResponseWriter, r *http.Request) {
 
 // countingClient is a client on cfg whose requests are counted and timed.
 func countingClient(cfg *rest.Config) (client.Client, *counting, error) {
+	ccfg, counter := counted(cfg)
+	c, err := client.New(ccfg, client.Options{Scheme: controller.Scheme()})
+	return c, counter, err
+}
+
+// counted is a copy of cfg whose requests counter counts and times.
+func counted(cfg *rest.Config) (*rest.Config, *counting) {
 	counter := &counting{}
 	ccfg := rest.CopyConfig(cfg)
 	ccfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
-	c, err := client.New(ccfg, client.Options{Scheme: controller.Scheme()})
-	return c, counter, err
+	return ccfg, counter
 }
 
 // startCluster starts a fresh embedded cluster in dir and returns it, a
@@ -454,9 +460,7 @@ func startController(ctx context.Context, cfg *rest.Config, cacheDir string, pol
 func startStoppable(ctx context.Context, cfg *rest.Config, cacheDir string, poll time.Duration) (*controller.Controller, *counting, func(), error) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	counter := &counting{}
-	ccfg := rest.CopyConfig(cfg)
-	ccfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
+	ccfg, counter := counted(cfg)
 	started := time.Now()
 	ctl, err := controller.New(ctx, ccfg, controller.ManagerOptions{
 		Options:  controller.Options{PollInterval: poll, ControllerNamespace: "argocd"},

@@ -433,14 +433,21 @@ func (a *Applier) EnsureNamespace(ctx context.Context, name string) error {
 	if at, ok := a.namespaces.Load(name); ok && time.Since(at.(time.Time)) < namespaceMemo {
 		return nil
 	}
-	_, err, _ := a.nsAsking.Do(name, func() (any, error) { return nil, a.ensureNamespace(ctx, name) })
+	_, err, _ := a.nsAsking.Do(name, func() (any, error) {
+		err := a.ensureNamespace(ctx, name)
+		if err == nil {
+			a.namespaces.Store(name, time.Now())
+		}
+		return nil, err
+	})
 	return err
 }
 
+// ensureNamespace asks the API server for the namespace and creates it
+// when missing.
 func (a *Applier) ensureNamespace(ctx context.Context, name string) error {
 	var existing corev1.Namespace
 	if err := a.client.Get(ctx, client.ObjectKey{Name: name}, &existing); err == nil {
-		a.namespaces.Store(name, time.Now())
 		return nil
 	}
 	ns := &unstructured.Unstructured{}
@@ -450,7 +457,6 @@ func (a *Applier) ensureNamespace(ctx context.Context, name string) error {
 	if err := a.client.Patch(ctx, ns, client.Apply, client.FieldOwner(FieldManager)); err != nil {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
-	a.namespaces.Store(name, time.Now())
 	return nil
 }
 
