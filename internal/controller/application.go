@@ -67,6 +67,9 @@ const DefaultConcurrency = 48
 type ApplicationReconciler struct {
 	client  client.Client
 	applier *apply.Applier
+	// objects is where the apps' objects are read and watched: the
+	// manager's cache, or a shard's label-selected one (shard.go).
+	objects cache.Cache
 	engine  *desired.Engine
 	events  eventRecorder
 	Options Options
@@ -193,7 +196,7 @@ func (r *ApplicationReconciler) watch(gvk schema.GroupVersionKind) error {
 	if r.watched[gvk] {
 		return nil
 	}
-	if err := r.ctrl.Watch(kindSource(r.mgr.GetCache(), gvk)); err != nil {
+	if err := r.ctrl.Watch(kindSource(r.objects, gvk)); err != nil {
 		return err
 	}
 	r.watched[gvk] = true

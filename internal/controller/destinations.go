@@ -245,16 +245,16 @@ func (r *ApplicationReconciler) connect(ctx context.Context, c *clusters.Cluster
 	if err != nil {
 		return nil, err
 	}
-	cc, err := cache.New(cfg, cache.Options{HTTPClient: hc, Scheme: r.mgr.GetScheme(), Mapper: mapper})
-	if err != nil {
-		return nil, err
-	}
 	direct, err := client.New(cfg, client.Options{HTTPClient: hc, Scheme: r.mgr.GetScheme(), Mapper: mapper})
 	if err != nil {
 		return nil, err
 	}
+	cc, reader, err := objectCache(cfg, cache.Options{HTTPClient: hc, Scheme: r.mgr.GetScheme(), Mapper: mapper}, nil, direct, r.Options.Shard, r.Options.Shards)
+	if err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(rs.base)
-	rem := &remote{cluster: c, cache: cc, applier: apply.New(direct, cc), disco: disco, cancel: cancel, watched: map[schema.GroupVersionKind]bool{}}
+	rem := &remote{cluster: c, cache: cc, applier: apply.New(direct, reader), disco: disco, cancel: cancel, watched: map[schema.GroupVersionKind]bool{}}
 	go func() {
 		if err := cc.Start(runCtx); err != nil && runCtx.Err() == nil {
 			log.FromContext(runCtx).Error(err, "cluster cache stopped", "cluster", c.String())

@@ -47,10 +47,12 @@ func (r *ApplicationReconciler) Diff(ctx context.Context, app *v1alpha1.Applicat
 		stampLineage(st.Objects, gov, sha)
 	}
 	stale := inventory.Stale(app.Status.Resources, st.Objects)
+	r.stampShard(st.Objects)
 	live, serr := r.readLive(ctx, st.Objects, stale)
 	if serr != nil {
 		return nil, serr
 	}
+	keepShard(st.Objects, live)
 	if err := respectOthers(app, st.Objects, live, false); err != nil {
 		return nil, err
 	}

@@ -46,6 +46,8 @@ type harness struct {
 	restart func()
 	// renders is how many renders the running controller performed.
 	renders func() int64
+	// ctrl is the running controller.
+	ctrl func() *controller.Controller
 }
 
 func start(t *testing.T, poll time.Duration) *harness {
@@ -94,7 +96,7 @@ func startConfig(t *testing.T, o controller.Options, mutate func(*rest.Config)) 
 		}()
 		return func() { cancel(); <-done }
 	}
-	h := &harness{t: t, ns: ns, cacheDir: cacheDir, renders: func() int64 { return current.Reconciler.Renders() }}
+	h := &harness{t: t, ns: ns, cacheDir: cacheDir, renders: func() int64 { return current.Reconciler.Renders() }, ctrl: func() *controller.Controller { return current }}
 	h.stop = run()
 	h.restart = func() { h.stop(); h.stop = run() }
 	t.Cleanup(func() { h.stop() })

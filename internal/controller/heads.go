@@ -12,12 +12,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/desired"
 	"github.com/mlcd-dev/mlcd/internal/webhook"
 )
 
 // A reconcile whose fetch finds a new commit wakes, ahead of every other
-// app, the apps of that repository and revision whose paths the commit
-// touched — what a push webhook would have done. Without it, on a large
+// app, the apps of that repository and revision whose render inputs the
+// commit touched (desired.InputPaths) — what a push webhook would have done. Without it, on a large
 // fleet that polls, the changed app waits behind every other app's poll
 // (each records the new revision in its status).
 type heads struct {
@@ -63,11 +64,13 @@ func (r *ApplicationReconciler) noticeHead(ctx context.Context, app *v1alpha1.Ap
 		if (a.Namespace == app.Namespace && a.Name == app.Name) || s == nil || s.Chart != "" || !r.namespaceWatched(a.Namespace) || !r.owns(a) || headKey(s) != key {
 			continue
 		}
-		paths := a.Annotations[v1alpha1.ManifestGeneratePathsAnnotation]
-		if paths == "" {
-			paths = "."
+		// The render's own answer: its path, the annotation's paths, the
+		// shared charts and values files it reads from elsewhere.
+		in := desired.Input{Source: *s, Revision: sha, GeneratePaths: a.Annotations[v1alpha1.ManifestGeneratePathsAnnotation]}
+		if len(a.Spec.Sources) > 1 {
+			in.Refs = map[string]string{"": ""} // unbounded: other sources decide too
 		}
-		if !webhook.Touched(s.Path, paths, changed) {
+		if !r.engine.Touches(ctx, in, changed) {
 			continue
 		}
 		// The fetch is fresh: the woken app resolves the new commit.

@@ -78,6 +78,14 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Client:  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	}
+	if o.Shards > 1 && !o.ReadOnly {
+		// A shard reads its apps' objects through its own cache (shard.go);
+		// the manager's holds ConfigMaps and Secrets only of the control
+		// plane (credentials, keys, notifications), not every app's.
+		ns := cmp.Or(o.ControllerNamespace, v1alpha1.DefaultControlPlaneNamespace)
+		only := cache.ByObject{Namespaces: map[string]cache.Config{ns: {}}}
+		mo.Cache.ByObject = map[client.Object]cache.ByObject{&corev1.ConfigMap{}: only, &corev1.Secret{}: only}
+	}
 	if o.LeaderElection && !o.ReadOnly {
 		mo.LeaderElection = true
 		mo.LeaderElectionID = LeaseName(o.Shard, o.Shards)
@@ -96,7 +104,23 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 		return nil, err
 	}
 	ns := cmp.Or(o.ControllerNamespace, v1alpha1.DefaultControlPlaneNamespace)
-	applier := apply.New(direct, mgr.GetClient())
+	// The apps' objects: the manager's cache, or a shard's own.
+	shards := o.Shards
+	if o.ReadOnly {
+		shards = 1
+	}
+	objects, reader, err := objectCache(mgr.GetConfig(), cache.Options{HTTPClient: mgr.GetHTTPClient(), Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()}, mgr.GetCache(), direct, o.Shard, shards)
+	if err != nil {
+		return nil, fmt.Errorf("shard cache: %w", err)
+	}
+	if objects != mgr.GetCache() {
+		if err := mgr.Add(objects); err != nil {
+			return nil, err
+		}
+	} else {
+		reader = mgr.GetClient()
+	}
+	applier := apply.New(direct, reader)
 	if !o.ReadOnly {
 		if err := InstallCRDs(ctx, direct); err != nil {
 			return nil, err
@@ -119,6 +143,7 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 	rec := &ApplicationReconciler{
 		client:  mgr.GetClient(),
 		applier: applier,
+		objects: objects,
 		engine: &desired.Engine{
 			// A fetch is reused for 80% of the poll interval: requeues
 			// come every interval ±10%, so each poll fetches and a commit
@@ -155,6 +180,13 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 		}
 	}
 	return &Controller{Manager: mgr, Reconciler: rec}, nil
+}
+
+// CachedObjects lists what the controller caches of its apps' objects on
+// its own cluster (diagnostics and tests): everything it reads of a kind
+// unsharded; a shard's own apps' objects sharded.
+func (c *Controller) CachedObjects(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return c.Reconciler.objects.List(ctx, list, opts...)
 }
 
 // Namespace is the control-plane namespace.

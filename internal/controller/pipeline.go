@@ -67,6 +67,7 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 		}
 		stampLineage(st.Objects, gov, sha)
 	}
+	r.stampShard(st.Objects)
 	if serr := r.watchKinds(ctx, st); serr != nil {
 		return ctrl.Result{}, serr
 	}

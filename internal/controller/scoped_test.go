@@ -71,7 +71,7 @@ func TestPathScopedRenders(t *testing.T) {
 // TestPollWakesTouchedApps: when one app's poll (here a refresh of m1)
 // fetches a commit that touches m2's directory, m2 syncs it at once —
 // not at its own poll a minute later — and m3, untouched, is left to its
-// poll.
+// poll. A commit to the shared chart they all depend on wakes them all.
 func TestPollWakesTouchedApps(t *testing.T) {
 	h := start(t, time.Minute)
 	repo := modelsRepo(t, 3)
@@ -96,6 +96,24 @@ func TestPollWakesTouchedApps(t *testing.T) {
 	h.waitSynced("m2", second)
 	if rev := h.app("m3").Status.Sync.Revision; rev != first {
 		t.Errorf("m3, untouched by the commit, reconciled at %s before its poll", shortSHA(rev))
+	}
+
+	// A commit to the chart every model depends on (base/, a file://
+	// dependency outside each app's path) touches every app's render: m1's
+	// next fetch wakes m2 and m3 too.
+	tpl := "base/model-server/templates/_service.tpl"
+	data, err := examples.MLDeployments.ReadFile("ml-deployments/" + tpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.Write(map[string]string{tpl: strings.Replace(string(data), "port: 80", "port: 8080", 1)})
+	third := repo.Commit("change the shared chart")
+	h.refresh("m1")
+	for _, name := range []string{"m2", "m3"} {
+		h.eventually(15*time.Second, name+" at the shared chart's commit", func() (bool, string) {
+			rev := h.app(name).Status.Sync.Revision
+			return rev == third, shortSHA(rev)
+		})
 	}
 }
 

@@ -1,10 +1,17 @@
 package controller
 
 import (
+	"context"
 	"hash/fnv"
 	"strconv"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // ShardAnnotation pins an Application (or ApplicationSet) to a shard.
@@ -45,4 +52,98 @@ func mix(x uint64) uint64 {
 // owns reports whether this controller's shard reconciles obj.
 func (r *ApplicationReconciler) owns(obj metav1.Object) bool {
 	return r.Options.Shards <= 1 || ShardOf(obj.GetNamespace(), obj.GetName(), obj.GetAnnotations(), r.Options.Shards) == r.Options.Shard
+}
+
+// A sharded controller labels every object it applies with its shard
+// (ShardAnnotation's key, as a label) and reads and watches the apps'
+// objects through a cache that selects that label: a shard caches its
+// own apps' objects, not the fleet's. The rollout, GPU and health code's
+// reads of objects mlcd does not label (Pods, ReplicaSets, templates) stay
+// on the manager's cache.
+
+// shardSelector selects the objects shard's apps deployed; nil unsharded.
+func shardSelector(shard, shards int) labels.Selector {
+	if shards <= 1 {
+		return nil
+	}
+	return labels.SelectorFromSet(labels.Set{ShardAnnotation: strconv.Itoa(shard)})
+}
+
+// stampShard labels the objects with this controller's shard (sharded
+// controllers only).
+func (r *ApplicationReconciler) stampShard(objs []*unstructured.Unstructured) {
+	if r.Options.Shards <= 1 {
+		return
+	}
+	for _, o := range objs {
+		l := o.GetLabels()
+		if l == nil {
+			l = map[string]string{}
+		}
+		l[ShardAnnotation] = strconv.Itoa(r.Options.Shard)
+		o.SetLabels(l)
+	}
+}
+
+// keepShard gives each desired object the shard label its live copy
+// carries, for a diff computed without knowing the shard count (an API
+// server's): the label is the controller's bookkeeping, not a change.
+func keepShard(objs []*unstructured.Unstructured, live liveSet) {
+	for _, o := range objs {
+		l := live.of(o)
+		if l == nil || o.GetLabels()[ShardAnnotation] != "" {
+			continue
+		}
+		s, ok := l.GetLabels()[ShardAnnotation]
+		if !ok {
+			continue
+		}
+		ls := o.GetLabels()
+		if ls == nil {
+			ls = map[string]string{}
+		}
+		ls[ShardAnnotation] = s
+		o.SetLabels(ls)
+	}
+}
+
+// shardReader reads through a shard's label-selected cache and asks the
+// API server about what it does not show: an object of another shard's
+// app (the two-apps-one-object rule must see it), one from before
+// sharding or of an app that moved here carries no or another label.
+type shardReader struct {
+	cache  client.Reader
+	direct client.Reader
+}
+
+func (s shardReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	err := s.cache.Get(ctx, key, obj, opts...)
+	if apierrors.IsNotFound(err) {
+		return s.direct.Get(ctx, key, obj, opts...)
+	}
+	return err
+}
+
+func (s shardReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return s.cache.List(ctx, list, opts...)
+}
+
+// objectCache is the cache a controller reads and watches its apps'
+// objects in on the cluster at cfg, and the reader over it: unsharded,
+// base (or, when nil, a new cache of every object); sharded, a new cache of
+// the objects labelled with the shard.
+func objectCache(cfg *rest.Config, o cache.Options, base cache.Cache, direct client.Reader, shard, shards int) (cache.Cache, client.Reader, error) {
+	sel := shardSelector(shard, shards)
+	if sel == nil && base != nil {
+		return base, base, nil
+	}
+	o.DefaultLabelSelector = sel
+	c, err := cache.New(cfg, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sel == nil {
+		return c, c, nil
+	}
+	return c, shardReader{cache: c, direct: direct}, nil
 }

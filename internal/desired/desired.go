@@ -290,18 +290,46 @@ func (e *Engine) cachedContentKey(root string, in Input) (string, bool) {
 }
 
 // contentKey names a Git source's render inputs by content, not commit:
-// the Git hashes of the app's path, of the chart dependencies and values
-// files it reads from elsewhere in the repository, and of the paths its
-// manifest-generate-paths annotation lists. ok is false — the commit is
-// the key — when the inputs cannot be bounded that way: a multi-source
-// app, a Kustomize source that reaches outside its path, anything that
-// does not resolve.
+// the Git hashes of the paths InputPaths lists. ok is false — the commit
+// is the key — when those paths cannot be bounded or do not resolve.
 func (e *Engine) contentKey(root string, in Input) (string, bool) {
-	src := in.Source
-	if e.Sources == nil || len(in.Refs) > 0 {
+	if e.Sources == nil {
 		return "", false
 	}
+	paths, ok := InputPaths(root, in)
+	if !ok {
+		return "", false
+	}
+	h := sha256.New()
+	for _, p := range paths {
+		hash, ok := e.Sources.PathHash(in.Source.RepoURL, in.Revision, p)
+		if !ok {
+			return "", false // missing files: the render reports them
+		}
+		fmt.Fprintf(h, "%s=%s\n", p, hash)
+	}
+	return "content:" + hex.EncodeToString(h.Sum(nil)), true
+}
+
+// InputPaths lists the repository paths (slash-separated, relative to the
+// checkout root) whose content a Git source's render reads: the app's
+// path, the paths of its manifest-generate-paths annotation, its chart's
+// local (file://) dependencies and the values files it reads from
+// elsewhere in the repository. ok is false when the inputs cannot be
+// bounded that way: a multi-source app, a Kustomize source that reaches
+// outside its path, a values file from another source or a URL, a path
+// that leaves the repository. It is the one answer to "does this commit
+// change what the app renders?": the render cache's content key and the
+// wake-up of apps a fetched commit touched both ask it.
+func InputPaths(root string, in Input) ([]string, bool) {
+	src := in.Source
+	if len(in.Refs) > 0 || src.Chart != "" {
+		return nil, false
+	}
 	base := path.Clean("/" + filepath.ToSlash(src.Path))[1:]
+	if base == "" {
+		base = "."
+	}
 	paths := []string{base}
 	add := func(p string) { paths = append(paths, p) }
 	for _, p := range strings.Split(in.GeneratePaths, ";") {
@@ -318,7 +346,7 @@ func (e *Engine) contentKey(root string, in Input) (string, bool) {
 	for _, k := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
 		if data, err := os.ReadFile(filepath.Join(dir, k)); err == nil {
 			if bytes.Contains(data, []byte("..")) || bytes.Contains(data, []byte("://")) {
-				return "", false // bases or resources elsewhere: the commit decides
+				return nil, false // bases or resources elsewhere: the commit decides
 			}
 		}
 	}
@@ -329,7 +357,7 @@ func (e *Engine) contentKey(root string, in Input) (string, bool) {
 			} `json:"dependencies"`
 		}
 		if yaml.Unmarshal(data, &chart) != nil {
-			return "", false
+			return nil, false
 		}
 		for _, d := range chart.Dependencies {
 			if local, ok := strings.CutPrefix(d.Repository, "file://"); ok {
@@ -339,22 +367,41 @@ func (e *Engine) contentKey(root string, in Input) (string, bool) {
 		if src.Helm != nil {
 			for _, vf := range src.Helm.ValueFiles {
 				if strings.HasPrefix(vf, "$") || strings.Contains(vf, "://") {
-					return "", false
+					return nil, false
 				}
 				add(path.Join(base, vf))
 			}
 		}
 	}
-	h := sha256.New()
-	for _, p := range paths {
-		if strings.HasPrefix(p, "..") {
-			return "", false
+	for i, p := range paths {
+		if p == "" {
+			paths[i] = "."
 		}
-		hash, ok := e.Sources.PathHash(src.RepoURL, in.Revision, p)
-		if !ok {
-			return "", false // missing files: the render reports them
+		if p == ".." || strings.HasPrefix(p, "../") {
+			return nil, false
 		}
-		fmt.Fprintf(h, "%s=%s\n", p, hash)
 	}
-	return "content:" + hex.EncodeToString(h.Sum(nil)), true
+	return paths, true
+}
+
+// Touches reports whether a commit that changed the files changed (at
+// in.Revision) can change what the app renders: a changed file lies under
+// one of its InputPaths, or those cannot be bounded.
+func (e *Engine) Touches(ctx context.Context, in Input, changed []string) bool {
+	root, err := e.Sources.Checkout(ctx, in.Source.RepoURL, in.Revision)
+	if err != nil {
+		return true // its own reconcile reports the failure
+	}
+	paths, ok := InputPaths(root, in)
+	if !ok {
+		return true
+	}
+	for _, p := range paths {
+		for _, f := range changed {
+			if p == "." || f == p || strings.HasPrefix(path.Clean(f), p+"/") {
+				return true
+			}
+		}
+	}
+	return false
 }

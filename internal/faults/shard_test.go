@@ -127,5 +127,19 @@ func TestTwoShards(t *testing.T) {
 		}
 	}
 	w.checkBystanders()
+	// Each app's objects carry its shard's label (a shard caches only those).
+	for i := range n {
+		var cm corev1.ConfigMap
+		if err := w.c.Get(context.Background(), types.NamespacedName{Namespace: w.ns, Name: fmt.Sprintf("app-%d-stable", i)}, &cm); err != nil {
+			t.Fatalf("app-%d: %v", i, err)
+		}
+		want := "1"
+		if mine[i] {
+			want = "0"
+		}
+		if got := cm.Labels[controller.ShardAnnotation]; got != want {
+			t.Errorf("app-%d's ConfigMap is labelled for shard %q, want %q", i, got, want)
+		}
+	}
 	t.Logf("fault: shard 1's leader SIGKILLed; standby took the Lease after %s (lease %s); all %d apps at the new commit %s after the kill; objects lost %d; stale left %d", handover.Round(time.Millisecond), leaseDuration, n, took.Round(time.Millisecond), lost, extra)
 }
