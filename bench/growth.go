@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/controller"
 )
 
 // GrowthResult is the controller's cost at one fleet size of
@@ -27,6 +28,10 @@ type GrowthResult struct {
 	PeakRSSMiB     float64 `json:"peakRSSMiB"`
 	CreatedS       float64 `json:"applicationsCreatedSeconds"`
 	RequestsPerApp float64 `json:"apiRequestsPerApp"`
+	// Shards > 1: the controller ran as shard 0 of Shards and synced its
+	// ShardApps of the fleet (CPU and requests per app are per its apps).
+	Shards    int `json:"shards,omitempty"`
+	ShardApps int `json:"shardApps,omitempty"`
 }
 
 const configMapChart = `apiVersion: v2
@@ -45,9 +50,21 @@ data:
 `
 
 // runGrowth syncs n ConfigMap apps on a fresh cluster: the floor applies
-// the n ConfigMaps directly, then mlcd syncs them from n Applications.
-func runGrowth(n int) (GrowthResult, error) {
+// the n ConfigMaps directly, then mlcd syncs them from n Applications —
+// all of them, or (shards > 1) shard 0's share, the controller being that
+// shard.
+func runGrowth(n, shards int) (GrowthResult, error) {
 	res := GrowthResult{Apps: n}
+	mine := n
+	if shards > 1 {
+		res.Shards, mine = shards, 0
+		for i := range n {
+			if controller.ShardOf("argocd", fmt.Sprintf("model-%d", i), nil, shards) == 0 {
+				mine++
+			}
+		}
+		res.ShardApps = mine
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "mlcd-growth-")
@@ -93,7 +110,7 @@ func runGrowth(n int) (GrowthResult, error) {
 	logf("growth %d: floor applied %.1fs", n, res.FloorSyncedS)
 
 	cpu0 := cpuSeconds()
-	ctl, counter, err := startController(ctx, cfg, filepath.Join(dir, "cache"), time.Hour)
+	ctl, counter, err := startController(ctx, cfg, filepath.Join(dir, "cache"), time.Hour, shards)
 	if err != nil {
 		return res, err
 	}
@@ -127,7 +144,7 @@ func runGrowth(n int) (GrowthResult, error) {
 			}
 		}
 		peak = max(peak, rssMiB())
-		if synced == n {
+		if synced == mine {
 			break
 		}
 		if time.Since(start) > 40*time.Minute {
@@ -138,10 +155,10 @@ func runGrowth(n int) (GrowthResult, error) {
 	res.MlcdSyncedS = time.Since(start).Seconds()
 	res.SyncedRatio = res.MlcdSyncedS / res.FloorSyncedS
 	res.CPUSeconds = cpuSeconds() - cpu0
-	res.CPUPerAppMs = res.CPUSeconds / float64(n) * 1000
+	res.CPUPerAppMs = res.CPUSeconds / float64(mine) * 1000
 	res.PeakRSSMiB = peak
-	res.RequestsPerApp = float64(counter.requests.Load()) / float64(n)
-	logf("growth %d: requests per app: %s", n, counter.breakdown(n))
+	res.RequestsPerApp = float64(counter.requests.Load()) / float64(mine)
+	logf("growth %d: requests per app: %s", n, counter.breakdown(mine))
 	logf("growth %d: mlcd synced %.1fs (%.2f× floor), %.1f CPU s (%.1f ms/app), peak RSS %.0f MiB", n, res.MlcdSyncedS, res.SyncedRatio, res.CPUSeconds, res.CPUPerAppMs, res.PeakRSSMiB)
 	return res, nil
 }

@@ -108,6 +108,7 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060) to profile a run; /debug/cluster/pprof/… profiles the embedded cluster")
 	growth := flag.String("growth", "", "comma-separated fleet sizes of ConfigMap-only apps for the growth table (e.g. 1000,5000,10000)")
+	shards := flag.Int("shards", 1, "growth table: run the controller as shard 0 of this many (it syncs and caches only its share of the fleet)")
 	verbose := flag.Int("v", -1, "log the controller at this verbosity to stderr (1: every reconcile)")
 	flag.Parse()
 	if *pprofAddr != "" {
@@ -131,7 +132,7 @@ func main() {
 	}
 	var grown []GrowthResult
 	for _, n := range counts(*growth) {
-		r, err := runGrowth(n)
+		r, err := runGrowth(n, *shards)
 		if err != nil {
 			fail(err)
 		}
@@ -159,9 +160,13 @@ func main() {
 	tw.Flush()
 	if len(grown) > 0 {
 		fmt.Println()
-		fmt.Fprintln(tw, "CONFIGMAP APPS\tFLOOR SYNCED\tMLCD SYNCED\tSYNCED ×\tMLCD CPU\tCPU/APP\tPEAK RSS\tREQ/APP")
+		fmt.Fprintln(tw, "CONFIGMAP APPS\tSHARD\tFLOOR SYNCED\tMLCD SYNCED\tSYNCED ×\tMLCD CPU\tCPU/APP\tPEAK RSS\tREQ/APP")
 		for _, r := range grown {
-			fmt.Fprintf(tw, "%d\t%.1fs\t%.1fs\t%.2f\t%.1fs\t%.1f ms\t%.0f MiB\t%.1f\n", r.Apps, r.FloorSyncedS, r.MlcdSyncedS, r.SyncedRatio, r.CPUSeconds, r.CPUPerAppMs, r.PeakRSSMiB, r.RequestsPerApp)
+			shard := "-"
+			if r.Shards > 1 {
+				shard = fmt.Sprintf("0 of %d: %d apps", r.Shards, r.ShardApps)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%.1fs\t%.1fs\t%.2f\t%.1fs\t%.1f ms\t%.0f MiB\t%.1f\n", r.Apps, shard, r.FloorSyncedS, r.MlcdSyncedS, r.SyncedRatio, r.CPUSeconds, r.CPUPerAppMs, r.PeakRSSMiB, r.RequestsPerApp)
 		}
 		tw.Flush()
 	}
@@ -450,20 +455,25 @@ func applyFloor(ctx context.Context, c client.Client, n int, obj func(i int) cli
 
 // startController starts mlcd's controller on cfg with its API requests
 // counted, and returns once its caches are synced.
-func startController(ctx context.Context, cfg *rest.Config, cacheDir string, poll time.Duration) (*controller.Controller, *counting, error) {
-	ctl, counter, _, err := startStoppable(ctx, cfg, cacheDir, poll)
+func startController(ctx context.Context, cfg *rest.Config, cacheDir string, poll time.Duration, shards int) (*controller.Controller, *counting, error) {
+	ctl, counter, _, err := startShard(ctx, cfg, cacheDir, poll, shards)
 	return ctl, counter, err
 }
 
-// startStoppable is startController with a stop function that returns
-// once the controller has stopped.
+// startStoppable is startController, unsharded, with a stop function that
+// returns once the controller has stopped.
 func startStoppable(ctx context.Context, cfg *rest.Config, cacheDir string, poll time.Duration) (*controller.Controller, *counting, func(), error) {
+	return startShard(ctx, cfg, cacheDir, poll, 1)
+}
+
+// startShard starts shard 0 of shards (1: the whole fleet).
+func startShard(ctx context.Context, cfg *rest.Config, cacheDir string, poll time.Duration, shards int) (*controller.Controller, *counting, func(), error) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	ccfg, counter := counted(cfg)
 	started := time.Now()
 	ctl, err := controller.New(ctx, ccfg, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: poll, ControllerNamespace: "argocd"},
+		Options:  controller.Options{PollInterval: poll, ControllerNamespace: "argocd", Shards: shards},
 		CacheDir: cacheDir,
 	})
 	if err != nil {
