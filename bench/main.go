@@ -62,6 +62,8 @@ var loopMax = flag.Int("loop-max", 100, "run the helm template | kubectl apply l
 
 // pollEvery is the poll interval of the polling-only part of P2, which
 // measures commit → live without webhooks against it.
+var concurrency = flag.Int("concurrency", controller.DefaultConcurrency, "the controller's concurrent reconciles (mlcd controller --concurrency)")
+
 var pollEvery = flag.Duration("poll", 10*time.Second, "the poll interval of the polling-only part of P2 (commit → live ≤ poll + 1 s, the controller restarted with it); 0 skips it")
 
 // Result is one N's figures.
@@ -473,7 +475,7 @@ func startShard(ctx context.Context, cfg *rest.Config, cacheDir string, poll tim
 	ccfg, counter := counted(cfg)
 	started := time.Now()
 	ctl, err := controller.New(ctx, ccfg, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: poll, ControllerNamespace: "argocd", Shards: shards},
+		Options:  controller.Options{PollInterval: poll, ControllerNamespace: "argocd", Shards: shards, MaxConcurrentReconciles: *concurrency},
 		CacheDir: cacheDir,
 	})
 	if err != nil {

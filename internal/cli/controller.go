@@ -55,7 +55,7 @@ func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 	cmd.Flags().DurationVar(&f.syncTimeout, "sync-timeout", controller.DefaultSyncTimeout, "how long a sync with waves or hooks may take before it fails (a hook that never finishes)")
 	cmd.Flags().StringVar(&f.registry, "registry", "", "model registry URL for model gates and write-back (default $MLFLOW_TRACKING_URI)")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", controller.DefaultConcurrency, "Applications reconciled at once (each mostly waits on the API server and Git)")
-	cmd.Flags().IntVar(&f.shards, "shards", 1, "how many controller shards split the Applications (each app to one, by a consistent hash of namespace/name or its mlcd.io/shard annotation)")
+	cmd.Flags().IntVar(&f.shards, "shards", 1, "how many controller shards split the Applications (each app to one, by a consistent hash of namespace/name or its mlcd.io/shard annotation); a shard labels what it applies mlcd.io/shard=I and caches only those objects")
 	cmd.Flags().IntVar(&f.shard, "shard", -1, "this controller's shard, 0 … shards-1 (default: the ordinal at the end of the pod's hostname, as a StatefulSet names its pods; 0 when unsharded)")
 	cmd.Flags().BoolVar(&f.leaderElect, "leader-elect", false, "run only while holding the shard's Lease in the control-plane namespace (replicas of a shard stand by)")
 	cmd.Flags().DurationVar(&f.leaseDuration, "lease-duration", 15*time.Second, "with --leader-elect: how long a dead leader holds its shard (a standby takes over within this plus a retry period of a 7.5th of it)")
