@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -155,4 +156,72 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// TestPushOutsideEveryAppsPathsFetches: a push whose files no app's
+// manifest-generate-paths cover (here the shared chart under base/) still
+// refreshes one app of that repository and branch, so the controller
+// fetches it and wakes the apps whose renders read those files; an app of
+// another repository is left alone.
+func TestPushOutsideEveryAppsPathsFetches(t *testing.T) {
+	ce := clustertest.Get(t)
+	ns := ce.Namespace(t)
+	c, err := client.New(ce.Config, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := controller.InstallCRDs(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	apps := map[string]string{
+		"fraud": `{metadata: {name: fraud, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: main, path: models/fraud-detection}}}`,
+		"rec":   `{metadata: {name: rec, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: main, path: models/recommendation}}}`,
+		"other": `{metadata: {name: other, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/other.git", targetRevision: main, path: models/fraud-detection}}}`,
+	}
+	for _, doc := range apps {
+		a := &v1alpha1.Application{}
+		if err := yaml.Unmarshal([]byte(doc), a); err != nil {
+			t.Fatal(err)
+		}
+		a.Namespace = ns
+		if err := c.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := server.New(server.Options{Client: c, Namespace: ns, InsecureNoAuth: true, Webhook: webhook.New(webhook.Options{Client: c, Namespace: ns})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	push := []byte(`{"ref":"refs/heads/main","repository":{"html_url":"https://github.com/company/ml-deployments","clone_url":"https://github.com/company/ml-deployments.git","default_branch":"main"},"commits":[{"modified":["base/model-server/templates/_service.tpl"]}]}`)
+	req, _ := http.NewRequest("POST", hs.URL+"/api/webhook", bytes.NewReader(push))
+	req.Header.Set("X-GitHub-Event", "push")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res webhook.Result
+	err = json.NewDecoder(resp.Body).Decode(&res)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("push: %d, %v", resp.StatusCode, err)
+	}
+	var refreshed []string
+	for name := range apps {
+		a := &v1alpha1.Application{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := a.Annotations[v1alpha1.RefreshAnnotation]; ok {
+			refreshed = append(refreshed, name)
+		}
+	}
+	if len(refreshed) != 1 || refreshed[0] == "other" {
+		t.Fatalf("refreshed %v, want one of fraud and rec", refreshed)
+	}
+	if res.Fetch != ns+"/"+refreshed[0] {
+		t.Errorf("the answer names %q as the app refreshed to fetch, want %s/%s", res.Fetch, ns, refreshed[0])
+	}
 }

@@ -96,5 +96,5 @@ func verifyMLflow(secret string, hd http.Header, body []byte, now time.Time) err
 func (h *Handler) refreshModel(ctx context.Context, model string) (*Result, error) {
 	return h.refreshWhere(ctx, func(a *v1alpha1.Application) bool {
 		return a.Annotations[v1alpha1.AppAnnotationModel] == model
-	})
+	}, false)
 }

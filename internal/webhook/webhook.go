@@ -90,6 +90,10 @@ type Push struct {
 // Result says what a push did.
 type Result struct {
 	Refreshed []string `json:"refreshed"`
+	// Fetch is the app refreshed only so the controller fetches the push:
+	// no app's manifest-generate-paths named a changed file, and the
+	// controller wakes the apps whose renders read one (a shared chart).
+	Fetch string `json:"fetch,omitempty"`
 	// Throttled apps were refreshed less than MinInterval ago.
 	Throttled []string `json:"throttled,omitempty"`
 }
@@ -427,13 +431,37 @@ func Touched(sourcePath, paths string, changed []string) bool {
 }
 
 // refresh sets the refresh annotation on every app the push concerns.
+//
+// manifest-generate-paths is Argo CD's rule and needs no checkout, but an
+// app's render also reads what its path points at elsewhere (a file://
+// chart dependency, values files). When the push names files and no app's
+// paths cover them, one app that follows the repository and branch is
+// refreshed anyway: its fetch lets the controller wake exactly the apps
+// whose render inputs the push touched (controller/heads.go), and none if
+// it touched nothing they read.
 func (h *Handler) refresh(ctx context.Context, p *Push) (*Result, error) {
-	return h.refreshWhere(ctx, func(a *v1alpha1.Application) bool { return Matches(a, p) })
+	res, err := h.refreshWhere(ctx, func(a *v1alpha1.Application) bool { return Matches(a, p) }, false)
+	if err != nil || len(res.Refreshed) > 0 || len(res.Throttled) > 0 || p.Changed == nil {
+		return res, err
+	}
+	anyPath := *p
+	anyPath.Changed = nil
+	fetch, err := h.refreshWhere(ctx, func(a *v1alpha1.Application) bool {
+		return len(a.Spec.Sources) <= 1 && Matches(a, &anyPath)
+	}, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(fetch.Refreshed) > 0 {
+		res.Refreshed, res.Fetch = fetch.Refreshed, fetch.Refreshed[0]
+	}
+	res.Throttled = fetch.Throttled
+	return res, nil
 }
 
 // refreshWhere sets the refresh annotation on every served app that match
-// accepts, at most once per MinInterval per app.
-func (h *Handler) refreshWhere(ctx context.Context, match func(*v1alpha1.Application) bool) (*Result, error) {
+// accepts (only the first, if one), at most once per MinInterval per app.
+func (h *Handler) refreshWhere(ctx context.Context, match func(*v1alpha1.Application) bool, one bool) (*Result, error) {
 	var list v1alpha1.ApplicationList
 	if err := h.o.Client.List(ctx, &list); err != nil {
 		return nil, err
@@ -454,6 +482,9 @@ func (h *Handler) refreshWhere(ctx context.Context, match func(*v1alpha1.Applica
 			return nil, fmt.Errorf("refresh %s: %w", key, err)
 		}
 		res.Refreshed = append(res.Refreshed, key)
+		if one {
+			break
+		}
 	}
 	return res, nil
 }
