@@ -59,13 +59,13 @@ type Options struct {
 
 // DefaultConcurrency is how many Applications are reconciled at once. A
 // reconcile mostly waits on the API server — at cold start on the
-// Service's ClusterIP, which kube-apiserver allocates one at a time — so
-// more workers cost little and let a small fleet finish in one round:
-// on the 2-core reference machine (`go run ./bench -concurrency C`, three
-// runs each) 100 cold apps were Synced in 3.7–3.9 s with 128 against
-// 3.9–4.4 s with 48 (Healthy 3.7–3.9 s against 4.4–4.6 s); 1,000 apps took
-// 54 s with 128, 57–59 s with 48 and 56 s with 256.
-const DefaultConcurrency = 128
+// Service's ClusterIP, which kube-apiserver allocates one at a time. On
+// the 2-core reference machine (`go run ./bench -concurrency C`) 1,000
+// cold apps take the same time with 48, 128 or 256 (54–59 s); at 100 apps
+// 128 was faster on a fresh cluster (Synced 3.7–3.9 s against 3.9–4.4 s,
+// three runs each) and slower after the helm|kubectl loop had run on it
+// (5.4–6.9 s against 4.9–5.7 s, two runs each): no case for a change.
+const DefaultConcurrency = 48
 
 // ApplicationReconciler syncs Applications.
 type ApplicationReconciler struct {
