@@ -32,19 +32,6 @@ import (
 // apps of that repository and branch whose manifest-generate-paths match;
 // an unsigned one, or one over the size cap, changes nothing.
 func TestGitHubPushRefreshesMatchingApps(t *testing.T) {
-	ce := clustertest.Get(t)
-	ns := ce.Namespace(t)
-	c, err := client.New(ce.Config, client.Options{Scheme: controller.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := controller.InstallCRDs(context.Background(), c); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: webhook.SecretName, Namespace: ns}, StringData: map[string]string{"webhook.github.secret": "push-secret"}}); err != nil {
-		t.Fatal(err)
-	}
 	apps := map[string]string{
 		"fraud":   `{metadata: {name: fraud, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: main, path: models/fraud-detection}}}`,
 		"rec":     `{metadata: {name: rec, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: main, path: models/recommendation}}}`,
@@ -52,22 +39,8 @@ func TestGitHubPushRefreshesMatchingApps(t *testing.T) {
 		"release": `{metadata: {name: release}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: release, path: models/fraud-detection}}}`,
 		"other":   `{metadata: {name: other}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/other.git", targetRevision: main, path: models/fraud-detection}}}`,
 	}
-	for _, doc := range apps {
-		a := &v1alpha1.Application{}
-		if err := yaml.Unmarshal([]byte(doc), a); err != nil {
-			t.Fatal(err)
-		}
-		a.Namespace = ns
-		if err := c.Create(ctx, a); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv, err := server.New(server.Options{Client: c, Namespace: ns, InsecureNoAuth: true, Webhook: webhook.New(webhook.Options{Client: c, Namespace: ns})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	w := newWebhookWorld(t, "push-secret", apps)
+	hs := w.hs
 	push := []byte(`{"ref":"refs/heads/main","repository":{"html_url":"https://github.com/company/ml-deployments","clone_url":"https://github.com/company/ml-deployments.git","ssh_url":"git@github.com:company/ml-deployments.git","default_branch":"main"},"commits":[{"modified":["models/fraud-detection/values-production.yaml"]}]}`)
 	post := func(body []byte, signature string) int {
 		req, _ := http.NewRequest("POST", hs.URL+"/api/webhook", bytes.NewReader(body))
@@ -82,19 +55,7 @@ func TestGitHubPushRefreshesMatchingApps(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	refreshed := func() map[string]bool {
-		out := map[string]bool{}
-		for name := range apps {
-			a := &v1alpha1.Application{}
-			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, a); err != nil {
-				t.Fatal(err)
-			}
-			if _, ok := a.Annotations[v1alpha1.RefreshAnnotation]; ok {
-				out[name] = true
-			}
-		}
-		return out
-	}
+	refreshed := w.refreshed
 	mac := hmac.New(sha256.New, []byte("push-secret"))
 	mac.Write(push)
 	good := "sha256=" + hex.EncodeToString(mac.Sum(nil))
@@ -164,20 +125,62 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // fetches it and wakes the apps whose renders read those files; an app of
 // another repository is left alone.
 func TestPushOutsideEveryAppsPathsFetches(t *testing.T) {
+	w := newWebhookWorld(t, "", map[string]string{
+		"fraud": `{metadata: {name: fraud, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: main, path: models/fraud-detection}}}`,
+		"rec":   `{metadata: {name: rec, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: main, path: models/recommendation}}}`,
+		"other": `{metadata: {name: other, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/other.git", targetRevision: main, path: models/fraud-detection}}}`,
+	})
+	push := []byte(`{"ref":"refs/heads/main","repository":{"html_url":"https://github.com/company/ml-deployments","clone_url":"https://github.com/company/ml-deployments.git","default_branch":"main"},"commits":[{"modified":["base/model-server/templates/_service.tpl"]}]}`)
+	req, _ := http.NewRequest("POST", w.hs.URL+"/api/webhook", bytes.NewReader(push))
+	req.Header.Set("X-GitHub-Event", "push")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res webhook.Result
+	err = json.NewDecoder(resp.Body).Decode(&res)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("push: %d, %v", resp.StatusCode, err)
+	}
+	var refreshed []string
+	for name := range w.refreshed() {
+		refreshed = append(refreshed, name)
+	}
+	if len(refreshed) != 1 || refreshed[0] == "other" {
+		t.Fatalf("refreshed %v, want one of fraud and rec", refreshed)
+	}
+	if res.Fetch != w.ns+"/"+refreshed[0] {
+		t.Errorf("the answer names %q as the app refreshed to fetch, want %s/%s", res.Fetch, w.ns, refreshed[0])
+	}
+}
+
+// webhookWorld is an API server behind a webhook handler over apps (YAML
+// by name) in a test namespace; secret, when set, is GitHub's.
+type webhookWorld struct {
+	t    *testing.T
+	c    client.Client
+	ns   string
+	hs   *httptest.Server
+	apps map[string]string
+}
+
+func newWebhookWorld(t *testing.T, secret string, apps map[string]string) *webhookWorld {
+	t.Helper()
 	ce := clustertest.Get(t)
 	ns := ce.Namespace(t)
 	c, err := client.New(ce.Config, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := controller.InstallCRDs(context.Background(), c); err != nil {
+	ctx := context.Background()
+	if err := controller.InstallCRDs(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	apps := map[string]string{
-		"fraud": `{metadata: {name: fraud, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: main, path: models/fraud-detection}}}`,
-		"rec":   `{metadata: {name: rec, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/ml-deployments.git", targetRevision: main, path: models/recommendation}}}`,
-		"other": `{metadata: {name: other, annotations: {argocd.argoproj.io/manifest-generate-paths: "."}}, spec: {project: default, destination: {namespace: x}, source: {repoURL: "https://github.com/company/other.git", targetRevision: main, path: models/fraud-detection}}}`,
+	if secret != "" {
+		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: webhook.SecretName, Namespace: ns}, StringData: map[string]string{"webhook.github.secret": secret}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, doc := range apps {
 		a := &v1alpha1.Application{}
@@ -194,34 +197,22 @@ func TestPushOutsideEveryAppsPathsFetches(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
-	push := []byte(`{"ref":"refs/heads/main","repository":{"html_url":"https://github.com/company/ml-deployments","clone_url":"https://github.com/company/ml-deployments.git","default_branch":"main"},"commits":[{"modified":["base/model-server/templates/_service.tpl"]}]}`)
-	req, _ := http.NewRequest("POST", hs.URL+"/api/webhook", bytes.NewReader(push))
-	req.Header.Set("X-GitHub-Event", "push")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res webhook.Result
-	err = json.NewDecoder(resp.Body).Decode(&res)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("push: %d, %v", resp.StatusCode, err)
-	}
-	var refreshed []string
-	for name := range apps {
+	t.Cleanup(hs.Close)
+	return &webhookWorld{t: t, c: c, ns: ns, hs: hs, apps: apps}
+}
+
+// refreshed is the set of apps that carry the refresh annotation.
+func (w *webhookWorld) refreshed() map[string]bool {
+	w.t.Helper()
+	out := map[string]bool{}
+	for name := range w.apps {
 		a := &v1alpha1.Application{}
-		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, a); err != nil {
-			t.Fatal(err)
+		if err := w.c.Get(context.Background(), types.NamespacedName{Namespace: w.ns, Name: name}, a); err != nil {
+			w.t.Fatal(err)
 		}
 		if _, ok := a.Annotations[v1alpha1.RefreshAnnotation]; ok {
-			refreshed = append(refreshed, name)
+			out[name] = true
 		}
 	}
-	if len(refreshed) != 1 || refreshed[0] == "other" {
-		t.Fatalf("refreshed %v, want one of fraud and rec", refreshed)
-	}
-	if res.Fetch != ns+"/"+refreshed[0] {
-		t.Errorf("the answer names %q as the app refreshed to fetch, want %s/%s", res.Fetch, ns, refreshed[0])
-	}
+	return out
 }
