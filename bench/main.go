@@ -60,10 +60,11 @@ import (
 // loopMax is the largest N the helm|kubectl loop runs for.
 var loopMax = flag.Int("loop-max", 100, "run the helm template | kubectl apply loop for N up to this")
 
-// pollEvery is the poll interval of the polling-only part of P2, which
-// measures commit → live without webhooks against it.
+// concurrency is the controller's worker count in every phase.
 var concurrency = flag.Int("concurrency", controller.DefaultConcurrency, "the controller's concurrent reconciles (mlcd controller --concurrency)")
 
+// pollEvery is the poll interval of the polling-only part of P2, which
+// measures commit → live without webhooks against it.
 var pollEvery = flag.Duration("poll", 10*time.Second, "the poll interval of the polling-only part of P2 (commit → live ≤ poll + 1 s, the controller restarted with it); 0 skips it")
 
 // Result is one N's figures.

@@ -249,7 +249,7 @@ func (r *ApplicationReconciler) connect(ctx context.Context, c *clusters.Cluster
 	if err != nil {
 		return nil, err
 	}
-	cc, reader, err := objectCache(cfg, cache.Options{HTTPClient: hc, Scheme: r.mgr.GetScheme(), Mapper: mapper}, nil, direct, r.Options.Shard, r.Options.Shards)
+	cc, reader, err := objectCache(cfg, cache.Options{HTTPClient: hc, Scheme: r.mgr.GetScheme(), Mapper: mapper}, direct, r.Options.Shard, r.Options.Shards)
 	if err != nil {
 		return nil, err
 	}

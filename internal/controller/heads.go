@@ -18,9 +18,10 @@ import (
 
 // A reconcile whose fetch finds a new commit wakes, ahead of every other
 // app, the apps of that repository and revision whose render inputs the
-// commit touched (desired.InputPaths) — what a push webhook would have done. Without it, on a large
-// fleet that polls, the changed app waits behind every other app's poll
-// (each records the new revision in its status).
+// commit touched (desired.InputPaths) — what a push webhook would have
+// done. Without it, on a large fleet that polls, the changed app waits
+// behind every other app's poll (each records the new revision in its
+// status).
 type heads struct {
 	mu sync.Mutex
 	// seen: repository URL (normalized) and target revision → the commit
@@ -65,12 +66,10 @@ func (r *ApplicationReconciler) noticeHead(ctx context.Context, app *v1alpha1.Ap
 			continue
 		}
 		// The render's own answer: its path, the annotation's paths, the
-		// shared charts and values files it reads from elsewhere.
+		// shared charts and values files it reads from elsewhere. A
+		// multi-source app's other sources decide too: it is woken.
 		in := desired.Input{Source: *s, Revision: sha, GeneratePaths: a.Annotations[v1alpha1.ManifestGeneratePathsAnnotation]}
-		if len(a.Spec.Sources) > 1 {
-			in.Refs = map[string]string{"": ""} // unbounded: other sources decide too
-		}
-		if !r.engine.Touches(ctx, in, changed) {
+		if len(a.Spec.Sources) <= 1 && !r.engine.Touches(ctx, in, changed) {
 			continue
 		}
 		// The fetch is fresh: the woken app resolves the new commit.

@@ -78,18 +78,19 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Client:  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	}
-	if o.Shards > 1 && !o.ReadOnly {
+	ns := cmp.Or(o.ControllerNamespace, v1alpha1.DefaultControlPlaneNamespace)
+	sharded := o.Shards > 1 && !o.ReadOnly
+	if sharded {
 		// A shard reads its apps' objects through its own cache (shard.go);
 		// the manager's holds ConfigMaps and Secrets only of the control
 		// plane (credentials, keys, notifications), not every app's.
-		ns := cmp.Or(o.ControllerNamespace, v1alpha1.DefaultControlPlaneNamespace)
 		only := cache.ByObject{Namespaces: map[string]cache.Config{ns: {}}}
 		mo.Cache.ByObject = map[client.Object]cache.ByObject{&corev1.ConfigMap{}: only, &corev1.Secret{}: only}
 	}
 	if o.LeaderElection && !o.ReadOnly {
 		mo.LeaderElection = true
 		mo.LeaderElectionID = LeaseName(o.Shard, o.Shards)
-		mo.LeaderElectionNamespace = cmp.Or(o.ControllerNamespace, v1alpha1.DefaultControlPlaneNamespace)
+		mo.LeaderElectionNamespace = ns
 		mo.LeaderElectionResourceLock = "leases"
 		if o.LeaseDuration > 0 {
 			mo.LeaseDuration, mo.RenewDeadline, mo.RetryPeriod = &o.LeaseDuration, &o.RenewDeadline, &o.RetryPeriod
@@ -103,22 +104,15 @@ func New(ctx context.Context, cfg *rest.Config, o ManagerOptions) (*Controller, 
 	if err != nil {
 		return nil, err
 	}
-	ns := cmp.Or(o.ControllerNamespace, v1alpha1.DefaultControlPlaneNamespace)
 	// The apps' objects: the manager's cache, or a shard's own.
-	shards := o.Shards
-	if o.ReadOnly {
-		shards = 1
-	}
-	objects, reader, err := objectCache(mgr.GetConfig(), cache.Options{HTTPClient: mgr.GetHTTPClient(), Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()}, mgr.GetCache(), direct, o.Shard, shards)
-	if err != nil {
-		return nil, fmt.Errorf("shard cache: %w", err)
-	}
-	if objects != mgr.GetCache() {
+	objects, reader := mgr.GetCache(), client.Reader(mgr.GetClient())
+	if sharded {
+		if objects, reader, err = objectCache(mgr.GetConfig(), cache.Options{HTTPClient: mgr.GetHTTPClient(), Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()}, direct, o.Shard, o.Shards); err != nil {
+			return nil, fmt.Errorf("shard cache: %w", err)
+		}
 		if err := mgr.Add(objects); err != nil {
 			return nil, err
 		}
-	} else {
-		reader = mgr.GetClient()
 	}
 	applier := apply.New(direct, reader)
 	if !o.ReadOnly {

@@ -76,13 +76,17 @@ func (r *ApplicationReconciler) stampShard(objs []*unstructured.Unstructured) {
 		return
 	}
 	for _, o := range objs {
-		l := o.GetLabels()
-		if l == nil {
-			l = map[string]string{}
-		}
-		l[ShardAnnotation] = strconv.Itoa(r.Options.Shard)
-		o.SetLabels(l)
+		setShardLabel(o, strconv.Itoa(r.Options.Shard))
 	}
+}
+
+func setShardLabel(o *unstructured.Unstructured, shard string) {
+	l := o.GetLabels()
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[ShardAnnotation] = shard
+	o.SetLabels(l)
 }
 
 // keepShard gives each desired object the shard label its live copy
@@ -94,16 +98,9 @@ func keepShard(objs []*unstructured.Unstructured, live liveSet) {
 		if l == nil || o.GetLabels()[ShardAnnotation] != "" {
 			continue
 		}
-		s, ok := l.GetLabels()[ShardAnnotation]
-		if !ok {
-			continue
+		if s, ok := l.GetLabels()[ShardAnnotation]; ok {
+			setShardLabel(o, s)
 		}
-		ls := o.GetLabels()
-		if ls == nil {
-			ls = map[string]string{}
-		}
-		ls[ShardAnnotation] = s
-		o.SetLabels(ls)
 	}
 }
 
@@ -128,15 +125,11 @@ func (s shardReader) List(ctx context.Context, list client.ObjectList, opts ...c
 	return s.cache.List(ctx, list, opts...)
 }
 
-// objectCache is the cache a controller reads and watches its apps'
-// objects in on the cluster at cfg, and the reader over it: unsharded,
-// base (or, when nil, a new cache of every object); sharded, a new cache of
-// the objects labelled with the shard.
-func objectCache(cfg *rest.Config, o cache.Options, base cache.Cache, direct client.Reader, shard, shards int) (cache.Cache, client.Reader, error) {
+// objectCache is a new cache for a controller's apps' objects on the
+// cluster at cfg, and the reader over it: of every object unsharded, of
+// the objects labelled with the shard (read past through direct) sharded.
+func objectCache(cfg *rest.Config, o cache.Options, direct client.Reader, shard, shards int) (cache.Cache, client.Reader, error) {
 	sel := shardSelector(shard, shards)
-	if sel == nil && base != nil {
-		return base, base, nil
-	}
 	o.DefaultLabelSelector = sel
 	c, err := cache.New(cfg, o)
 	if err != nil {

@@ -326,22 +326,9 @@ func InputPaths(root string, in Input) ([]string, bool) {
 	if len(in.Refs) > 0 || src.Chart != "" {
 		return nil, false
 	}
-	base := path.Clean("/" + filepath.ToSlash(src.Path))[1:]
-	if base == "" {
-		base = "."
-	}
-	paths := []string{base}
+	base := source.RepoPath(src.Path)
+	paths := append([]string{base}, source.GeneratePaths(base, in.GeneratePaths)...)
 	add := func(p string) { paths = append(paths, p) }
-	for _, p := range strings.Split(in.GeneratePaths, ";") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		if strings.HasPrefix(p, "/") {
-			add(path.Clean(p)[1:])
-		} else {
-			add(path.Join(base, p))
-		}
-	}
 	dir := filepath.Join(root, filepath.FromSlash(base))
 	for _, k := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
 		if data, err := os.ReadFile(filepath.Join(dir, k)); err == nil {
@@ -373,10 +360,7 @@ func InputPaths(root string, in Input) ([]string, bool) {
 			}
 		}
 	}
-	for i, p := range paths {
-		if p == "" {
-			paths[i] = "."
-		}
+	for _, p := range paths {
 		if p == ".." || strings.HasPrefix(p, "../") {
 			return nil, false
 		}
@@ -393,15 +377,5 @@ func (e *Engine) Touches(ctx context.Context, in Input, changed []string) bool {
 		return true // its own reconcile reports the failure
 	}
 	paths, ok := InputPaths(root, in)
-	if !ok {
-		return true
-	}
-	for _, p := range paths {
-		for _, f := range changed {
-			if p == "." || f == p || strings.HasPrefix(path.Clean(f), p+"/") {
-				return true
-			}
-		}
-	}
-	return false
+	return !ok || source.AnyUnder(paths, changed)
 }

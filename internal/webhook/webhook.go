@@ -19,7 +19,6 @@ import (
 	"hash"
 	"io"
 	"net/http"
-	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
 // Argo CD's names.
@@ -405,29 +405,7 @@ func Matches(app *v1alpha1.Application, p *Push) bool {
 	if paths == "" || p.Changed == nil {
 		return true
 	}
-	return Touched(src.Path, paths, p.Changed)
-}
-
-// Touched reports whether one of the changed files is under paths
-// (manifest-generate-paths: ";"-separated, relative to the source path or
-// absolute from the repository root; "." is the source path itself).
-func Touched(sourcePath, paths string, changed []string) bool {
-	for _, ap := range strings.Split(paths, ";") {
-		ap = strings.TrimSpace(ap)
-		if ap == "" {
-			continue
-		}
-		dir := path.Clean(strings.TrimPrefix(ap, "/"))
-		if !strings.HasPrefix(ap, "/") {
-			dir = path.Clean(path.Join(sourcePath, ap))
-		}
-		for _, f := range changed {
-			if dir == "." || f == dir || strings.HasPrefix(path.Clean(f), dir+"/") {
-				return true
-			}
-		}
-	}
-	return false
+	return source.AnyUnder(source.GeneratePaths(src.Path, paths), p.Changed)
 }
 
 // refresh sets the refresh annotation on every app the push concerns.
