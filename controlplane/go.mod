@@ -1,6 +1,6 @@
 module github.com/mlcd-dev/mlcd/controlplane
 
-go 1.26.0
+go 1.27.0
 
 replace (
 	k8s.io/api => k8s.io/api v0.37.2

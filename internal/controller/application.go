@@ -238,9 +238,10 @@ func (r *ApplicationReconciler) pollAfter(repoURL string) time.Duration {
 	return r.jitter(next)
 }
 
-// credentials for repoURL from the control-plane namespace.
-func (r *ApplicationReconciler) repoCredentials(ctx context.Context, repoURL string) (gitsource.Credentials, error) {
-	return r.credentials(ctx, r.Options.ControllerNamespace, repoURL)
+// repoCredentials for repoURL and an app of project, from the
+// control-plane namespace.
+func (r *ApplicationReconciler) repoCredentials(ctx context.Context, project, repoURL string) (gitsource.Credentials, error) {
+	return r.credentials(ctx, r.Options.ControllerNamespace, project, repoURL)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -80,7 +80,7 @@ func (r *ApplicationSetReconciler) sync(ctx context.Context, set *v1alpha1.Appli
 	clusterList, err := ar.clusterList(ctx)
 	var params []appset.Params
 	if err == nil {
-		params, err = appset.Generate(set, appset.Inputs{Repos: &setRepos{ctx: ctx, r: ar, refresh: refresh}, Clusters: clusterList})
+		params, err = appset.Generate(set, appset.Inputs{Repos: &setRepos{ctx: ctx, r: ar, refresh: refresh, set: set}, Clusters: clusterList})
 	}
 	if err != nil {
 		setAppSetCondition(set, v1alpha1.AppSetConditionErrorOccurred, "True", "ApplicationGenerationFromParamsError", err.Error()+"; existing applications are kept")
@@ -232,15 +232,44 @@ func setAppSetCondition(set *v1alpha1.ApplicationSet, typ, status, reason, msg s
 }
 
 // setRepos checks repositories out for git generators, with the
-// credentials of the control-plane namespace.
+// credentials of the control-plane namespace. When the template names its
+// project literally, a generator's repository must be one that project's
+// sourceRepos allow — checked before any request — and the project's own
+// credentials serve it; a templated project gets unscoped credentials only
+// (each generated app is checked against its own project when it syncs).
 type setRepos struct {
 	ctx     context.Context
 	r       *ApplicationReconciler
 	refresh bool
+	set     *v1alpha1.ApplicationSet
+}
+
+func (s *setRepos) project() (string, *v1alpha1.AppProject, error) {
+	name := s.set.Spec.Template.Spec.Project
+	if strings.Contains(name, "{{") {
+		return "", nil, nil
+	}
+	if name == "" {
+		name = v1alpha1.DefaultProject
+	}
+	proj := &v1alpha1.AppProject{}
+	if err := s.r.client.Get(s.ctx, client.ObjectKey{Namespace: s.r.Options.ControllerNamespace, Name: name}, proj); err != nil {
+		return name, nil, fmt.Errorf("read the template's project %s: %w", name, err)
+	}
+	return name, proj, nil
 }
 
 func (s *setRepos) Checkout(repoURL, revision string) (string, error) {
-	creds, err := s.r.repoCredentials(s.ctx, repoURL)
+	projName, proj, err := s.project()
+	if err != nil {
+		return "", err
+	}
+	if proj != nil {
+		if err := proj.PermitsSource(repoURL); err != nil {
+			return "", fmt.Errorf("git generator: %w", err)
+		}
+	}
+	creds, err := s.r.repoCredentials(s.ctx, projName, repoURL)
 	if err != nil {
 		return "", err
 	}

@@ -9,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"context"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,12 +24,18 @@ const (
 )
 
 // credentials finds the Secret for repoURL as Argo CD does: a
-// "repository" Secret whose url equals repoURL wins, else the
-// "repo-creds" template with the longest url prefix. Secrets are read only
-// in the control-plane namespace; SSH known hosts not in the Secret come
-// from its argocd-ssh-known-hosts-cm.
-func (r *ApplicationReconciler) credentials(ctx context.Context, ns string, repoURL string) (source.Credentials, error) {
-	creds, err := r.secretCredentials(ctx, ns, repoURL)
+// "repository" Secret for the same repository wins, else the "repo-creds"
+// template whose URL covers the most of repoURL's path. URLs match on
+// their parsed scheme, host, port and whole path segments
+// (source.CredentialsCover), never as strings: a template for
+// https://git.corp.example serves nothing at
+// https://git.corp.example@evil.example/. A Secret with a `project` key
+// serves only that project's apps (Argo CD's project-scoped repositories)
+// and is preferred over an unscoped one. Secrets are read only in the
+// control-plane namespace; SSH known hosts not in the Secret come from its
+// argocd-ssh-known-hosts-cm.
+func (r *ApplicationReconciler) credentials(ctx context.Context, ns, project, repoURL string) (source.Credentials, error) {
+	creds, err := r.secretCredentials(ctx, ns, project, repoURL)
 	if err != nil || creds.SSHPrivateKey == "" || creds.KnownHosts != "" {
 		return creds, err
 	}
@@ -43,37 +48,53 @@ func (r *ApplicationReconciler) credentials(ctx context.Context, ns string, repo
 	return creds, nil
 }
 
-func (r *ApplicationReconciler) secretCredentials(ctx context.Context, ns string, repoURL string) (source.Credentials, error) {
-	var best *corev1.Secret
-	bestLen := -1
-	{
-		var list corev1.SecretList
-		if err := r.client.List(ctx, &list, client.InNamespace(ns), client.HasLabels{secretTypeLabel}); err != nil {
-			return source.Credentials{}, err
-		}
-		for i := range list.Items {
-			s := &list.Items[i]
-			url := string(s.Data["url"])
-			switch s.Labels[secretTypeLabel] {
-			case secretTypeRepo:
-				if normalizeURL(url) == normalizeURL(repoURL) {
-					return credsFrom(s), nil
-				}
-			case secretTypeCreds:
-				if strings.HasPrefix(normalizeURL(repoURL), normalizeURL(url)) && len(url) > bestLen {
-					best, bestLen = s, len(url)
-				}
-			}
-		}
+func (r *ApplicationReconciler) secretCredentials(ctx context.Context, ns, project, repoURL string) (source.Credentials, error) {
+	var list corev1.SecretList
+	if err := r.client.List(ctx, &list, client.InNamespace(ns), client.HasLabels{secretTypeLabel}); err != nil {
+		return source.Credentials{}, err
 	}
-	if best != nil {
-		return credsFrom(best), nil
+	if s := SelectCredentials(list.Items, project, repoURL); s != nil {
+		return credsFrom(s), nil
 	}
 	return source.Credentials{}, nil
 }
 
-func normalizeURL(u string) string {
-	return strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(u), "/"), ".git")
+// SelectCredentials picks the repository Secret for repoURL and an app of
+// project from secrets (see credentials); nil when none serves it.
+func SelectCredentials(secrets []corev1.Secret, project, repoURL string) *corev1.Secret {
+	var best *corev1.Secret
+	bestRank := -1
+	for i := range secrets {
+		s := &secrets[i]
+		scope := string(s.Data["project"])
+		if scope != "" && scope != project {
+			continue
+		}
+		url := string(s.Data["url"])
+		rank := 0
+		switch s.Labels[secretTypeLabel] {
+		case secretTypeRepo:
+			if !source.SameRepo(url, repoURL) {
+				continue
+			}
+			rank = 1 << 20
+		case secretTypeCreds:
+			if !source.CredentialsCover(url, repoURL) {
+				continue
+			}
+			p, _ := source.ParseRepoURL(url)
+			rank = len(p.Path) * 2
+		default:
+			continue
+		}
+		if scope != "" {
+			rank++ // a project's own Secret before a shared one
+		}
+		if rank > bestRank {
+			best, bestRank = s, rank
+		}
+	}
+	return best
 }
 
 func credsFrom(s *corev1.Secret) source.Credentials {

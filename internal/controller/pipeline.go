@@ -15,6 +15,7 @@ import (
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/desired"
 	"github.com/mlcd-dev/mlcd/internal/registry"
+	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
 
 // pipeline is the straight line of one reconcile: project → source →
@@ -80,11 +81,13 @@ func (r *ApplicationReconciler) build(ctx context.Context, app *v1alpha1.Applica
 	in := desired.Input{
 		Owner: app.Namespace + "/" + app.Name, AppName: app.Name,
 		Source: src, Destination: destinationOf(ctx, app), Revision: rev, Project: proj, Refs: refs, RefsKey: refsKey,
-		CredentialsFor: r.repoCredentials,
-		GeneratePaths:  app.Annotations[v1alpha1.ManifestGeneratePathsAnnotation],
+		CredentialsFor: func(ctx context.Context, repoURL string) (gitsource.Credentials, error) {
+			return r.repoCredentials(ctx, proj.Name, repoURL)
+		},
+		GeneratePaths: app.Annotations[v1alpha1.ManifestGeneratePathsAnnotation],
 	}
 	if src.Chart != "" {
-		creds, err := r.repoCredentials(ctx, src.RepoURL)
+		creds, err := r.repoCredentials(ctx, proj.Name, src.RepoURL)
 		if err != nil {
 			return nil, fail(v1alpha1.ConditionComparisonError, true, "read repository credentials: %s", err)
 		}
@@ -168,7 +171,7 @@ func (r *ApplicationReconciler) permitted(app *v1alpha1.Application, proj *v1alp
 func (r *ApplicationReconciler) revision(ctx context.Context, app *v1alpha1.Application, proj *v1alpha1.AppProject, src *v1alpha1.ApplicationSource) (string, *stepError) {
 	_, refresh := app.Annotations[v1alpha1.RefreshAnnotation]
 	refresh = r.takeRefresh(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}) || refresh
-	creds, err := r.repoCredentials(ctx, src.RepoURL)
+	creds, err := r.repoCredentials(ctx, proj.Name, src.RepoURL)
 	if err != nil {
 		return "", fail(v1alpha1.ConditionComparisonError, true, "read repository credentials: %s", err)
 	}

@@ -153,6 +153,13 @@ func (e *Engine) dependency(ctx context.Context, in Input) func(repoURL, name, c
 		return nil
 	}
 	return func(repoURL, name, constraint string) (string, error) {
+		// A dependency is a source like any other: the project must allow
+		// its repository before any request is made to it.
+		if in.Project != nil {
+			if err := in.Project.PermitsSource(repoURL); err != nil {
+				return "", err
+			}
+		}
 		var creds source.Credentials
 		if in.CredentialsFor != nil {
 			c, err := in.CredentialsFor(ctx, repoURL)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -107,6 +108,7 @@ func build(ctx context.Context, src string, progress io.Writer) (string, error) 
 	// -v names each package as it is compiled: count them for progress.
 	cmd := exec.CommandContext(ctx, "go", "build", "-v", "-ldflags", LDFlags, "-o", out, ".")
 	cmd.Dir = src
+	cmd.Env = goEnv()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return "", err
@@ -146,9 +148,22 @@ func build(ctx context.Context, src string, progress io.Writer) (string, error) 
 func countPackages(ctx context.Context, src string) int {
 	cmd := exec.CommandContext(ctx, "go", "list", "-deps", ".")
 	cmd.Dir = src
+	cmd.Env = goEnv()
 	out, err := cmd.Output()
 	if err != nil {
 		return 0
 	}
 	return strings.Count(string(out), "\n")
+}
+
+// goEnv is the environment for the go command: the toolchain this binary
+// was built with unless GOTOOLCHAIN names another one (controlplane/'s
+// go.mod requires the project's toolchain, which a machine's default
+// GOTOOLCHAIN=local may not be).
+func goEnv() []string {
+	env := os.Environ()
+	if tc := os.Getenv("GOTOOLCHAIN"); tc == "" || tc == "local" {
+		env = append(env, "GOTOOLCHAIN="+runtime.Version())
+	}
+	return env
 }

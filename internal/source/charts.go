@@ -166,6 +166,12 @@ func (c *Charts) Fetch(ctx context.Context, repoURL, chart, version string, cred
 		if err != nil {
 			return nil, err
 		}
+		if !SameHost(u, repoURL) {
+			// An index may point anywhere: the repository's credentials
+			// go only to its own host (Argo CD's helm.passCredentials:
+			// false).
+			creds = Credentials{}
+		}
 		data, err := c.get(ctx, u, creds)
 		if err != nil {
 			return nil, fmt.Errorf("download chart %s %s: %s", chart, version, err)
@@ -226,6 +232,16 @@ func (c *Charts) expandOnce(dest, chart, version string, download func() ([]byte
 }
 
 func (c *Charts) get(ctx context.Context, u string, creds Credentials) ([]byte, error) {
+	// User info in a URL is no host: "https://git.corp@evil/" is evil's.
+	// A password written into the URL is the user's explicit credential
+	// for that host; a bare user name is sent to nobody.
+	if pu, err := url.Parse(u); err == nil && pu.User != nil {
+		if pw, ok := pu.User.Password(); ok && creds.Username == "" && creds.Password == "" {
+			creds = Credentials{Username: pu.User.Username(), Password: pw}
+		}
+		pu.User = nil
+		u = pu.String()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err

@@ -46,6 +46,11 @@ type Options struct {
 	// repository (credentials redacted), "ls-remote" or "fetch", and how
 	// long it took (Argo CD's argocd_git_request_* metrics).
 	OnRequest func(repo, requestType string, took time.Duration, err error)
+	// MaxFiles and MaxBytes bound one checkout (a tree of more files or
+	// bytes fails with an error naming the bound; other repositories are
+	// unaffected). Defaults DefaultMaxFiles and DefaultMaxBytes.
+	MaxFiles int
+	MaxBytes int64
 }
 
 // Cache fetches repositories and checks out commits. Safe for concurrent
@@ -68,6 +73,12 @@ type repoEntry struct {
 func NewCache(opts Options) *Cache {
 	if opts.MaxAge == 0 {
 		opts.MaxAge = 3 * time.Minute
+	}
+	if opts.MaxFiles == 0 {
+		opts.MaxFiles = DefaultMaxFiles
+	}
+	if opts.MaxBytes == 0 {
+		opts.MaxBytes = DefaultMaxBytes
 	}
 	return &Cache{opts: opts, repos: map[string]*repoEntry{}}
 }
@@ -246,23 +257,7 @@ func (c *Cache) Checkout(ctx context.Context, url, sha string) (string, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return "", err
 	}
-	err = tree.Files().ForEach(func(f *object.File) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		target := filepath.Join(tmp, filepath.FromSlash(f.Name))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		content, err := f.Contents()
-		if err != nil {
-			return err
-		}
-		if f.Mode.String() == "0120000" { // symlink: the blob is its target
-			return os.Symlink(content, target)
-		}
-		return os.WriteFile(target, []byte(content), 0o644)
-	})
+	err = c.materialise(ctx, e.repo.Storer, tree, tmp)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("check out %s: %w%s", sha, err, c.diskHint(err))

@@ -352,25 +352,7 @@ func refName(ref string) string {
 // NormalizeURL makes repository URLs comparable: no scheme, user, ".git"
 // or trailing slash, lower case, and scp-style SSH ("git@host:org/repo")
 // as "host/org/repo".
-func NormalizeURL(u string) string {
-	u = strings.ToLower(strings.TrimSpace(u))
-	if i := strings.Index(u, "://"); i >= 0 {
-		u = u[i+3:]
-	} else if at := strings.Index(u, "@"); at >= 0 && strings.Contains(u[at:], ":") {
-		u = strings.Replace(u, ":", "/", 1)
-	}
-	if at := strings.Index(u, "@"); at >= 0 && at < strings.Index(u+"/", "/") {
-		u = u[at+1:]
-	}
-	u = strings.TrimSuffix(strings.TrimSuffix(u, "/"), ".git")
-	if host, rest, ok := strings.Cut(u, "/"); ok {
-		if h, port, ok := strings.Cut(host, ":"); ok && (port == "22" || port == "443" || port == "80") {
-			host = h
-		}
-		u = host + "/" + rest
-	}
-	return u
-}
+func NormalizeURL(u string) string { return source.RepoIdentity(u) }
 
 // Matches reports whether a push concerns app: same repository, its
 // target revision is the pushed branch (HEAD or empty: the default

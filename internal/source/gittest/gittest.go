@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/mlcd-dev/mlcd/internal/source"
 	"golang.org/x/crypto/ssh"
@@ -199,3 +200,67 @@ func SSHKey(t testing.TB) (file, fingerprint, authorized string) {
 
 // Head is the SHA of the checked-out commit.
 func (r *Repo) Head() string { return Git(r.t, r.Dir, "rev-parse", "HEAD") }
+
+// RawEntry is one entry of a tree CommitRaw writes as given: in this
+// order, duplicates and all (what a hostile pusher can craft and Git's
+// own tools never write).
+type RawEntry struct {
+	Name    string
+	Mode    filemode.FileMode
+	Content string     // a blob's content (a symlink's target)
+	Entries []RawEntry // a directory's entries (Mode filemode.Dir)
+}
+
+// CommitRaw commits a tree built from entries verbatim on top of HEAD (if
+// any) and moves main to it; it returns the SHA.
+func (r *Repo) CommitRaw(msg string, entries ...RawEntry) string {
+	r.t.Helper()
+	st := r.repo.Storer
+	var write func([]RawEntry) plumbing.Hash
+	write = func(es []RawEntry) plumbing.Hash {
+		tree := &object.Tree{}
+		for _, e := range es {
+			var h plumbing.Hash
+			if e.Mode == filemode.Dir {
+				h = write(e.Entries)
+			} else {
+				obj := st.NewEncodedObject()
+				obj.SetType(plumbing.BlobObject)
+				w, _ := obj.Writer()
+				_, _ = w.Write([]byte(e.Content))
+				_ = w.Close()
+				var err error
+				if h, err = st.SetEncodedObject(obj); err != nil {
+					r.t.Fatal(err)
+				}
+			}
+			tree.Entries = append(tree.Entries, object.TreeEntry{Name: e.Name, Mode: e.Mode, Hash: h})
+		}
+		obj := st.NewEncodedObject()
+		if err := tree.Encode(obj); err != nil {
+			r.t.Fatal(err)
+		}
+		h, err := st.SetEncodedObject(obj)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		return h
+	}
+	sig := object.Signature{Name: "test", Email: "test@example.com", When: time.Now()}
+	c := &object.Commit{Author: sig, Committer: sig, Message: msg, TreeHash: write(entries)}
+	if head, err := r.repo.Head(); err == nil {
+		c.ParentHashes = []plumbing.Hash{head.Hash()}
+	}
+	obj := st.NewEncodedObject()
+	if err := c.Encode(obj); err != nil {
+		r.t.Fatal(err)
+	}
+	h, err := st.SetEncodedObject(obj)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := st.SetReference(plumbing.NewHashReference(plumbing.NewBranchReferenceName("main"), h)); err != nil {
+		r.t.Fatal(err)
+	}
+	return h.String()
+}
