@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/parser"
@@ -434,7 +435,7 @@ func Measured(m v1alpha1.Metric, started time.Time, value any, verdict string, e
 		meas.Phase, meas.Message = Error, err.Error()
 		return meas
 	}
-	meas.Value = format(value)
+	meas.Value = capValue(format(value))
 	if verdict != "" && m.SuccessCondition == "" && m.FailureCondition == "" {
 		meas.Phase = verdict
 		return meas
@@ -445,6 +446,22 @@ func Measured(m v1alpha1.Metric, started time.Time, value any, verdict string, e
 		meas.Message = err.Error()
 	}
 	return meas
+}
+
+// MaxValueBytes caps what a measurement stores of its value: the value
+// the metric's query or jsonPath selected, never a whole reply a tenant's
+// URL chose (the ModelRollout is readable by everyone who can read apps).
+const MaxValueBytes = 1024
+
+func capValue(s string) string {
+	if len(s) <= MaxValueBytes {
+		return s
+	}
+	cut := MaxValueBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes, cut at %d)", len(s), MaxValueBytes)
 }
 
 func format(v any) string {

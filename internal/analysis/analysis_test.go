@@ -1,9 +1,12 @@
 package analysis
 
 import (
+	"net/netip"
+
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/mlcd-dev/mlcd/internal/egress"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -131,14 +134,61 @@ func TestWebProvider(t *testing.T) {
 	defer srv.Close()
 	m := v1alpha1.Metric{Name: "web", SuccessCondition: "result < 0.05", Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{
 		URL: srv.URL, JSONPath: "{$.data.errorRate}", Headers: []v1alpha1.WebHeader{{Key: "X-Token", Value: "t"}}}}}
-	meas := Measure(context.Background(), m, Env{})
+	local := Env{Egress: egress.Policy{AllowLoopback: true}}
+	meas := Measure(context.Background(), m, local)
 	if meas.Phase != Successful || meas.Value != "0.02" {
 		t.Errorf("measurement = %+v", meas)
 	}
 	m.Provider.Web.Headers = nil
-	meas = Measure(context.Background(), m, Env{})
+	meas = Measure(context.Background(), m, local)
 	if meas.Phase != Error || !strings.Contains(meas.Message, "401") {
 		t.Errorf("unauthorised measurement = %+v", meas)
+	}
+}
+
+// A tenant's web metric aimed at the cloud's metadata service (by
+// address, by a name resolving to it, or by a redirect) is refused with a
+// reason naming the policy; loopback is refused unless the admin allows
+// it; and a measurement stores at most MaxValueBytes of what it selected.
+func TestWebProviderEgress(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/redirect":
+			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/iam/", http.StatusFound)
+		case "/huge":
+			fmt.Fprintf(w, `{"secret": %q}`, strings.Repeat("s", 100<<10))
+		default:
+			fmt.Fprint(w, `{"v": 1}`)
+		}
+	}))
+	defer srv.Close()
+	web := func(url string) v1alpha1.Metric {
+		return v1alpha1.Metric{Name: "web", Provider: v1alpha1.MetricProvider{Web: &v1alpha1.WebMetric{URL: url}}}
+	}
+	resolver := func(ctx context.Context, host string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("169.254.169.254")}, nil
+	}
+	for name, c := range map[string]struct {
+		url  string
+		env  Env
+		want string
+	}{
+		"metadata address":      {"http://169.254.169.254/latest/meta-data/", Env{Egress: egress.Policy{AllowLoopback: true, AllowPrivate: true}}, "link-local"},
+		"name resolving to it":  {"http://metadata.internal.example/", Env{Egress: egress.Policy{AllowPrivate: true, Resolve: resolver}}, "link-local"},
+		"redirect to it":        {srv.URL + "/redirect", Env{Egress: egress.Policy{AllowLoopback: true}}, "redirect"},
+		"loopback, not allowed": {srv.URL, Env{}, "loopback"},
+		"IPv6 link-local":       {"http://[fe80::1]:80/", Env{Egress: egress.Policy{AllowLoopback: true}}, "link-local"},
+	} {
+		meas := Measure(context.Background(), web(c.url), c.env)
+		if meas.Phase != Error || !strings.Contains(meas.Message, "egress policy") || !strings.Contains(meas.Message, c.want) {
+			t.Errorf("%s: %s %q, want an error naming the egress policy and %q", name, meas.Phase, meas.Message, c.want)
+		}
+	}
+	m := web(srv.URL + "/huge")
+	m.Provider.Web.JSONPath = "{$}"
+	meas := Measure(context.Background(), m, Env{Egress: egress.Policy{AllowLoopback: true}})
+	if len(meas.Value) > MaxValueBytes+64 {
+		t.Errorf("the measurement stored %d bytes of a 100 KiB reply", len(meas.Value))
 	}
 }
 
@@ -170,7 +220,7 @@ func TestGoldenSet(t *testing.T) {
 {"request": {"amount": 1500}, "expected": 0.5}
 {"request": {"amount": 10}, "expected": 0.12}
 `}
-	env := Env{ReadFile: func(p string) ([]byte, error) {
+	env := Env{Egress: egress.Policy{AllowLoopback: true}, ReadFile: func(p string) ([]byte, error) {
 		if d, ok := files[p]; ok {
 			return []byte(d), nil
 		}

@@ -69,10 +69,7 @@ func goldenSet(ctx context.Context, raw json.RawMessage, env Env) (any, string, 
 	if cfg.TimeoutSeconds > 0 {
 		timeout = time.Duration(cfg.TimeoutSeconds) * time.Second
 	}
-	client := env.HTTPClient
-	if client == nil {
-		client = http.DefaultClient
-	}
+	client := env.client(timeout, false)
 	matched := 0
 	for _, c := range cases {
 		got, err := predict(ctx, client, cfg, c.Request, timeout)

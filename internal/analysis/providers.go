@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mlcd-dev/mlcd/internal/egress"
 	"io"
 	"net/http"
 	"strings"
@@ -35,9 +36,9 @@ type Env struct {
 	Registry                     gate.Registry
 	Model                        string
 	StableVersion, CanaryVersion string
-	// HTTPClient is used by the web and Prometheus providers (default:
-	// a client without a timeout of its own; the metric's applies).
-	HTTPClient *http.Client
+	// Egress is the policy every provider's request goes through (the
+	// zero policy reaches public addresses only).
+	Egress egress.Policy
 	// ReadFile reads a file of the app's Git checkout (confined to it),
 	// for the mlcd/golden-set plugin.
 	ReadFile func(path string) ([]byte, error)
@@ -81,10 +82,7 @@ func prometheus(ctx context.Context, p v1alpha1.PrometheusMetric, env Env) (any,
 	if p.Timeout != nil && *p.Timeout > 0 {
 		timeout = time.Duration(*p.Timeout) * time.Second
 	}
-	cfg := promapi.Config{Address: p.Address}
-	if env.HTTPClient != nil {
-		cfg.Client = env.HTTPClient
-	}
+	cfg := promapi.Config{Address: p.Address, Client: env.client(timeout, false)}
 	c, err := promapi.NewClient(cfg)
 	if err != nil {
 		return nil, err
@@ -136,14 +134,7 @@ func web(ctx context.Context, w v1alpha1.WebMetric, env Env) (any, error) {
 	if len(w.JSONBody) > 0 {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	client := env.HTTPClient
-	if client == nil {
-		client = http.DefaultClient
-	}
-	if w.Insecure {
-		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	}
-	doc, err := getJSON(client, req)
+	doc, err := getJSON(env.client(timeout, w.Insecure), req)
 	if err != nil {
 		return nil, fmt.Errorf("web metric: %w", err)
 	}
@@ -166,6 +157,17 @@ func web(ctx context.Context, w v1alpha1.WebMetric, env Env) (any, error) {
 		return values[0], nil
 	}
 	return values, nil
+}
+
+// client is an HTTP client through env's egress policy, timing out
+// after timeout; insecure skips TLS verification (the web provider's
+// `insecure`).
+func (env Env) client(timeout time.Duration, insecure bool) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if insecure {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the metric's explicit opt-in
+	}
+	return env.Egress.Wrap(tr, timeout)
 }
 
 // getJSON sends req and returns its JSON reply (at most 1 MiB); a status

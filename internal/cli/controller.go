@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/mlcd-dev/mlcd/internal/egress"
 	"net"
 	"net/http"
 	"os"
@@ -41,6 +42,7 @@ type controllerFlags struct {
 	shard, shards int
 	leaderElect   bool
 	leaseDuration time.Duration
+	egressAllow   string
 }
 
 func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
@@ -49,6 +51,11 @@ func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 		cmd.Flags().StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: its current context)")
 		cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "Git cache directory (default the user cache dir)")
 	}
+	egressDefault := "" // a controller in a cluster: public addresses only
+	if !withKubeconfig {
+		egressDefault = "loopback" // mlcd up: the local example's servers run on 127.0.0.1
+	}
+	cmd.Flags().StringVar(&f.egressAllow, "egress-allow", egressDefault, "address ranges that analysis metrics (web, Prometheus, golden sets) may reach besides public ones: comma-separated loopback, private (RFC 1918, 100.64/10, fc00::/7) or CIDRs such as 10.96.0.0/12; link-local and cloud-metadata addresses are always refused")
 	cmd.Flags().StringVar(&f.as, "as", "", "act as this user (impersonation), e.g. system:serviceaccount:argocd:mlcd-controller to run with the RBAC of deploy/")
 	cmd.Flags().StringVar(&f.appNamespaces, "app-namespaces", "", "comma-separated globs of further namespaces whose Applications are reconciled, each only if its AppProject lists the namespace in spec.sourceNamespaces (default: only the control-plane namespace)")
 	cmd.Flags().DurationVar(&f.pollInterval, "poll-interval", v1alpha1.DefaultPollInterval, "how often repositories are fetched without a refresh request")
@@ -75,8 +82,12 @@ func (f *controllerFlags) options(cacheDir, registryURL string, rec *metrics.Rec
 	if err != nil {
 		return controller.ManagerOptions{}, err
 	}
+	eg, err := egress.Parse(f.egressAllow)
+	if err != nil {
+		return controller.ManagerOptions{}, fmt.Errorf("--egress-allow: %w", err)
+	}
 	o := controller.ManagerOptions{
-		Options:        controller.Options{PollInterval: f.pollInterval, SyncTimeout: f.syncTimeout, AppNamespaces: nss, ControllerNamespace: f.namespace, MaxConcurrentReconciles: f.concurrency, Shard: shard, Shards: f.shards},
+		Options:        controller.Options{Egress: eg, PollInterval: f.pollInterval, SyncTimeout: f.syncTimeout, AppNamespaces: nss, ControllerNamespace: f.namespace, MaxConcurrentReconciles: f.concurrency, Shard: shard, Shards: f.shards},
 		CacheDir:       cacheDir,
 		LeaderElection: f.leaderElect,
 	}

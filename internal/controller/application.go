@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"github.com/mlcd-dev/mlcd/internal/egress"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -30,6 +31,10 @@ import (
 
 // Options configure the Application reconciler.
 type Options struct {
+	// Egress is the policy for every request a tenant's analysis metric
+	// aims (web, Prometheus, golden sets): the zero policy reaches public
+	// addresses only.
+	Egress egress.Policy
 	// SyncTimeout bounds a sync operation with waves or hooks (default
 	// DefaultSyncTimeout).
 	SyncTimeout time.Duration

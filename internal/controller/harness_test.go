@@ -74,6 +74,8 @@ func startConfig(t *testing.T, o controller.Options, mutate func(*rest.Config)) 
 	env := clustertest.Get(t)
 	ns := env.Namespace(t)
 	o.ControllerNamespace = ns
+	// The tests' metric servers run on loopback, as under `mlcd up`.
+	o.Egress.AllowLoopback = true
 	cacheDir := t.TempDir()
 	cfg := rest.CopyConfig(env.Config)
 	if mutate != nil {

@@ -710,7 +710,7 @@ func (r *ApplicationReconciler) measureRun(ctx context.Context, app *v1alpha1.Ap
 		ar.Phase, ar.Message = analysis.Error, err.Error()
 		return stepPhase(ar.Phase), ar.Message
 	}
-	env := analysis.Env{Registry: r.Options.Registry, Model: mr.Spec.Model, StableVersion: mr.Spec.StableVersion, CanaryVersion: mr.Spec.CanaryVersion, ReadFile: checkoutReader(root).Read}
+	env := analysis.Env{Egress: r.Options.Egress, Registry: r.Options.Registry, Model: mr.Spec.Model, StableVersion: mr.Spec.StableVersion, CanaryVersion: mr.Spec.CanaryVersion, ReadFile: checkoutReader(root).Read}
 	now := time.Now()
 	for _, m := range spec.Metrics {
 		res := metricResult(ar, m.Name)

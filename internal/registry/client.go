@@ -202,7 +202,7 @@ func (c *Client) attempt(ctx context.Context, method, u string, body []byte, out
 	if err != nil {
 		return false, 0, err
 	}
-	if body != nil {
+	if body != nil || method != http.MethodGet {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("User-Agent", "mlcd")

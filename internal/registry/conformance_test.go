@@ -23,6 +23,9 @@ func rawCall(t *testing.T, method, url, body string) (int, map[string]any) {
 		rd = strings.NewReader(body)
 	}
 	req, _ := http.NewRequest(method, url, rd)
+	if strings.HasPrefix(body, "{") {
+		req.Header.Set("Content-Type", "application/json") // as MLflow's Python client (requests' json=)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

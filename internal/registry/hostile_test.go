@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mlcd-dev/mlcd/internal/registry"
+	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
 )
 
 // TestHostileRegistryAnswers: a registry answering malformed JSON, or a
@@ -62,5 +64,37 @@ func TestHostileRegistryAnswers(t *testing.T) {
 		if lastPath != "/api/2.0/mlflow/model-versions/get" || strings.Contains(lastQuery, "/etc") && !strings.Contains(lastQuery, "%2F") {
 			t.Errorf("version %q reached the server as path %q query %q", v, lastPath, lastQuery)
 		}
+	}
+}
+
+// A web page the user has open can POST text/plain to 127.0.0.1 without a
+// preflight, and can re-point its own host name at 127.0.0.1: the open
+// embedded registry refuses both, and nothing is created.
+func TestRegistryRefusesCrossSitePosts(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	post := func(ct, host string) int {
+		req, _ := http.NewRequest("POST", reg.URL+"/api/2.0/mlflow/registered-models/create", strings.NewReader(`{"name":"planted"}`))
+		req.Header.Set("Content-Type", ct)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := post("text/plain", ""); st != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain POST: %d", st)
+	}
+	if st := post("application/json", "attacker.example:5000"); st != http.StatusMisdirectedRequest {
+		t.Errorf("rebound Host: %d", st)
+	}
+	if _, err := reg.Client.GetRegisteredModel(context.Background(), "planted"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("a refused POST created the model: %v", err)
+	}
+	if st := post("application/json", ""); st != 200 {
+		t.Errorf("a JSON POST: %d", st)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mlcd-dev/mlcd/internal/httpguard"
 	"io"
 	"log/slog"
 	"net/http"
@@ -33,6 +34,9 @@ type ServerOptions struct {
 	MaxArtifactBytes int64
 	// Logger receives one line per request (never credentials).
 	Logger *slog.Logger
+	// AllowedHosts are Host names besides IP addresses and localhost that
+	// a request on a loopback address may carry (httpguard).
+	AllowedHosts []string
 }
 
 // Validate checks the options and fills defaults.
@@ -62,6 +66,7 @@ type Server struct {
 	artifacts *os.Root
 	routes    map[string]handler
 	now       func() time.Time
+	guarded   http.Handler
 }
 
 type handler func(r *request) (any, error)
@@ -89,6 +94,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	}
 	s := &Server{opts: opts, store: st, artifacts: root, now: time.Now}
 	s.routes = s.registryRoutes()
+	s.guarded = httpguard.Wrap(http.HandlerFunc(s.serve), httpguard.Options{AllowedHosts: opts.AllowedHosts})
 	return s, nil
 }
 
@@ -183,8 +189,11 @@ func decodeQuery(q map[string][]string, dst any) error {
 }
 
 // ServeHTTP routes MLflow's REST API (under /api/2.0/mlflow/ and
-// /ajax-api/2.0/mlflow/) and the artifact proxy.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// /ajax-api/2.0/mlflow/) and the artifact proxy, behind httpguard: a
+// web page cannot POST to it cross-site or reach it by DNS rebinding.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.guarded.ServeHTTP(w, r) }
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	defer func() {

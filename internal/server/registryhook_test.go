@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"github.com/mlcd-dev/mlcd/internal/egress"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -36,7 +37,7 @@ func TestRegistryWebhookDeploysAtOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	reg := registrytest.Start(t, registry.ServerOptions{})
 	ctrl, err := controller.New(ctx, ce.Config, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: 10 * time.Minute, ControllerNamespace: ns, Registry: reg.Client},
+		Options:  controller.Options{Egress: egress.Policy{AllowLoopback: true}, PollInterval: 10 * time.Minute, ControllerNamespace: ns, Registry: reg.Client},
 		CacheDir: t.TempDir(),
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
+	"github.com/mlcd-dev/mlcd/internal/httpguard"
 	"github.com/mlcd-dev/mlcd/internal/server/ui"
 )
 
@@ -67,6 +68,9 @@ type Options struct {
 	Revisions Revisions
 	// Registry is the model registry the model pages read (nil: none).
 	Registry ModelRegistry
+	// AllowedHosts are Host names besides IP addresses and localhost that
+	// a request on a loopback address may carry (httpguard).
+	AllowedHosts []string
 }
 
 // Server is the HTTP API.
@@ -136,8 +140,14 @@ func (s *Server) routes() {
 	})
 }
 
-// Handler is the API as an http.Handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler is the API as an http.Handler, behind httpguard (no
+// cross-site POST, no DNS rebinding); the webhooks are exempt: their
+// signatures authenticate them, and providers may post other types.
+func (s *Server) Handler() http.Handler {
+	return httpguard.Wrap(s.mux, httpguard.Options{AllowedHosts: s.o.AllowedHosts, Exempt: func(r *http.Request) bool {
+		return r.URL.Path == "/api/webhook" || r.URL.Path == "/api/webhook/mlflow"
+	}})
+}
 
 // handlerFunc is a route: it returns a value to answer as JSON, or an
 // error (an *apiError for a status other than 500).

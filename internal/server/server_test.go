@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/mlcd-dev/mlcd/internal/egress"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -74,7 +75,7 @@ func startWithMetrics(t *testing.T, reg *prometheus.Registry, rec *metrics.Recor
 	ns := ce.Namespace(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ctrl, err := controller.New(ctx, ce.Config, controller.ManagerOptions{
-		Options:  controller.Options{PollInterval: time.Minute, ControllerNamespace: ns, Recorder: rec, Registry: modelRegistry},
+		Options:  controller.Options{Egress: egress.Policy{AllowLoopback: true}, PollInterval: time.Minute, ControllerNamespace: ns, Recorder: rec, Registry: modelRegistry},
 		CacheDir: t.TempDir(),
 	})
 	if err != nil {

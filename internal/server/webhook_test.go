@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,6 +67,22 @@ func TestGitHubPushRefreshesMatchingApps(t *testing.T) {
 	if st := post(push, "sha256=00"); st != 401 {
 		t.Errorf("wrongly signed push: %d", st)
 	}
+	// Only GitHub's secret is set: a push dressed as another provider's
+	// is unsigned, and refused too.
+	gitlab := []byte(`{"object_kind":"push","ref":"refs/heads/main","project":{"web_url":"https://github.com/company/ml-deployments","git_http_url":"https://github.com/company/ml-deployments.git","default_branch":"main"},"commits":[{"modified":["models/fraud-detection/values-production.yaml"]}]}`)
+	for name, hdr := range map[string][2]string{"GitLab": {"X-Gitlab-Event", "Push Hook"}, "Bitbucket Server": {"X-Event-Key", "repo:refs_changed"}, "generic": {"X-Unrelated", "1"}} {
+		req, _ := http.NewRequest("POST", hs.URL+"/api/webhook", bytes.NewReader(gitlab))
+		req.Header.Set(hdr[0], hdr[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !strings.Contains(string(body), "unsigned") {
+			t.Errorf("unsigned %s push while only GitHub's secret is set: %d %s", name, resp.StatusCode, body)
+		}
+	}
 	if got := refreshed(); len(got) != 0 {
 		t.Fatalf("a refused push refreshed %v", got)
 	}
@@ -95,8 +112,21 @@ func TestGitHubPushRefreshesMatchingApps(t *testing.T) {
 	if got := refreshed(); len(got) != 0 {
 		t.Fatalf("an oversized push refreshed %v", got)
 	}
-	if st := post(push, good); st != 200 {
-		t.Fatalf("signed push: %d", st)
+	req, _ = http.NewRequest("POST", hs.URL+"/api/webhook", bytes.NewReader(push))
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", good)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("signed push: %d %s", resp.StatusCode, answer)
+	}
+	// The sender learns a count, not the fleet's app names.
+	if strings.Contains(string(answer), "fraud") || !strings.Contains(string(answer), `"refreshed":2`) {
+		t.Errorf("answer %s: want a count and no app name", answer)
 	}
 	if got, want := refreshed(), map[string]bool{"fraud": true, "all": true}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("refreshed %v, want %v", got, want)
@@ -137,7 +167,7 @@ func TestPushOutsideEveryAppsPathsFetches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res webhook.Result
+	var res webhook.Answer
 	err = json.NewDecoder(resp.Body).Decode(&res)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 {
@@ -150,8 +180,8 @@ func TestPushOutsideEveryAppsPathsFetches(t *testing.T) {
 	if len(refreshed) != 1 || refreshed[0] == "other" {
 		t.Fatalf("refreshed %v, want one of fraud and rec", refreshed)
 	}
-	if res.Fetch != w.ns+"/"+refreshed[0] {
-		t.Errorf("the answer names %q as the app refreshed to fetch, want %s/%s", res.Fetch, w.ns, refreshed[0])
+	if !res.Fetch || res.Refreshed != 1 {
+		t.Errorf("the answer %+v, want one app refreshed to fetch", res)
 	}
 }
 

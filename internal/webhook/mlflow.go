@@ -45,7 +45,7 @@ func (h *Handler) ServeMLflow(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"error": err.Error(), "code": status})
 		return
 	}
-	_ = json.NewEncoder(w).Encode(res)
+	_ = json.NewEncoder(w).Encode(res.Answer())
 }
 
 func (h *Handler) serveMLflow(r *http.Request) (*Result, error) {
@@ -64,6 +64,9 @@ func (h *Handler) serveMLflow(r *http.Request) (*Result, error) {
 	}
 	if err := verifyMLflow(secret, r.Header, body, time.Now()); err != nil {
 		return nil, err
+	}
+	if !h.firstDelivery(r.Header.Get(registry.HeaderDeliveryID)) {
+		return nil, &httpError{http.StatusConflict, "delivery " + r.Header.Get(registry.HeaderDeliveryID) + " was already received"}
 	}
 	var ev MLflowEvent
 	if err := json.Unmarshal(body, &ev); err != nil {
@@ -97,4 +100,22 @@ func (h *Handler) refreshModel(ctx context.Context, model string) (*Result, erro
 	return h.refreshWhere(ctx, func(a *v1alpha1.Application) bool {
 		return a.Annotations[v1alpha1.AppAnnotationModel] == model
 	}, false)
+}
+
+// firstDelivery records a delivery id and reports whether it is new
+// within maxAge (older ones are refused by their timestamp anyway).
+func (h *Handler) firstDelivery(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	for k, t := range h.deliveries {
+		if now.Sub(t) > maxAge {
+			delete(h.deliveries, k)
+		}
+	}
+	if _, seen := h.deliveries[id]; seen {
+		return false
+	}
+	h.deliveries[id] = now
+	return true
 }

@@ -61,6 +61,9 @@ type Handler struct {
 	o    Options
 	mu   sync.Mutex
 	last map[string]time.Time
+	// deliveries are the registry deliveries seen within maxAge, by id:
+	// a signed delivery replayed inside its freshness window is refused.
+	deliveries map[string]time.Time
 }
 
 // New returns a Handler.
@@ -71,7 +74,7 @@ func New(o Options) *Handler {
 	if o.Namespace == "" {
 		o.Namespace = v1alpha1.DefaultControlPlaneNamespace
 	}
-	return &Handler{o: o, last: map[string]time.Time{}}
+	return &Handler{o: o, last: map[string]time.Time{}, deliveries: map[string]time.Time{}}
 }
 
 // Push is what a push event says, whatever its provider.
@@ -118,7 +121,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"error": err.Error(), "code": status})
 		return
 	}
-	_ = json.NewEncoder(w).Encode(res)
+	_ = json.NewEncoder(w).Encode(res.Answer())
+}
+
+// Answer is what the webhook tells its caller: counts, never the names of
+// apps (a push's sender learns nothing about the fleet).
+type Answer struct {
+	Refreshed int `json:"refreshed"`
+	Throttled int `json:"throttled,omitempty"`
+	// Fetch: no app's paths covered the push, and one app of the
+	// repository was refreshed so the controller fetches it.
+	Fetch bool `json:"fetch,omitempty"`
+}
+
+// Answer is r as counts.
+func (r *Result) Answer() Answer {
+	return Answer{Refreshed: len(r.Refreshed), Throttled: len(r.Throttled), Fetch: r.Fetch != ""}
 }
 
 func (h *Handler) serve(r *http.Request) (*Result, error) {
@@ -177,8 +195,20 @@ func parse(hd http.Header, body []byte, secrets map[string]string) (*Push, error
 	unauthorized := func(what string) error {
 		return &httpError{http.StatusUnauthorized, what + ": the push was not applied"}
 	}
+	// With any provider's secret configured, every push must be signed:
+	// a provider without its own secret is refused, or an attacker would
+	// dress an unsigned push in that provider's headers.
+	unsigned := func(provider, key string) error {
+		if secrets[key] == "" && anySecret(secrets) {
+			return unauthorized(fmt.Sprintf("unsigned %s push while webhook secrets are configured (set %s in %s)", provider, key, SecretName))
+		}
+		return nil
+	}
 	switch {
 	case hd.Get("X-GitHub-Event") != "":
+		if err := unsigned("GitHub", "webhook.github.secret"); err != nil {
+			return nil, err
+		}
 		if secret := secrets["webhook.github.secret"]; secret != "" && !validHMAC(sha256.New, secret, body, hd.Get("X-Hub-Signature-256"), "sha256=") {
 			return nil, unauthorized("missing or wrong X-Hub-Signature-256")
 		}
@@ -187,6 +217,9 @@ func parse(hd http.Header, body []byte, secrets map[string]string) (*Push, error
 		}
 		return parseGitHub(body)
 	case hd.Get("X-Gitlab-Event") != "":
+		if err := unsigned("GitLab", "webhook.gitlab.secret"); err != nil {
+			return nil, err
+		}
 		if secret := secrets["webhook.gitlab.secret"]; secret != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(hd.Get("X-Gitlab-Token"))) != 1 {
 			return nil, unauthorized("missing or wrong X-Gitlab-Token")
 		}
@@ -195,6 +228,9 @@ func parse(hd http.Header, body []byte, secrets map[string]string) (*Push, error
 		}
 		return parseGitLab(body)
 	case hd.Get("X-Event-Key") != "":
+		if err := unsigned("Bitbucket Server", "webhook.bitbucketserver.secret"); err != nil {
+			return nil, err
+		}
 		if secret := secrets["webhook.bitbucketserver.secret"]; secret != "" && !validHMAC(sha256.New, secret, body, hd.Get("X-Hub-Signature"), "sha256=") {
 			return nil, unauthorized("missing or wrong X-Hub-Signature")
 		}
@@ -206,10 +242,8 @@ func parse(hd http.Header, body []byte, secrets map[string]string) (*Push, error
 		if secret := secrets["webhook.generic.secret"]; secret != "" && !validHMAC(sha256.New, secret, body, hd.Get("X-Signature-256"), "sha256=") {
 			return nil, unauthorized("missing or wrong X-Signature-256")
 		}
-		if secrets["webhook.generic.secret"] == "" && anySecret(secrets) {
-			// Providers are configured with secrets: an unsigned generic
-			// push would bypass them.
-			return nil, unauthorized("unsigned generic push while webhook secrets are configured")
+		if err := unsigned("generic", "webhook.generic.secret"); err != nil {
+			return nil, err
 		}
 		return parseGeneric(body)
 	}

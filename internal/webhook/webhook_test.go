@@ -155,3 +155,33 @@ func TestVerifyMLflow(t *testing.T) {
 		}
 	}
 }
+
+// A signed registry delivery replayed within its freshness window is
+// refused by its id.
+func TestMLflowDeliveryOnce(t *testing.T) {
+	h := New(Options{})
+	if !h.firstDelivery("d-1") {
+		t.Fatal("first delivery refused")
+	}
+	if h.firstDelivery("d-1") {
+		t.Fatal("a replayed delivery id was accepted")
+	}
+	if !h.firstDelivery("d-2") {
+		t.Fatal("another delivery refused")
+	}
+}
+
+// With only GitHub's secret, pushes in another provider's shape are
+// unsigned and refused (an attacker would otherwise pick the provider
+// without a secret).
+func TestEveryProviderMustSignOnceAnySecretIsSet(t *testing.T) {
+	secrets := map[string]string{"webhook.github.secret": "s3cret"}
+	for name, hdr := range map[string][2]string{"gitlab": {"X-Gitlab-Event", "Push Hook"}, "bitbucket": {"X-Event-Key", "repo:refs_changed"}} {
+		hd := http.Header{}
+		hd.Set(hdr[0], hdr[1])
+		var he *httpError
+		if _, err := parse(hd, []byte(`{}`), secrets); !errors.As(err, &he) || he.status != 401 {
+			t.Errorf("%s unsigned: %v", name, err)
+		}
+	}
+}

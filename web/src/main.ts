@@ -37,7 +37,9 @@ async function api(path: string, init: RequestInit = {}): Promise<Json> {
   const token = localStorage.getItem(TOKEN_KEY) ?? "";
   const headers: Record<string, string> = { Accept: "application/json" };
   if (token) headers.Authorization = "Bearer " + token;
-  if (init.body) headers["Content-Type"] = "application/json";
+  // Every non-GET is JSON: the API refuses other POSTs (a web page could
+  // send them cross-site without asking).
+  if (init.body || (init.method ?? "GET") !== "GET") headers["Content-Type"] = "application/json";
   const resp = await fetch(path, { ...init, headers });
   const text = await resp.text();
   let body: Json = null;
