@@ -3,6 +3,11 @@ package controller
 import (
 	"context"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/mlcd-dev/mlcd/internal/desired"
+	"github.com/mlcd-dev/mlcd/internal/manifest"
+
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
 	"github.com/mlcd-dev/mlcd/internal/inventory"
@@ -46,7 +51,16 @@ func (r *ApplicationReconciler) Diff(ctx context.Context, app *v1alpha1.Applicat
 		_ = r.resolve(ctx, gov)
 		stampLineage(st.Objects, gov, sha)
 	}
-	stale := inventory.Stale(app.Status.Resources, st.Objects)
+	// status.resources is writable by whoever may write the app: only
+	// inventory objects the project permits are read, and only those the
+	// app's own tracking marks are reported.
+	var stale []*unstructured.Unstructured
+	for _, o := range inventory.Stale(app.Status.Resources, st.Objects) {
+		if desired.Permitted(proj, destinationOf(ctx, app), []*unstructured.Unstructured{o}) == nil {
+			stale = append(stale, o)
+		}
+	}
+	owner := app.Namespace + "/" + app.Name
 	r.stampShard(st.Objects)
 	live, serr := r.readLive(ctx, st.Objects, stale)
 	if serr != nil {
@@ -62,7 +76,7 @@ func (r *ApplicationReconciler) Diff(ctx context.Context, app *v1alpha1.Applicat
 	}
 	for _, o := range stale {
 		l := live.of(o)
-		if l == nil {
+		if l == nil || l.GetAnnotations()[manifest.AppAnnotation] != owner {
 			continue
 		}
 		action := apply.Skipped

@@ -1,6 +1,10 @@
 package server
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -120,14 +124,22 @@ func maskSecret(o *unstructured.Unstructured) {
 	}
 }
 
-// mask is a fixed-length token per value: equal values mask equally within
-// one object pair, different ones differently, and nothing of the value
-// can be read back (a keyed, truncated hash of it).
-func mask(v string) string {
-	h := uint32(2166136261)
-	for i := 0; i < len(v); i++ {
-		h ^= uint32(v[i])
-		h *= 16777619
+// maskKey keys mask: random per process, so a mask can be compared with
+// another of the same server but not brute-forced offline (an unkeyed hash
+// of a short password can be).
+var maskKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
 	}
-	return fmt.Sprintf("++++++++ (%08x)", h)
+	return k
+}()
+
+// mask is a fixed-length token per value: equal values mask equally, so a
+// diff still shows which changed, and nothing of the value can be read
+// back (HMAC-SHA256 under maskKey, truncated).
+func mask(v string) string {
+	m := hmac.New(sha256.New, maskKey)
+	m.Write([]byte(v))
+	return "++++++++ (" + hex.EncodeToString(m.Sum(nil)[:8]) + ")"
 }

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/manifest"
 	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/source"
@@ -156,6 +157,11 @@ func (s *Server) lineage(_ http.ResponseWriter, r *http.Request, who *Identity) 
 		for _, name := range []string{rs.Name, rs.Name + "-canary"} {
 			var d appsv1.Deployment
 			if err := s.reader().Get(r.Context(), client.ObjectKey{Namespace: rs.Namespace, Name: name}, &d); err != nil {
+				continue
+			}
+			// status.resources is the tenant's to write: only a
+			// Deployment this app's own tracking marks is shown.
+			if d.Annotations[manifest.AppAnnotation] != app.Namespace+"/"+app.Name {
 				continue
 			}
 			w := Workload{Kind: "Deployment", Namespace: d.Namespace, Name: d.Name, Version: d.Annotations[v1alpha1.AnnotationModelVersion], Revision: d.Annotations[v1alpha1.AnnotationGitSHA], RunID: d.Annotations[v1alpha1.AnnotationRunID]}

@@ -1,0 +1,94 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+)
+
+// A tenant who may write its Application (status included: Applications
+// have no status subresource) names another namespace's Secret and
+// Deployment in status.resources. Neither the diff nor the lineage its
+// project-scoped token can call reads them back.
+func TestTenantInventoryReadsNothingBeyondItsApp(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	e.createProject("team-a")
+	e.createApp("team-app", "team-a", repoWith(t, "team-cm").URL(), false)
+	victim := e.ns + "-victim"
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: victim}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db-creds", Namespace: victim}, StringData: map[string]string{"password": "victim-password"}},
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "victim-dep", Namespace: victim, Annotations: map[string]string{v1alpha1.AnnotationModelVersion: "victim-version"}},
+			Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "v"}}, Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "v"}}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "victim:1"}}}}}},
+	} {
+		if err := e.c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = e.c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: victim}}) })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		app := &v1alpha1.Application{}
+		_ = e.c.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: "team-app"}, app)
+		if app.Status.Sync.Revision != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("team-app was never compared")
+		}
+	}
+	poison := []v1alpha1.ResourceStatus{
+		{Version: "v1", Kind: "Secret", Namespace: victim, Name: "db-creds"},
+		{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: victim, Name: "victim-dep", Health: &v1alpha1.HealthStatus{Status: "Healthy"}},
+	}
+	// The controller may rewrite the inventory at any moment: the calls
+	// count only while the poisoned inventory is what the app holds.
+	for attempt := 0; ; attempt++ {
+		app := &v1alpha1.Application{}
+		if err := e.c.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: "team-app"}, app); err != nil {
+			t.Fatal(err)
+		}
+		app.Status.Resources = append(app.Status.Resources, poison...)
+		if err := e.c.Update(ctx, app); err != nil {
+			continue
+		}
+		time.Sleep(300 * time.Millisecond) // the server reads a cache
+		_, diff := e.call("GET", "/api/v1/applications/team-app/diff", teamToken, nil)
+		_, lineage := e.call("GET", "/api/v1/applications/team-app/lineage", teamToken, nil)
+		after := &v1alpha1.Application{}
+		_ = e.c.Get(ctx, types.NamespacedName{Namespace: e.ns, Name: "team-app"}, after)
+		held := false
+		for _, r := range after.Status.Resources {
+			held = held || r.Name == "victim-dep"
+		}
+		if !held {
+			if attempt > 10 {
+				t.Fatal("the poisoned inventory never held long enough to be read")
+			}
+			continue
+		}
+		for name, body := range map[string]string{"diff": diff, "lineage": lineage} {
+			for _, leak := range []string{"db-creds", "victim-dep", "victim-version", victim} {
+				if strings.Contains(body, leak) {
+					t.Errorf("%s answered %q for a tenant's forged inventory: %s", name, leak, body[:min(len(body), 400)])
+				}
+			}
+		}
+		var l struct{ Workloads []json.RawMessage }
+		if err := json.Unmarshal([]byte(lineage), &l); err != nil || len(l.Workloads) != 0 {
+			t.Fatalf("lineage of an app with no Deployment of its own: %v %s", err, lineage)
+		}
+		return
+	}
+}
