@@ -66,7 +66,12 @@ func (r *ApplicationReconciler) promoteAfterSoak(ctx context.Context, app *v1alp
 	direct := target.Approval == "none"
 	branch := fmt.Sprintf("mlcd/promote/%s/%s/%s", g.policy.Spec.RegisteredModel, g.version, spec.To)
 	var res *promote.Result
-	err = promote.InClone(ctx, src.RepoURL, src.TargetRevision, func(dir string) (err error) {
+	remote, err := r.writeRemote(ctx, app, src.RepoURL)
+	if err != nil {
+		r.event(app, eventWarning, "PromotionFailed", "promotion of %s %s to %s not pushed: %s", g.policy.Spec.RegisteredModel, g.version, spec.To, err)
+		return
+	}
+	err = promote.InClone(ctx, remote, src.TargetRevision, func(dir string) (err error) {
 		res, err = promote.Promote(ctx, promote.Options{
 			Push: promote.Push{Dir: dir}, Model: g.policy.Spec.RegisteredModel, Version: g.version, Env: spec.To,
 			Branch: branch, Direct: direct,

@@ -14,6 +14,7 @@ import (
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 	"github.com/mlcd-dev/mlcd/internal/promote"
+	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
 
 const maxReverted = 20
@@ -89,7 +90,7 @@ func (r *ApplicationReconciler) revertIfDue(ctx context.Context, app *v1alpha1.A
 	mr.Status.RevertAttempts++
 	mr.Status.RevertAttemptAt = ptr(metav1.Now())
 	reason := fmt.Sprintf("mlcd: the canary rollout of %s %s in %s failed: %s", mr.Spec.Model, mr.Spec.CanaryVersion, mr.Spec.Environment, mr.Status.Message)
-	res, err := r.revertInGit(ctx, mr, reason)
+	res, err := r.revertInGit(ctx, app, mr, reason)
 	if err != nil {
 		mr.Status.RevertError = manifest.OneLine(err)
 		r.event(app, eventWarning, "RevertFailed", "revert of %s %s in Git failed (attempt %d of %d): %s", mr.Spec.Model, mr.Spec.CanaryVersion, mr.Status.RevertAttempts, maxRevertAttempt, mr.Status.RevertError)
@@ -103,10 +104,16 @@ func (r *ApplicationReconciler) revertIfDue(ctx context.Context, app *v1alpha1.A
 // revertBackoff is the wait after attempt n: 2, 4, 8, 16 s.
 func revertBackoff(n int) time.Duration { return time.Duration(1<<n) * time.Second }
 
-// revertInGit reverts in a fresh clone of the rollout's branch.
-func (r *ApplicationReconciler) revertInGit(ctx context.Context, mr *v1alpha1.ModelRollout, reason string) (*promote.RollbackResult, error) {
+// revertInGit reverts in a fresh clone of the rollout's branch, which
+// must be the app's own repository (a ModelRollout is writable in the
+// app's namespace; its repoURL is not trusted on its own).
+func (r *ApplicationReconciler) revertInGit(ctx context.Context, app *v1alpha1.Application, mr *v1alpha1.ModelRollout, reason string) (*promote.RollbackResult, error) {
 	var res *promote.RollbackResult
-	err := promote.InClone(ctx, mr.Spec.RepoURL, mr.Spec.Branch, func(dir string) (err error) {
+	remote, err := r.writeRemote(ctx, app, mr.Spec.RepoURL)
+	if err != nil {
+		return nil, err
+	}
+	err = promote.InClone(ctx, remote, mr.Spec.Branch, func(dir string) (err error) {
 		res, err = promote.Rollback(ctx, promote.RollbackOptions{Push: promote.Push{Dir: dir}, Model: mr.Spec.Model, Env: mr.Spec.Environment, Reason: reason})
 		return err
 	})
@@ -132,4 +139,32 @@ func (r *ApplicationReconciler) takeRefresh(key types.NamespacedName) bool {
 	ok := r.refreshNext[key]
 	delete(r.refreshNext, key)
 	return ok
+}
+
+// writeRemote is where a write for app goes: repoURL must be the app's
+// own source repository and one its project (read again now) allows, and
+// the push carries that repository's credentials for the project.
+func (r *ApplicationReconciler) writeRemote(ctx context.Context, app *v1alpha1.Application, repoURL string) (promote.Remote, error) {
+	own := false
+	for _, s := range append([]v1alpha1.ApplicationSource{}, app.Spec.Sources...) {
+		own = own || gitsource.SameRepo(s.RepoURL, repoURL)
+	}
+	if src := app.SourceOf(); src != nil && gitsource.SameRepo(src.RepoURL, repoURL) {
+		own = true
+	}
+	if !own {
+		return promote.Remote{}, fmt.Errorf("repository %s is not the application's own source: nothing is pushed there", gitsource.RedactURL(repoURL))
+	}
+	proj, serr := r.projectOf(ctx, app)
+	if serr != nil {
+		return promote.Remote{}, serr
+	}
+	if err := proj.PermitsSource(repoURL); err != nil {
+		return promote.Remote{}, err
+	}
+	creds, err := r.repoCredentials(ctx, proj.Name, repoURL)
+	if err != nil {
+		return promote.Remote{}, fmt.Errorf("read repository credentials: %w", err)
+	}
+	return promote.Remote{URL: repoURL, Creds: creds}, nil
 }

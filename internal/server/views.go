@@ -13,11 +13,13 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
+	"github.com/mlcd-dev/mlcd/internal/repocreds"
 	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/source"
@@ -349,8 +351,12 @@ func (s *Server) rollbackApp(_ http.ResponseWriter, r *http.Request, who *Identi
 	} else {
 		opts.Path = src.Path
 	}
+	remote, err := s.writeRemote(r.Context(), app, src.RepoURL)
+	if err != nil {
+		return nil, err
+	}
 	var res *promote.RollbackResult
-	err = promote.InClone(r.Context(), src.RepoURL, src.TargetRevision, func(dir string) (err error) {
+	err = promote.InClone(r.Context(), remote, src.TargetRevision, func(dir string) (err error) {
 		opts.Dir = dir
 		res, err = promote.Rollback(r.Context(), opts)
 		return err
@@ -367,6 +373,35 @@ func (s *Server) rollbackApp(_ http.ResponseWriter, r *http.Request, who *Identi
 		return nil, err
 	}
 	return RollbackResult{Reverted: res.Reverted, Commit: res.Commit, Subject: res.Subject, Branch: res.Branch}, nil
+}
+
+// writeRemote is the app's repository to push to, once the app's
+// project (read now, from the control-plane namespace) allows the app's
+// namespace and repository, with that repository's credentials for the
+// project: an app whose repoURL names a repository outside its project
+// never gets a commit pushed there.
+func (s *Server) writeRemote(ctx context.Context, app *v1alpha1.Application, repoURL string) (promote.Remote, error) {
+	name := cmp.Or(app.Spec.Project, v1alpha1.DefaultProject)
+	proj := &v1alpha1.AppProject{}
+	if err := s.reader().Get(ctx, client.ObjectKey{Namespace: s.o.Namespace, Name: name}, proj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return promote.Remote{}, &apiError{http.StatusForbidden, fmt.Sprintf("project %s does not exist: nothing is pushed", name)}
+		}
+		return promote.Remote{}, err
+	}
+	if app.Namespace != s.o.Namespace {
+		if err := proj.PermitsSourceNamespace(app.Namespace); err != nil {
+			return promote.Remote{}, &apiError{http.StatusForbidden, err.Error() + ": nothing is pushed"}
+		}
+	}
+	if err := proj.PermitsSource(repoURL); err != nil {
+		return promote.Remote{}, &apiError{http.StatusForbidden, err.Error() + ": nothing is pushed"}
+	}
+	creds, err := repocreds.Lookup(ctx, s.reader(), s.o.Namespace, proj.Name, repoURL)
+	if err != nil {
+		return promote.Remote{}, fmt.Errorf("read repository credentials: %w", err)
+	}
+	return promote.Remote{URL: repoURL, Creds: creds}, nil
 }
 
 // listAppSets answers GET /api/v1/applicationsets: the sets of the

@@ -125,14 +125,31 @@ func fraudRepo(t *testing.T, app, version, rollout string) *gittest.Repo {
 
 func (e *env) createFraudApp(name, repoURL, dest string) {
 	e.t.Helper()
+	e.createFraudAppIn(name, "default", repoURL, dest)
+}
+
+// createYAML creates one object (an AppProject) from YAML.
+func createYAML(t *testing.T, e *env, doc string) {
+	t.Helper()
+	p := &v1alpha1.AppProject{}
+	if err := yaml.Unmarshal([]byte(doc), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) createFraudAppIn(name, project, repoURL, dest string) {
+	e.t.Helper()
 	a := &v1alpha1.Application{}
 	yaml.Unmarshal([]byte(fmt.Sprintf(`metadata: {name: %s, namespace: %s}
 spec:
-  project: default
+  project: %s
   source: {repoURL: %s, targetRevision: main, path: models/fraud-detection, helm: {valueFiles: [values-production.yaml]}}
   destination: {server: https://kubernetes.default.svc, namespace: %s}
   syncPolicy: {automated: {prune: true, selfHeal: true}, syncOptions: [CreateNamespace=true]}
-`, name, e.ns, repoURL, dest)), a)
+`, name, e.ns, project, repoURL, dest)), a)
 	if err := e.c.Create(context.Background(), a); err != nil {
 		e.t.Fatal(err)
 	}

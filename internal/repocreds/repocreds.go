@@ -1,0 +1,104 @@
+// Package repocreds answers one question: which credentials serve a
+// repository URL for an app of a project? It reads Argo CD's repository
+// Secrets (`argocd.argoproj.io/secret-type: repository` and `repo-creds`)
+// of the control-plane namespace, matching parsed URLs (scheme, host, port,
+// whole path segments: source.CredentialsCover), never string prefixes,
+// and honours a Secret's `project` key. The controller's fetches and every
+// write (revert, promotion, the API's rollback) use it, so a write goes out
+// with the repository's own credentials and no others.
+package repocreds
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/source"
+)
+
+// Argo CD's labels for repository credential Secrets.
+const (
+	SecretTypeLabel = "argocd.argoproj.io/secret-type"
+	SecretTypeRepo  = "repository"
+	SecretTypeCreds = "repo-creds"
+)
+
+// Lookup finds the credentials for repoURL and an app of project in
+// namespace: a "repository" Secret for the same repository wins, else the
+// "repo-creds" template whose URL covers the most of repoURL's path. A
+// Secret with a `project` key serves only that project's apps and is
+// preferred over an unscoped one. SSH known hosts not in the Secret come
+// from the namespace's argocd-ssh-known-hosts-cm. No Secret: anonymous.
+func Lookup(ctx context.Context, c client.Reader, namespace, project, repoURL string) (source.Credentials, error) {
+	var list corev1.SecretList
+	if err := c.List(ctx, &list, client.InNamespace(namespace), client.HasLabels{SecretTypeLabel}); err != nil {
+		return source.Credentials{}, err
+	}
+	s := Select(list.Items, project, repoURL)
+	if s == nil {
+		return source.Credentials{}, nil
+	}
+	creds := FromSecret(s)
+	if creds.SSHPrivateKey == "" || creds.KnownHosts != "" {
+		return creds, nil
+	}
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: v1alpha1.SSHKnownHostsConfigMap}, &cm); err == nil {
+		creds.KnownHosts = cm.Data["ssh_known_hosts"]
+	} else if !apierrors.IsNotFound(err) {
+		return creds, err
+	}
+	return creds, nil
+}
+
+// Select picks the Secret for repoURL and an app of project from secrets
+// (see Lookup); nil when none serves it.
+func Select(secrets []corev1.Secret, project, repoURL string) *corev1.Secret {
+	var best *corev1.Secret
+	bestRank := -1
+	for i := range secrets {
+		s := &secrets[i]
+		scope := string(s.Data["project"])
+		if scope != "" && scope != project {
+			continue
+		}
+		url := string(s.Data["url"])
+		rank := 0
+		switch s.Labels[SecretTypeLabel] {
+		case SecretTypeRepo:
+			if !source.SameRepo(url, repoURL) {
+				continue
+			}
+			rank = 1 << 20
+		case SecretTypeCreds:
+			if !source.CredentialsCover(url, repoURL) {
+				continue
+			}
+			p, _ := source.ParseRepoURL(url)
+			rank = len(p.Path) * 2
+		default:
+			continue
+		}
+		if scope != "" {
+			rank++ // a project's own Secret before a shared one
+		}
+		if rank > bestRank {
+			best, bestRank = s, rank
+		}
+	}
+	return best
+}
+
+// FromSecret reads a repository Secret's credentials.
+func FromSecret(s *corev1.Secret) source.Credentials {
+	return source.Credentials{
+		Username:              string(s.Data["username"]),
+		Password:              string(s.Data["password"]),
+		SSHPrivateKey:         string(s.Data["sshPrivateKey"]),
+		InsecureIgnoreHostKey: string(s.Data["insecure"]) == "true",
+		KnownHosts:            string(s.Data["sshKnownHosts"]),
+	}
+}

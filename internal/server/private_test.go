@@ -1,0 +1,87 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/registry"
+	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
+	"github.com/mlcd-dev/mlcd/internal/source"
+	"github.com/mlcd-dev/mlcd/internal/source/gittest"
+)
+
+// The deployment repository is private (smart HTTP, basic auth for fetch
+// and push) and the process has no Git configuration and an empty HOME,
+// as in a pod: POST …/rollback pushes its revert with the repository
+// Secret's credentials, and the password is in no answer. An app whose
+// repository its project does not allow gets nothing pushed.
+func TestRollbackToAPrivateRepository(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	t.Setenv("GIT_CONFIG_GLOBAL", filepath.Join(home, "none"))
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	e := startWithRegistry(t, reg.Client)
+	for _, v := range []string{"v2.3.1", "v2.3.2"} {
+		registrytest.Register(t, reg.Client, "fraud-detection", v, map[string]float64{"auc": 0.95})
+	}
+	const password = "private-repo-password-42"
+	repo := fraudRepo(t, "fd", "v2.3.1", "")
+	gittest.Git(t, repo.Dir, "config", "receive.denyCurrentBranch", "updateInstead")
+	url := repo.ServeHTTP("mlcd", password)
+	if err := e.c.Create(context.Background(), controller.RepositorySecret(e.ns, url, source.Credentials{Username: "mlcd", Password: password})); err != nil {
+		t.Fatal(err)
+	}
+	dest := e.ns + "-fd"
+	e.createFraudApp("fd", url, dest)
+	e.waitApp("fd", "Synced+Healthy at v2.3.1", synced("v2.3.1"))
+	bump := repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": fraudValues("v2.3.2")}).Commit("promote fraud-detection v2.3.2")
+	e.mlcd(adminToken, "app", "refresh", "fd")
+	e.waitApp("fd", "Synced+Healthy at v2.3.2", synced("v2.3.2"))
+
+	code, body := e.call(http.MethodPost, "/api/v1/applications/fd/rollback", adminToken, strings.NewReader(`{"reason": "latency"}`))
+	if code != http.StatusOK || strings.Contains(body, password) {
+		t.Fatalf("rollback: %d %s", code, body)
+	}
+	msg := gittest.Git(t, repo.Dir, "log", "-1", "--format=%B", "main")
+	if !strings.Contains(msg, "This reverts commit "+bump) {
+		t.Fatalf("the revert is not on the private remote:\n%s", msg)
+	}
+	if author := gittest.Git(t, repo.Dir, "log", "-1", "--format=%cn <%ce>", "main"); author != "mlcd <mlcd@localhost>" {
+		t.Errorf("committed as %q, want mlcd's own identity", author)
+	}
+	e.waitApp("fd", "Synced+Healthy at v2.3.1 again", synced("v2.3.1"))
+	for _, path := range []string{"/api/v1/applications/fd", "/api/v1/applications/fd/events", "/api/v1/applications/fd/lineage"} {
+		if _, body := e.call(http.MethodGet, path, adminToken, nil); strings.Contains(body, password) {
+			t.Errorf("%s answers the repository password", path)
+		}
+	}
+	if s := fmt.Sprint(e.getApp("fd").Status); strings.Contains(s, password) {
+		t.Error("the app's status holds the repository password")
+	}
+
+	// An app whose project does not allow the repository: nothing pushed.
+	p := `apiVersion: argoproj.io/v1alpha1
+kind: AppProject
+metadata: {name: elsewhere, namespace: %s}
+spec:
+  sourceRepos: [https://git.example/only-this.git]
+  destinations: [{server: "*", namespace: "*"}]
+`
+	createYAML(t, e, fmt.Sprintf(p, e.ns))
+	e.createFraudAppIn("escape", "elsewhere", url, dest+"-x")
+	head := gittest.Git(t, repo.Dir, "rev-parse", "main")
+	code, body = e.call(http.MethodPost, "/api/v1/applications/escape/rollback", adminToken, strings.NewReader(`{}`))
+	if code != http.StatusForbidden || !strings.Contains(body, "not permitted") {
+		t.Errorf("rollback of an app whose repository its project does not allow: %d %s", code, body)
+	}
+	if now := gittest.Git(t, repo.Dir, "rev-parse", "main"); now != head {
+		t.Errorf("a commit was pushed for an app outside its project: %s", gittest.Git(t, repo.Dir, "log", "-1", "--format=%s", "main"))
+	}
+}
