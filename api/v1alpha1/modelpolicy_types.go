@@ -159,6 +159,24 @@ func (p *ModelPolicy) Environment(name string) (ModelEnvironment, bool) {
 }
 
 // EnvironmentForApp returns the environment deployed by application app.
+// EnvironmentFor returns the environment whose application names the app
+// namespace/name: "namespace/name" names it exactly, a bare name only an
+// app in the policy's own namespace (the control-plane namespace, for a
+// cluster policy) — an app of the same name in a tenant's namespace is
+// not governed by it.
+func (p *ModelPolicy) EnvironmentFor(namespace, name string) (ModelEnvironment, bool) {
+	for _, e := range p.Spec.Environments {
+		if ns, n, ok := strings.Cut(e.Application, "/"); ok {
+			if ns == namespace && n == name {
+				return e, true
+			}
+		} else if e.Application == name && (namespace == p.Namespace || p.Namespace == "" || namespace == "") {
+			return e, true
+		}
+	}
+	return ModelEnvironment{}, false
+}
+
 func (p *ModelPolicy) EnvironmentForApp(app string) (ModelEnvironment, bool) {
 	for _, e := range p.Spec.Environments {
 		if e.Application == app {

@@ -51,6 +51,18 @@ const (
 	AnnotationGitSHA       = "mlcd.io/git-sha"
 )
 
+// Model ownership, set by an admin in the control-plane namespace: an
+// AppProject's mlcd.io/models lists the registered models (globs,
+// comma-separated) its apps may govern, and a ModelPolicy's
+// mlcd.io/projects the projects whose apps may govern its model. Once
+// either names a model, only those projects' apps are governed by it
+// (gate, write-back, promotion, revert); a model no admin mapped may be
+// governed by any project.
+const (
+	AnnotationProjectModels = "mlcd.io/models"
+	AnnotationModelProjects = "mlcd.io/projects"
+)
+
 // ConditionModelGate is set when a model version may not be deployed.
 const ConditionModelGate = "ModelGateFailed"
 

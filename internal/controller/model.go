@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -65,6 +66,15 @@ func (r *ApplicationReconciler) governance(ctx context.Context, app *v1alpha1.Ap
 		return nil, fail(v1alpha1.ConditionComparisonError, false, "%s", err)
 	case m == nil:
 		return nil, nil
+	}
+	// A model belongs to the projects an admin maps it to: a tenant's
+	// mlcd.yaml naming another team's model moves nothing of it.
+	var projects v1alpha1.AppProjectList
+	if err := r.client.List(ctx, &projects, client.InNamespace(r.Options.ControllerNamespace)); err != nil {
+		return nil, fail(v1alpha1.ConditionComparisonError, true, "list AppProjects: %s", err)
+	}
+	if err := modelpolicy.MayGovern(cmp.Or(app.Spec.Project, v1alpha1.DefaultProject), m.Policy.Spec.RegisteredModel, projects.Items, list.Items); err != nil {
+		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
 	}
 	version, err := modelpolicy.Version(reader, m, app, rendered.Values)
 	if err != nil {

@@ -223,3 +223,58 @@ func TestAppNotNamedByItsEnvironment(t *testing.T) {
 		t.Fatalf("check took the rogue app's parameter as a version change: %+v", changes)
 	}
 }
+
+// TestModelBelongsToItsProjects: the admin maps fraud-detection to project
+// team-b (mlcd.io/models on its AppProject). Team A's app, whose mlcd.yaml
+// in Git names fraud-detection, is refused with a condition naming the
+// mapping; it moves no alias of team B's model and applies nothing. Team
+// B's app with the same repository is governed as usual.
+func TestModelBelongsToItsProjects(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	h := startWith(t, time.Minute, reg.Client)
+	repo := modelRepo(t)
+	repo.Write(map[string]string{"models/fraud-detection/mlcd.yaml": `apiVersion: mlcd.io/v1alpha1
+kind: ModelPolicy
+metadata: {name: fraud-detection}
+spec:
+  registeredModel: fraud-detection
+  environments:
+  - {name: production, valuesFile: values-production.yaml, application: fd-a}
+  - {name: staging, valuesFile: values-production.yaml, application: fd-b}
+`}).Commit("team A names team B's model")
+	registrytest.Register(t, reg.Client, "fraud-detection", "v2.3.1", map[string]float64{"auc": 0.95})
+	for _, p := range []string{"team-a", "team-b"} {
+		ann := ""
+		if p == "team-b" {
+			ann = "\n  annotations: {mlcd.io/models: \"fraud-*\"}"
+		}
+		h.create(fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: AppProject
+metadata:
+  name: %s
+  namespace: {{NS}}%s
+spec:
+  sourceRepos: ["*"]
+  destinations: [{server: "*", namespace: "*"}]
+  clusterResourceWhitelist: [{group: "*", kind: "*"}]
+`, p, ann), nil)
+	}
+	destA, destB := h.ns+"-a", h.ns+"-b"
+	h.namespaceGone(t, destA)
+	h.namespaceGone(t, destB)
+	doc := strings.Replace(app, "project: default", "project: {{PROJECT}}", 1)
+	h.create(doc, map[string]string{"{{NAME}}": "fd-a", "{{PROJECT}}": "team-a", "{{REPO}}": repo.URL(), "{{DEST}}": destA, "{{SELFHEAL}}": "true"})
+	h.waitCondition("fd-a", v1alpha1.ConditionInvalidSpecError, "registered model fraud-detection is mapped to project(s) team-b, not to team-a")
+	if _, err := reg.Client.GetVersionByAlias(context.Background(), "fraud-detection", "production"); err == nil {
+		t.Fatal("team A's app moved team B's production alias")
+	}
+	if h.deployment(destA, "fraud-detection") != nil {
+		t.Fatal("team A's app applied team B's model")
+	}
+	h.create(doc, map[string]string{"{{NAME}}": "fd-b", "{{PROJECT}}": "team-b", "{{REPO}}": repo.URL(), "{{DEST}}": destB, "{{SELFHEAL}}": "true"})
+	h.waitSynced("fd-b", "")
+	h.eventually(20*time.Second, "team B's staging alias", func() (bool, string) {
+		_, err := reg.Client.GetVersionByAlias(context.Background(), "fraud-detection", "staging")
+		return err == nil, fmt.Sprint(err)
+	})
+}

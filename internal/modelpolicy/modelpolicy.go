@@ -25,6 +25,9 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
+	"sort"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 
@@ -106,17 +109,29 @@ type Match struct {
 	Env v1alpha1.ModelEnvironment
 }
 
-// ForApp finds the app's policy and environment: mlcd.yaml in the app's
-// path, else (for a kustomize overlay) mlcd.yaml in a directory above it
-// that has the overlay as an environment, else one of cluster (ModelPolicy
-// objects) that names the app in an environment. nil, nil: the app is not
-// governed.
+// ForApp finds the app's policy and environment: one of cluster
+// (ModelPolicy objects of the control-plane namespace) that names the app
+// (namespace/name) in an environment, else mlcd.yaml in the app's path,
+// else (for a kustomize overlay) mlcd.yaml in a directory above it that
+// has the overlay as an environment. nil, nil: the app is not governed.
 func ForApp(r Reader, app *v1alpha1.Application, cluster []v1alpha1.ModelPolicy) (*Match, error) {
 	src := app.SourceOf()
 	if src == nil {
 		return nil, nil
 	}
 	dir := path.Clean(src.Path)
+	// An admin's ModelPolicy in the control-plane namespace wins over a
+	// mlcd.yaml the repository's author wrote.
+	for i := range cluster {
+		mp := &cluster[i]
+		if _, ok := mp.EnvironmentFor(app.Namespace, app.Name); !ok {
+			continue
+		}
+		if err := mp.Validate(); err != nil {
+			return nil, fmt.Errorf("ModelPolicy %s/%s: %w: %w", mp.Namespace, mp.Name, ErrInvalidPolicy, err)
+		}
+		return environment(mp, dir, app)
+	}
 	policy, err := Read(r, dir)
 	if err != nil {
 		return nil, err
@@ -138,16 +153,6 @@ func ForApp(r Reader, app *v1alpha1.Application, cluster []v1alpha1.ModelPolicy)
 				return environment(policy, d, app)
 			}
 		}
-	}
-	for i := range cluster {
-		mp := &cluster[i]
-		if _, ok := mp.EnvironmentForApp(app.Name); !ok {
-			continue
-		}
-		if err := mp.Validate(); err != nil {
-			return nil, fmt.Errorf("ModelPolicy %s/%s: %w: %w", mp.Namespace, mp.Name, ErrInvalidPolicy, err)
-		}
-		return environment(mp, dir, app)
 	}
 	return nil, nil
 }
@@ -238,4 +243,52 @@ func Override(app *v1alpha1.Application, p *v1alpha1.ModelPolicy, env v1alpha1.M
 		}
 	}
 	return "", false
+}
+
+// Owners are the projects an admin maps model to (AppProjects'
+// mlcd.io/models, cluster ModelPolicies' mlcd.io/projects); none: unmapped.
+func Owners(model string, projects []v1alpha1.AppProject, cluster []v1alpha1.ModelPolicy) []string {
+	var out []string
+	add := func(p string) {
+		if p = strings.TrimSpace(p); p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	for _, p := range projects {
+		if v, ok := p.Annotations[v1alpha1.AnnotationProjectModels]; ok && v1alpha1.GlobAny(splitList(v), model) {
+			add(p.Name)
+		}
+	}
+	for _, mp := range cluster {
+		if mp.Spec.RegisteredModel == model {
+			for _, p := range splitList(mp.Annotations[v1alpha1.AnnotationModelProjects]) {
+				add(p)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ErrNotOwner is an app whose project may not govern the model it names.
+var ErrNotOwner = errors.New("the model belongs to other projects")
+
+// MayGovern says whether an app of project may govern model.
+func MayGovern(project, model string, projects []v1alpha1.AppProject, cluster []v1alpha1.ModelPolicy) error {
+	owners := Owners(model, projects, cluster)
+	if len(owners) == 0 || slices.Contains(owners, project) {
+		return nil
+	}
+	return fmt.Errorf("%w: registered model %s is mapped to project(s) %s, not to %s (%s on the AppProject or %s on a ModelPolicy in the control-plane namespace): not gated, written back, promoted or reverted for this app",
+		ErrNotOwner, model, strings.Join(owners, ", "), project, v1alpha1.AnnotationProjectModels, v1alpha1.AnnotationModelProjects)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -128,3 +128,35 @@ func TestOverride(t *testing.T) {
 		t.Fatalf("file tag = %q %v", v, err)
 	}
 }
+
+func TestOwners(t *testing.T) {
+	proj := func(name, models string) v1alpha1.AppProject {
+		p := v1alpha1.AppProject{}
+		p.Name = name
+		if models != "" {
+			p.Annotations = map[string]string{v1alpha1.AnnotationProjectModels: models}
+		}
+		return p
+	}
+	projects := []v1alpha1.AppProject{proj("team-a", "rec-*"), proj("team-b", "fraud-detection, churn"), proj("default", "")}
+	cluster := []v1alpha1.ModelPolicy{{Spec: v1alpha1.ModelPolicySpec{RegisteredModel: "churn"}}}
+	cluster[0].Annotations = map[string]string{v1alpha1.AnnotationModelProjects: "team-c"}
+	for _, c := range []struct {
+		project, model string
+		ok             bool
+	}{
+		{"team-b", "fraud-detection", true},
+		{"team-a", "fraud-detection", false},
+		{"default", "fraud-detection", false},
+		{"team-a", "rec-v2", true},
+		{"team-c", "churn", true},
+		{"team-b", "churn", true},
+		{"team-a", "churn", false},
+		{"team-a", "unmapped", true},
+	} {
+		err := MayGovern(c.project, c.model, projects, cluster)
+		if (err == nil) != c.ok {
+			t.Errorf("MayGovern(%s, %s) = %v, want ok=%v", c.project, c.model, err, c.ok)
+		}
+	}
+}
