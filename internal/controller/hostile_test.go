@@ -147,3 +147,36 @@ spec:
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestReannotatedObjectStaysManaged: a tenant who may edit a namespace's
+// objects re-annotates one that app "real" deploys to name another
+// existing app ("decoy", which does not deploy it) and changes its data.
+// The claim counts for nothing: self-heal puts the object back, still
+// "real"'s, and "real" stays Synced.
+func TestReannotatedObjectStaysManaged(t *testing.T) {
+	h := start(t, 2*time.Second)
+	repo := gittest.New(t)
+	sha := repo.Write(map[string]string{"a/cm.yaml": cm("guarded"), "b/cm.yaml": cm("decoy-own")}).Commit("two apps")
+	for name, path := range map[string]string{"real": "a", "decoy": "b"} {
+		h.create(strings.Replace(dirApp, "path: manifests", "path: "+path, 1), map[string]string{"{{NAME}}": name, "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	}
+	h.waitSynced("real", sha)
+	h.waitSynced("decoy", sha)
+	ctx := context.Background()
+	var live corev1.ConfigMap
+	if err := h.c.Get(ctx, types.NamespacedName{Namespace: h.ns, Name: "guarded"}, &live); err != nil {
+		t.Fatal(err)
+	}
+	live.Annotations["mlcd.io/application"] = h.ns + "/decoy"
+	live.Data["k"] = "tampered"
+	if err := h.c.Update(ctx, &live); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(30*time.Second, "self-heal restores the object as real's", func() (bool, string) {
+		h.c.Get(ctx, types.NamespacedName{Namespace: h.ns, Name: "guarded"}, &live)
+		return live.Data["k"] == "v" && live.Annotations["mlcd.io/application"] == h.ns+"/real", live.Data["k"] + " " + live.Annotations["mlcd.io/application"]
+	})
+	if a := h.app("real"); a.Status.Sync.Status != v1alpha1.SyncStatusSynced {
+		t.Errorf("real is %s %v", a.Status.Sync.Status, a.Status.Conditions)
+	}
+}

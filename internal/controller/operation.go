@@ -15,6 +15,7 @@ import (
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
 	"github.com/mlcd-dev/mlcd/internal/health"
+	"github.com/mlcd-dev/mlcd/internal/desired"
 	"github.com/mlcd-dev/mlcd/internal/inventory"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 )
@@ -284,9 +285,13 @@ type claim struct {
 }
 
 // unclaimed splits objs into those the app may apply and those whose live
-// copy carries another existing app's tracking annotation. An owner that
-// no longer exists (deleted without its resources, or renamed) claims
-// nothing: its objects are adopted.
+// copy carries another existing app's tracking annotation. A live object's
+// annotation is whatever its namespace's writers made it, so a claim is
+// honoured only when the claiming app's inventory lists the object and its
+// project permits it; otherwise (a tenant re-annotating an object to opt
+// it out of the app that deploys it, or an owner deleted without its
+// resources, or renamed) the claim counts for nothing and the object is
+// adopted.
 func (r *ApplicationReconciler) unclaimed(ctx context.Context, app *v1alpha1.Application, objs []*unstructured.Unstructured, live liveSet) ([]*unstructured.Unstructured, []claim) {
 	self := app.Namespace + "/" + app.Name
 	var mine []*unstructured.Unstructured
@@ -294,8 +299,7 @@ func (r *ApplicationReconciler) unclaimed(ctx context.Context, app *v1alpha1.App
 	for _, o := range objs {
 		if l := live.of(o); l != nil {
 			if owner := l.GetAnnotations()[manifest.AppAnnotation]; owner != "" && owner != self {
-				ns, name, _ := strings.Cut(owner, "/")
-				if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &v1alpha1.Application{}); !apierrors.IsNotFound(err) {
+				if r.claims(ctx, owner, o) {
 					claimed = append(claimed, claim{obj: o, owner: owner})
 					continue
 				}
@@ -304,6 +308,30 @@ func (r *ApplicationReconciler) unclaimed(ctx context.Context, app *v1alpha1.App
 		mine = append(mine, o)
 	}
 	return mine, claimed
+}
+
+// claims reports whether the app owner (namespace/name) really deploys o:
+// it exists (or cannot be read: no adoption on a transient error), its
+// inventory lists o and its project permits o.
+func (r *ApplicationReconciler) claims(ctx context.Context, owner string, o *unstructured.Unstructured) bool {
+	ns, name, _ := strings.Cut(owner, "/")
+	other := &v1alpha1.Application{}
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, other); err != nil {
+		return !apierrors.IsNotFound(err)
+	}
+	listed := false
+	key := manifest.Key(o)
+	for _, rs := range other.Status.Resources {
+		listed = listed || manifest.Key(inventory.Object(rs)) == key
+	}
+	if !listed {
+		return false
+	}
+	proj, serr := r.projectOf(ctx, other)
+	if serr != nil {
+		return serr.transient // unreadable now: keep off until it can be checked
+	}
+	return desired.Permitted(proj, other.Spec.Destination, []*unstructured.Unstructured{o}) == nil
 }
 
 func claimedMessage(claimed []claim) string {

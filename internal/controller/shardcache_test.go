@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/controller"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 	"github.com/mlcd-dev/mlcd/internal/source/gittest"
@@ -56,6 +57,13 @@ func TestShardCachesItsOwnObjects(t *testing.T) {
 		Labels:      map[string]string{controller.ShardAnnotation: "1"},
 		Annotations: map[string]string{manifest.AppAnnotation: h.ns + "/theirs"}}, Data: map[string]string{"k": "theirs"}}
 	if err := h.c.Create(ctx, shared); err != nil {
+		t.Fatal(err)
+	}
+	// ... and in its inventory, as shard 1's controller would have written
+	// it (a claim counts only for an app whose inventory lists the object).
+	theirs := h.app("theirs")
+	theirs.Status.Resources = []v1alpha1.ResourceStatus{{Version: "v1", Kind: "ConfigMap", Namespace: h.ns, Name: "shared"}}
+	if err := h.c.Update(ctx, theirs); err != nil {
 		t.Fatal(err)
 	}
 	h.create(shardApp, map[string]string{"{{NAME}}": "mine", "{{REPO}}": repo.URL(), "{{PATH}}": "mine", "{{SHARD}}": "0"})
