@@ -183,3 +183,28 @@ func NewDefaultProject(namespace string) *AppProject {
 	p.Name, p.Namespace = DefaultProject, namespace
 	return p
 }
+
+// Unenforced refuses a project that sets an Argo CD field mlcd does not
+// enforce: keeping it silently would run apps with less restriction than
+// their project's author wrote (a sync window that never closes, a
+// service account never impersonated, a cluster scope never checked, a
+// role never consulted). The error names the field.
+func (p *AppProject) Unenforced() error {
+	var fields []string
+	if len(p.Spec.SyncWindows) > 0 {
+		fields = append(fields, "spec.syncWindows")
+	}
+	if len(p.Spec.DestinationServiceAccounts) > 0 {
+		fields = append(fields, "spec.destinationServiceAccounts")
+	}
+	if p.Spec.PermitOnlyProjectScopedClusters {
+		fields = append(fields, "spec.permitOnlyProjectScopedClusters")
+	}
+	if len(p.Spec.Roles) > 0 {
+		fields = append(fields, "spec.roles")
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	return fmt.Errorf("project '%s' sets %s, which mlcd does not enforce: its applications are not synced until the field is removed (docs/security.md)", p.Name, strings.Join(fields, ", "))
+}

@@ -180,3 +180,26 @@ func TestReannotatedObjectStaysManaged(t *testing.T) {
 		t.Errorf("real is %s %v", a.Status.Sync.Status, a.Status.Conditions)
 	}
 }
+
+// TestUnenforcedProjectFieldsRefused: a project with a sync window (or
+// another Argo CD field mlcd does not enforce) is not silently treated as
+// unrestricted: its apps get a condition naming the field and nothing is
+// applied.
+func TestUnenforcedProjectFieldsRefused(t *testing.T) {
+	h := start(t, time.Minute)
+	h.create(`apiVersion: argoproj.io/v1alpha1
+kind: AppProject
+metadata: {name: windowed, namespace: {{NS}}}
+spec:
+  sourceRepos: ["*"]
+  destinations: [{server: "*", namespace: "*"}]
+  syncWindows: [{kind: deny, schedule: "* * * * *", duration: 1h, applications: ["*"]}]
+`, nil)
+	repo := gittest.New(t)
+	repo.Write(map[string]string{"manifests/cm.yaml": cm("windowed-cm")}).Commit("cm")
+	h.create(strings.Replace(dirApp, "project: default", "project: windowed", 1), map[string]string{"{{NAME}}": "windowed", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitCondition("windowed", v1alpha1.ConditionInvalidSpecError, "sets spec.syncWindows, which mlcd does not enforce")
+	if h.configMapExists(h.ns, "windowed-cm") {
+		t.Error("an app of a project with an unenforced sync window was synced")
+	}
+}

@@ -46,6 +46,9 @@ func (r *ApplicationReconciler) projectOf(ctx context.Context, app *v1alpha1.App
 			return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
 		}
 	}
+	if err := proj.Unenforced(); err != nil {
+		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+	}
 	return proj, nil
 }
 
