@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"slices"
 	"strings"
 	"time"
@@ -33,8 +34,11 @@ const (
 type Cluster struct {
 	Name   string
 	Server string
-	// Namespaces, when set, are the only namespaces mlcd may manage there.
-	Namespaces []string
+	// Namespaces, when set, are the only namespaces mlcd may manage there
+	// (every object's, not only the destination's); cluster-scoped objects
+	// then need ClusterResources (Argo CD's clusterResources: "true").
+	Namespaces       []string
+	ClusterResources bool
 	// Project, when set, is the only AppProject whose apps may use it.
 	Project string
 	// Secret is the Secret's namespace/name (for messages).
@@ -86,6 +90,7 @@ func FromSecret(s *corev1.Secret) (*Cluster, error) {
 	if c.Name == "" {
 		c.Name = c.Server
 	}
+	c.ClusterResources = string(s.Data["clusterResources"]) == "true"
 	for _, ns := range strings.Split(string(s.Data["namespaces"]), ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
 			c.Namespaces = append(c.Namespaces, ns)
@@ -127,6 +132,24 @@ func (c *Cluster) Permits(project, namespace string) error {
 	}
 	if len(c.Namespaces) > 0 && !slices.Contains(c.Namespaces, namespace) {
 		return fmt.Errorf("cluster %s is limited to namespaces %s, not %q", c.Name, strings.Join(c.Namespaces, ", "), namespace)
+	}
+	return nil
+}
+
+// PermitsObjects reports why objs may not be applied to this cluster, or
+// nil: with namespaces set, each namespaced object's namespace must be one
+// of them and a cluster-scoped object needs clusterResources.
+func (c *Cluster) PermitsObjects(objs []*unstructured.Unstructured) error {
+	if len(c.Namespaces) == 0 {
+		return nil
+	}
+	for _, o := range objs {
+		switch ns := o.GetNamespace(); {
+		case ns == "" && !c.ClusterResources:
+			return fmt.Errorf("%s %s: cluster %s is limited to namespaces %s and does not allow cluster-scoped resources (clusterResources)", o.GetKind(), o.GetName(), c.Name, strings.Join(c.Namespaces, ", "))
+		case ns != "" && !slices.Contains(c.Namespaces, ns):
+			return fmt.Errorf("%s %s: cluster %s is limited to namespaces %s, not %q", o.GetKind(), o.GetName(), c.Name, strings.Join(c.Namespaces, ", "), ns)
+		}
 	}
 	return nil
 }

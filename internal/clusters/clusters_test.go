@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 )
@@ -84,5 +85,29 @@ func TestIsInCluster(t *testing.T) {
 		if got := IsInCluster(dest); got != want {
 			t.Errorf("IsInCluster(%+v) = %v", dest, got)
 		}
+	}
+}
+
+func TestPermitsObjects(t *testing.T) {
+	c := &Cluster{Name: "edge", Namespaces: []string{"ml", "ml-staging"}}
+	obj := func(kind, ns string) *unstructured.Unstructured {
+		o := &unstructured.Unstructured{}
+		o.SetKind(kind)
+		o.SetName("x")
+		o.SetNamespace(ns)
+		return o
+	}
+	if err := c.PermitsObjects([]*unstructured.Unstructured{obj("ConfigMap", "ml"), obj("Service", "ml-staging")}); err != nil {
+		t.Errorf("allowed namespaces: %v", err)
+	}
+	if err := c.PermitsObjects([]*unstructured.Unstructured{obj("ConfigMap", "ml"), obj("Secret", "kube-system")}); err == nil || !strings.Contains(err.Error(), `not "kube-system"`) {
+		t.Errorf("an object in another namespace: %v", err)
+	}
+	if err := c.PermitsObjects([]*unstructured.Unstructured{obj("ClusterRole", "")}); err == nil || !strings.Contains(err.Error(), "clusterResources") {
+		t.Errorf("a cluster-scoped object: %v", err)
+	}
+	c.ClusterResources = true
+	if err := c.PermitsObjects([]*unstructured.Unstructured{obj("ClusterRole", "")}); err != nil {
+		t.Errorf("clusterResources: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
@@ -60,6 +61,7 @@ type target struct {
 	applier *apply.Applier
 	dest    v1alpha1.ApplicationDestination
 	remote  *remote
+	cluster *clusters.Cluster // nil: the cluster mlcd runs in
 }
 
 type targetKey struct{}
@@ -141,7 +143,16 @@ func (r *ApplicationReconciler) target(ctx context.Context, app *v1alpha1.Applic
 	if msg := rem.down.Load(); msg != nil {
 		return ctx, fail(v1alpha1.ConditionComparisonError, true, "cluster %s is unreachable: %s; nothing is applied or pruned there until it answers", c, *msg)
 	}
-	return context.WithValue(ctx, targetKey{}, &target{applier: rem.applier, dest: dest, remote: rem}), nil
+	return context.WithValue(ctx, targetKey{}, &target{applier: rem.applier, dest: dest, remote: rem, cluster: c}), nil
+}
+
+// clusterPermits checks every object against the destination cluster
+// Secret's namespaces (not only the destination namespace).
+func clusterPermits(ctx context.Context, objs []*unstructured.Unstructured) error {
+	if t, ok := ctx.Value(targetKey{}).(*target); ok && t.cluster != nil {
+		return t.cluster.PermitsObjects(objs)
+	}
+	return nil
 }
 
 // permitsDestination checks the project's destinations against the app's

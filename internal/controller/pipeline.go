@@ -97,6 +97,9 @@ func (r *ApplicationReconciler) build(ctx context.Context, app *v1alpha1.Applica
 	if err != nil {
 		return nil, fromDesired(err)
 	}
+	if err := clusterPermits(ctx, st.Objects); err != nil {
+		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+	}
 	return st, nil
 }
 
