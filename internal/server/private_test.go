@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlcd-dev/mlcd/internal/controller"
 	"github.com/mlcd-dev/mlcd/internal/registry"
@@ -77,6 +78,11 @@ spec:
 	createYAML(t, e, fmt.Sprintf(p, e.ns))
 	e.createFraudAppIn("escape", "elsewhere", url, dest+"-x")
 	head := gittest.Git(t, repo.Dir, "rev-parse", "main")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if code, _ := e.call(http.MethodGet, "/api/v1/applications/escape", adminToken, nil); code == http.StatusOK {
+			break // the server reads a cache
+		}
+	}
 	code, body = e.call(http.MethodPost, "/api/v1/applications/escape/rollback", adminToken, strings.NewReader(`{}`))
 	if code != http.StatusForbidden || !strings.Contains(body, "not permitted") {
 		t.Errorf("rollback of an app whose repository its project does not allow: %d %s", code, body)
