@@ -33,6 +33,7 @@ type controllerFlags struct {
 	as            string
 	metricsListen string
 	appNamespaces string
+	setNamespaces string
 	pollInterval  time.Duration
 	syncTimeout   time.Duration
 	cacheDir      string
@@ -58,6 +59,7 @@ func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 	cmd.Flags().StringVar(&f.egressAllow, "egress-allow", egressDefault, "address ranges that analysis metrics (web, Prometheus, golden sets) may reach besides public ones: comma-separated loopback, private (RFC 1918, 100.64/10, fc00::/7) or CIDRs such as 10.96.0.0/12; link-local and cloud-metadata addresses are always refused")
 	cmd.Flags().StringVar(&f.as, "as", "", "act as this user (impersonation), e.g. system:serviceaccount:argocd:mlcd-controller to run with the RBAC of deploy/")
 	cmd.Flags().StringVar(&f.appNamespaces, "app-namespaces", "", "comma-separated globs of further namespaces whose Applications are reconciled, each only if its AppProject lists the namespace in spec.sourceNamespaces (default: only the control-plane namespace)")
+	cmd.Flags().StringVar(&f.setNamespaces, "applicationset-namespaces", "", "comma-separated globs of further namespaces whose ApplicationSets are reconciled (default: only the control-plane namespace's: a set's generators read repositories and create Applications with the controller's rights)")
 	cmd.Flags().DurationVar(&f.pollInterval, "poll-interval", v1alpha1.DefaultPollInterval, "how often repositories are fetched without a refresh request")
 	cmd.Flags().DurationVar(&f.syncTimeout, "sync-timeout", controller.DefaultSyncTimeout, "how long a sync with waves or hooks may take before it fails (a hook that never finishes)")
 	cmd.Flags().StringVar(&f.registry, "registry", "", "model registry URL for model gates and write-back (default $MLFLOW_TRACKING_URI)")
@@ -78,6 +80,12 @@ func (f *controllerFlags) options(cacheDir, registryURL string, rec *metrics.Rec
 			nss = append(nss, ns)
 		}
 	}
+	var setNss []string
+	for _, ns := range strings.Split(f.setNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			setNss = append(setNss, ns)
+		}
+	}
 	shard, err := f.shardIndex()
 	if err != nil {
 		return controller.ManagerOptions{}, err
@@ -87,7 +95,7 @@ func (f *controllerFlags) options(cacheDir, registryURL string, rec *metrics.Rec
 		return controller.ManagerOptions{}, fmt.Errorf("--egress-allow: %w", err)
 	}
 	o := controller.ManagerOptions{
-		Options:        controller.Options{Egress: eg, PollInterval: f.pollInterval, SyncTimeout: f.syncTimeout, AppNamespaces: nss, ControllerNamespace: f.namespace, MaxConcurrentReconciles: f.concurrency, Shard: shard, Shards: f.shards},
+		Options:        controller.Options{Egress: eg, PollInterval: f.pollInterval, SyncTimeout: f.syncTimeout, AppNamespaces: nss, AppSetNamespaces: setNss, ControllerNamespace: f.namespace, MaxConcurrentReconciles: f.concurrency, Shard: shard, Shards: f.shards},
 		CacheDir:       cacheDir,
 		LeaderElection: f.leaderElect,
 	}

@@ -50,6 +50,13 @@ type Options struct {
 	// reconciled, each only if its project's sourceNamespaces lists the
 	// namespace (Argo CD's "apps in any namespace").
 	AppNamespaces []string
+	// AppSetNamespaces are globs of further namespaces whose
+	// ApplicationSets are reconciled (Argo CD's
+	// --applicationset-namespaces). Default none: a set generates apps
+	// with the controller's credentials and reads any repository its
+	// generators name, so only the control-plane namespace's are
+	// reconciled unless an admin opts a namespace in.
+	AppSetNamespaces []string
 	// MaxConcurrentReconciles defaults to DefaultConcurrency.
 	MaxConcurrentReconciles int
 	// Registry gates governed apps and receives write-backs; nil means

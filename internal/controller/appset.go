@@ -43,7 +43,7 @@ func (r *ApplicationSetReconciler) setup(mgr ctrl.Manager) error {
 // Reconcile generates, renders and applies one set.
 func (r *ApplicationSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ar := r.apps
-	if !ar.namespaceWatched(req.Namespace) {
+	if req.Namespace != ar.Options.ControllerNamespace && !v1alpha1.GlobAny(ar.Options.AppSetNamespaces, req.Namespace) {
 		return ctrl.Result{}, nil
 	}
 	set := &v1alpha1.ApplicationSet{}

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/controller"
@@ -433,5 +434,67 @@ func TestTransientFailureBacksOff(t *testing.T) {
 	}
 	if st := h.app("unreachable").Status.Sync.Status; st != v1alpha1.SyncStatusUnknown {
 		t.Errorf("sync = %s, want Unknown", st)
+	}
+}
+
+// TestTenantApplicationSetIgnored: an ApplicationSet in a namespace whose
+// Applications are reconciled (--app-namespaces) is not reconciled unless
+// --applicationset-namespaces names it: it would read repositories and
+// create Applications with the controller's rights. Opted in, it is.
+func TestTenantApplicationSetIgnored(t *testing.T) {
+	env := clustertest.Get(t)
+	tenant := env.Namespace(t)
+	glob := tenant[:len(tenant)-2] + "*"
+	repo := gittest.New(t)
+	repo.Write(map[string]string{"manifests/a.yaml": cm("set-cm")}).Commit("one ConfigMap")
+	set := `apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: tenant-set, namespace: ` + tenant + `}
+spec:
+  generators: [{list: {elements: [{suffix: one}]}}]
+  template:
+    metadata: {name: "gen-{{suffix}}"}
+    spec:
+      project: default
+      source: {repoURL: ` + repo.URL() + `, targetRevision: main, path: manifests}
+      destination: {server: https://kubernetes.default.svc, namespace: ` + tenant + `}
+`
+	for _, optIn := range []bool{false, true} {
+		o := controller.Options{PollInterval: time.Minute, AppNamespaces: []string{glob}}
+		if optIn {
+			o.AppSetNamespaces = []string{glob}
+		}
+		h := startOpts(t, o)
+		obj := &v1alpha1.ApplicationSet{}
+		if err := yaml.Unmarshal([]byte(set), obj); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.c.Create(context.Background(), obj); err != nil {
+			t.Fatal(err)
+		}
+		gen := func() bool {
+			return h.c.Get(context.Background(), types.NamespacedName{Namespace: tenant, Name: "gen-one"}, &v1alpha1.Application{}) == nil
+		}
+		if optIn {
+			h.eventually(30*time.Second, "the opted-in set generates", func() (bool, string) {
+				cur := &v1alpha1.ApplicationSet{}
+				_ = h.c.Get(context.Background(), types.NamespacedName{Namespace: tenant, Name: "tenant-set"}, cur)
+				return gen(), fmt.Sprint(cur.Status.Conditions)
+			})
+		} else {
+			time.Sleep(3 * time.Second)
+			if gen() {
+				t.Fatal("a tenant's ApplicationSet was reconciled without --applicationset-namespaces")
+			}
+		}
+		if optIn {
+			return
+		}
+		h.stop()
+		h.stop = func() {}
+		_ = h.c.Delete(context.Background(), obj)
+		h.eventually(10*time.Second, "set gone", func() (bool, string) {
+			return h.c.Get(context.Background(), types.NamespacedName{Namespace: tenant, Name: "tenant-set"}, &v1alpha1.ApplicationSet{}) != nil, ""
+		})
 	}
 }
