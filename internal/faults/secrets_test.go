@@ -34,7 +34,8 @@ import (
 // person or tool reads: the controller's and the server's logs, the
 // Events, the Applications (status, conditions, operation state,
 // annotations), every API read route, the live stream, a refused webhook's
-// answer and the web UI.
+// answer, a rollback's answer, the ModelRollouts, the registry's answers
+// and the web UI.
 func TestNoSecretLeaks(t *testing.T) {
 	const (
 		repoPass   = "gitpass-PLANTED-1a2b"
@@ -118,6 +119,21 @@ func TestNoSecretLeaks(t *testing.T) {
 		ann, _ := json.Marshal(a.Annotations)
 		channels["app "+a.Name+" status"] = string(st)
 		channels["app "+a.Name+" annotations"] = string(ann)
+	}
+	// ModelRollouts (their analysis measurements) and what the registry
+	// answers a reader.
+	var rollouts v1alpha1.ModelRolloutList
+	w.c.List(ctx, &rollouts, client.InNamespace(w.ns))
+	mr, _ := json.Marshal(rollouts.Items)
+	channels["model rollouts"] = string(mr)
+	for _, p := range []string{"/api/2.0/mlflow/registered-models/search", "/api/2.0/mlflow/model-versions/search"} {
+		req, _ := http.NewRequest("GET", reg.URL+p, nil)
+		req.Header.Set("Authorization", "Bearer "+regToken)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			channels["registry "+p] = string(b)
+		}
 	}
 	checked := 0
 	for name, text := range channels {
@@ -206,6 +222,9 @@ func (w *world) serveAPI(token, registryURL string) map[string]string {
 		w.t.Errorf("wrongly signed webhook: %d %s", st, body)
 	}
 	out["webhook answer"] = body
+	// A rollback pushes with the repository Secret's credentials: its
+	// answer (pushed or refused) names none of them.
+	_, out["rollback answer"] = get("POST", "/api/v1/applications/authed/rollback", `{"reason": "sweep"}`, map[string]string{"Content-Type": "application/json"}, 30*time.Second)
 	logs, _ := os.ReadFile(logPath)
 	out["server log"] = string(logs)
 	return out
