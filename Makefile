@@ -1,4 +1,4 @@
-# The two commands of the README: `make up` (or `go run ./cmd/mlcd up`) and `make test`.
+# The two commands of the README: `make up` and `make test`.
 # LDFLAGS must equal localcluster.LDFlags (a unit test checks it): without the
 # version the API server reports v0.0.0 and kubectl and Helm refuse it.
 LDFLAGS := -X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean
@@ -18,8 +18,12 @@ bin/mlcd: FORCE
 controlplane:
 	cd controlplane && $(GO) build -ldflags "$(LDFLAGS)" -o ../bin/mlcd-controlplane .
 
+# mlcd up, compiled first with a running count of packages (a first build
+# compiles for minutes); flags through ARGS, e.g. make up ARGS="--repo URL".
 up:
-	$(GO) run ./cmd/mlcd up
+	@rm -f bin/mlcd; echo "compiling mlcd with $(GOTOOLCHAIN) (a first build: a few minutes) ..."; \
+	$(GO) build -v -o bin/mlcd ./cmd/mlcd 2>&1 | awk '/^#|:/ {print; next} {n++; if (n % 100 == 0) printf "  %d packages compiled\n", n; fflush()}'; \
+	test -x bin/mlcd && exec bin/mlcd up $(ARGS)
 
 vet:
 	$(GO) vet ./...
