@@ -14,6 +14,6 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCmd(), newRegistryCmd(), newModelCmd(), newControllerCmd(), newServerCmd(), newAppCmd(), newAppSetCmd(), newRolloutCmd(), newInfraCmd())
+	root.AddCommand(newUpCmd(), newRegistryCmd(), newModelCmd(), newControllerCmd(), newServerCmd(), newAppCmd(), newAppSetCmd(), newRolloutCmd(), newInfraCmd(), newDiffCmd())
 	return root
 }
