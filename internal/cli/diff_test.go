@@ -31,7 +31,9 @@ func TestDiffCommand(t *testing.T) {
 		t.Errorf("--exit-code with a change: %v", err)
 	}
 	out, _ = run(append(args, "-o", "json")...)
-	var res struct{ Apps []struct{ App, Status string } }
+	var res struct {
+		Apps []struct{ App, Status string }
+	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Apps) != 1 {
 		t.Errorf("-o json: %v %s", err, out)
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
-	"github.com/mlcd-dev/mlcd/internal/health"
 	"github.com/mlcd-dev/mlcd/internal/desired"
+	"github.com/mlcd-dev/mlcd/internal/health"
 	"github.com/mlcd-dev/mlcd/internal/inventory"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 )

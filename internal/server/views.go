@@ -19,9 +19,9 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
-	"github.com/mlcd-dev/mlcd/internal/repocreds"
 	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/registry"
+	"github.com/mlcd-dev/mlcd/internal/repocreds"
 	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
