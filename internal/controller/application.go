@@ -31,6 +31,9 @@ import (
 
 // Options configure the Application reconciler.
 type Options struct {
+	// NoGitNotes turns off the deployment notes (refs/notes/mlcd) written
+	// to a governed app's repository once it runs a commit healthy.
+	NoGitNotes bool
 	// Egress is the policy for every request a tenant's analysis metric
 	// aims (web, Prometheus, golden sets): the zero policy reaches public
 	// addresses only.
@@ -104,6 +107,7 @@ type ApplicationReconciler struct {
 	// controller wrote, and a reconcile from it would redo the sync.
 	superseded map[types.NamespacedName]superseded
 	models     modelState
+	notes      notes
 
 	// later requeues apps whose reconcile ended in a terminal error at
 	// the next poll.

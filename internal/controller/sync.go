@@ -100,6 +100,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	}
 	if in.gov != nil && !outOfSync && app.Status.Health.Status == v1alpha1.HealthHealthy {
 		r.writeBack(ctx, app, in.gov, in.sha)
+		r.recordNote(ctx, app, in.gov, in.src.RepoURL, in.src.TargetRevision, in.sha)
 		r.promoteAfterSoak(ctx, app, in.gov, in.src)
 	}
 	if rr := run.rollout; rr != nil && rr.requeue > 0 {
