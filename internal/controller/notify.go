@@ -94,11 +94,19 @@ func (n *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			errs = append(errs, fmt.Errorf("template %s: %w", s.Trigger, err))
 			continue
 		}
-		p := notify.Payload{
+		status, err := cfg.Status(app, ev)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("template %s github.status: %w", s.Trigger, err))
+			continue
+		}
+		p := notify.Payload{Status: status,
 			Application: app.Name, Namespace: app.Namespace, Project: app.Spec.Project, Trigger: s.Trigger, Recipients: s.Recipients,
 			Revision: app.Status.Sync.Revision, SyncStatus: app.Status.Sync.Status, Health: app.Status.Health.Status,
 			Model: app.Annotations[v1alpha1.AppAnnotationModel], Version: app.Annotations[v1alpha1.AppAnnotationVersion], Message: msg,
 			Commit: ev.Commit, Author: ev.Author,
+		}
+		if src := app.SourceOf(); src != nil {
+			p.RepoURL = src.RepoURL
 		}
 		if err := notify.Send(ctx, svc, p); err != nil {
 			errs = append(errs, err)

@@ -34,6 +34,8 @@ type Service struct {
 	// SMTP for email.
 	Host, From, Username, Password string
 	Port                           int
+	// Commit statuses (github, gitlab): a token, or a GitHub App.
+	Token, AppID, InstallationID, PrivateKey string
 }
 
 // Config is the parsed ConfigMap and Secret.
@@ -42,12 +44,15 @@ type Config struct {
 	// Templates are message templates by trigger (template.<trigger>,
 	// key `message`); Go templates over {app, event}.
 	Templates map[string]string
+	// Statuses are the commit statuses templates set (template.<trigger>,
+	// key `github.status`).
+	Statuses map[string]CommitStatus
 }
 
 // ParseConfig reads argocd-notifications-cm data; "$key" values are
 // looked up in the secret's data.
 func ParseConfig(data map[string]string, secret map[string][]byte) (*Config, error) {
-	cfg := &Config{Services: map[string]Service{}, Templates: map[string]string{}}
+	cfg := &Config{Services: map[string]Service{}, Templates: map[string]string{}, Statuses: map[string]CommitStatus{}}
 	resolve := func(v string) string {
 		if k, ok := strings.CutPrefix(v, "$"); ok {
 			return string(secret[k])
@@ -102,14 +107,32 @@ func ParseConfig(data map[string]string, secret map[string][]byte) (*Config, err
 			}
 			name := strings.TrimPrefix(strings.TrimPrefix(k, "service."), "email.")
 			cfg.Services[name] = Service{Name: name, Kind: "email", Host: resolve(e.Host), Port: e.Port, From: resolve(e.From), Username: resolve(e.Username), Password: resolve(e.Password)}
+		case k == "service.github" || strings.HasPrefix(k, "service.github.") || k == "service.gitlab" || strings.HasPrefix(k, "service.gitlab."):
+			rest := strings.TrimPrefix(k, "service.")
+			kind, _, _ := strings.Cut(rest, ".")
+			name := strings.TrimPrefix(strings.TrimPrefix(rest, kind), ".")
+			if name == "" {
+				name = kind
+			}
+			svc, err := commitStatusService(kind, name, v, resolve)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			cfg.Services[name] = svc
 		case strings.HasPrefix(k, "template."):
 			var t struct {
 				Message string `json:"message"`
+				GitHub  struct {
+					Status *CommitStatus `json:"status"`
+				} `json:"github"`
 			}
 			if err := yaml.Unmarshal([]byte(v), &t); err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
 			}
 			cfg.Templates[strings.TrimPrefix(k, "template.")] = t.Message
+			if t.GitHub.Status != nil {
+				cfg.Statuses[strings.TrimPrefix(k, "template.")] = *t.GitHub.Status
+			}
 		}
 	}
 	return cfg, nil
@@ -131,6 +154,9 @@ type Payload struct {
 	Commit  string `json:"commit,omitempty"`
 	Author  string `json:"author,omitempty"`
 	Message string `json:"message"`
+	// RepoURL and Status serve commit-status services (github, gitlab).
+	RepoURL string        `json:"repoURL,omitempty"`
+	Status  *CommitStatus `json:"-"`
 }
 
 // Message renders the trigger's template (default: a line saying what
@@ -148,21 +174,31 @@ func (c *Config) Message(app *v1alpha1.Application, ev Event) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// Argo CD's templates see the app as JSON: {{.app.metadata.name}}.
+	var b bytes.Buffer
+	err = t.Execute(&b, templateData(app, ev))
+	return b.String(), err
+}
+
+// templateData is what templates see: Argo CD's templates see the app as
+// JSON ({{.app.metadata.name}}).
+func templateData(app *v1alpha1.Application, ev Event) map[string]any {
 	raw, _ := json.Marshal(app)
 	var generic map[string]any
 	_ = json.Unmarshal(raw, &generic)
-	var b bytes.Buffer
-	err = t.Execute(&b, map[string]any{"app": generic, "event": ev})
-	return b.String(), err
+	return map[string]any{"app": generic, "event": ev}
 }
+
+func yamlUnmarshal(data []byte, v any) error { return yaml.Unmarshal(data, v) }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 // Send delivers one notification, retrying transient failures.
 func Send(ctx context.Context, svc Service, p Payload) error {
-	if svc.Kind == "email" {
+	switch svc.Kind {
+	case "email":
 		return sendMail(ctx, svc, p)
+	case "github", "gitlab":
+		return sendStatus(ctx, svc, p)
 	}
 	var body []byte
 	switch svc.Kind {
@@ -213,6 +249,11 @@ func Send(ctx context.Context, svc Service, p Payload) error {
 func redact(msg string, svc Service) string {
 	if svc.URL != "" {
 		msg = strings.ReplaceAll(msg, svc.URL, "<"+svc.Name+" url>")
+	}
+	for _, s := range []string{svc.Token, svc.Password, svc.Secret} {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "***")
+		}
 	}
 	return msg
 }
