@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,7 +47,23 @@ func TestRollbackToAPrivateRepository(t *testing.T) {
 	e.mlcd(adminToken, "app", "refresh", "fd")
 	e.waitApp("fd", "Synced+Healthy at v2.3.2", synced("v2.3.2"))
 
+	// The host refuses the push (a pre-receive hook, as branch protection
+	// does): the answer names the remote's reason, nothing lands.
+	hook := filepath.Join(repo.Dir, ".git", "hooks", "pre-receive")
+	_ = os.MkdirAll(filepath.Dir(hook), 0o755)
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho 'protected branch: reverts need a review' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := gittest.Git(t, repo.Dir, "rev-parse", "main")
 	code, body := e.call(http.MethodPost, "/api/v1/applications/fd/rollback", adminToken, strings.NewReader(`{"reason": "latency"}`))
+	if code != http.StatusConflict || !strings.Contains(body, "protected branch: reverts need a review") || strings.Contains(body, password) {
+		t.Errorf("a refused push: %d %s", code, body)
+	}
+	if now := gittest.Git(t, repo.Dir, "rev-parse", "main"); now != before {
+		t.Fatal("a refused push moved the branch")
+	}
+	os.Remove(hook)
+	code, body = e.call(http.MethodPost, "/api/v1/applications/fd/rollback", adminToken, strings.NewReader(`{"reason": "latency"}`))
 	if code != http.StatusOK || strings.Contains(body, password) {
 		t.Fatalf("rollback: %d %s", code, body)
 	}
