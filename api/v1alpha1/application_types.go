@@ -378,6 +378,21 @@ type ResourceResult struct {
 	SyncPhase string `json:"syncPhase,omitempty"`
 }
 
+// DeployedRevision is the commit that last changed what the app applies:
+// its newest history entry (one is written only when something was
+// applied), else the last sync's revision, else the compared one. Lineage
+// names it; status.sync.revision moves with every commit to the
+// repository.
+func (a *Application) DeployedRevision() string {
+	if n := len(a.Status.History); n > 0 && a.Status.History[n-1].Revision != "" {
+		return a.Status.History[n-1].Revision
+	}
+	if op := a.Status.OperationState; op != nil && op.SyncResult != nil && op.SyncResult.Revision != "" {
+		return op.SyncResult.Revision
+	}
+	return a.Status.Sync.Revision
+}
+
 // SourceOf returns the app's single source (Sources[0] for multi-source
 // apps, which mlcd does not support beyond the first).
 func (a *Application) SourceOf() *ApplicationSource {

@@ -43,12 +43,12 @@ const (
 	AppAnnotationVersion     = "mlcd.io/model-version"
 )
 
-// Lineage annotations on every workload of a governed app.
+// Lineage annotations on every workload of a governed app (none carries
+// a commit: the app's history says which commit deployed the version).
 const (
 	AnnotationModel        = "mlcd.io/model"
 	AnnotationModelVersion = "mlcd.io/model-version"
 	AnnotationRunID        = "mlcd.io/registry-run-id"
-	AnnotationGitSHA       = "mlcd.io/git-sha"
 )
 
 // Model ownership, set by an admin in the control-plane namespace: an

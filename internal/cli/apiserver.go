@@ -154,7 +154,7 @@ func ensureAdminToken(stateDir string) (file, token string, err error) {
 // secret stored where the receiver reads it (argocd-secret). A version
 // registered after its gate refused it is then deployed within seconds.
 func subscribeRegistry(ctx context.Context, c client.Client, namespace, registryURL, apiURL string) error {
-	rc, err := registry.NewClient(registry.ClientOptions{URL: registryURL})
+	rc, err := registry.NewClient(registry.ClientOptions{URL: registryURL, Token: os.Getenv("MLFLOW_TRACKING_TOKEN")})
 	if err != nil {
 		return err
 	}

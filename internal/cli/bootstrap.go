@@ -88,7 +88,7 @@ var exampleVersions = []struct {
 // seedExampleRegistry registers the example's model versions in the
 // embedded registry, once: a model that exists is left alone.
 func seedExampleRegistry(ctx context.Context, url string) error {
-	c, err := registry.NewClient(registry.ClientOptions{URL: url})
+	c, err := registry.NewClient(registry.ClientOptions{URL: url, Token: os.Getenv("MLFLOW_TRACKING_TOKEN")})
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ type controllerFlags struct {
 	leaseDuration time.Duration
 	egressAllow   string
 	gitNotes      bool
+	committer     string
 }
 
 func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
@@ -58,6 +59,7 @@ func (f *controllerFlags) add(cmd *cobra.Command, withKubeconfig bool) {
 		egressDefault = "loopback" // mlcd up: the local example's servers run on 127.0.0.1
 	}
 	cmd.Flags().StringVar(&f.egressAllow, "egress-allow", egressDefault, "address ranges that analysis metrics (web, Prometheus, golden sets) may reach besides public ones: comma-separated loopback, private (RFC 1918, 100.64/10, fc00::/7) or CIDRs such as 10.96.0.0/12; link-local and cloud-metadata addresses are always refused")
+	cmd.Flags().StringVar(&f.committer, "committer", "mlcd <mlcd@localhost>", "the identity mlcd commits reverts, promotions and notes as (never the host's user.name)")
 	cmd.Flags().BoolVar(&f.gitNotes, "git-notes", true, "record on each commit a governed app runs healthy a note under refs/notes/mlcd of its repository (app, environment, model version, health), pushed with the repository's credentials")
 	cmd.Flags().StringVar(&f.as, "as", "", "act as this user (impersonation), e.g. system:serviceaccount:argocd:mlcd-controller to run with the RBAC of deploy/")
 	cmd.Flags().StringVar(&f.appNamespaces, "app-namespaces", "", "comma-separated globs of further namespaces whose Applications are reconciled, each only if its AppProject lists the namespace in spec.sourceNamespaces (default: only the control-plane namespace)")
@@ -97,7 +99,7 @@ func (f *controllerFlags) options(cacheDir, registryURL string, rec *metrics.Rec
 		return controller.ManagerOptions{}, fmt.Errorf("--egress-allow: %w", err)
 	}
 	o := controller.ManagerOptions{
-		Options:        controller.Options{Egress: eg, NoGitNotes: !f.gitNotes, PollInterval: f.pollInterval, SyncTimeout: f.syncTimeout, AppNamespaces: nss, AppSetNamespaces: setNss, ControllerNamespace: f.namespace, MaxConcurrentReconciles: f.concurrency, Shard: shard, Shards: f.shards},
+		Options:        controller.Options{Egress: eg, NoGitNotes: !f.gitNotes, CommitterName: committerName(f.committer), CommitterEmail: committerEmail(f.committer), PollInterval: f.pollInterval, SyncTimeout: f.syncTimeout, AppNamespaces: nss, AppSetNamespaces: setNss, ControllerNamespace: f.namespace, MaxConcurrentReconciles: f.concurrency, Shard: shard, Shards: f.shards},
 		CacheDir:       cacheDir,
 		LeaderElection: f.leaderElect,
 	}
@@ -237,4 +239,18 @@ func (f *controllerFlags) shardIndex() (int, error) {
 		return 0, fmt.Errorf("shard %d is not below --shards %d", shard, f.shards)
 	}
 	return shard, nil
+}
+
+// committerName and committerEmail split "Name <email>".
+func committerName(s string) string {
+	name, _, _ := strings.Cut(s, "<")
+	return strings.TrimSpace(name)
+}
+
+func committerEmail(s string) string {
+	_, rest, ok := strings.Cut(s, "<")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), ">"))
 }

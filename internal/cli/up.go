@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +29,7 @@ type upOptions struct {
 	port           int
 	podReadyDelay  time.Duration
 	registryListen string
+	registryOpen   bool
 	repo           string
 	revision       string
 	path           string
@@ -63,6 +66,7 @@ No containers run: simulated nodes mark scheduled pods Running and Ready.`,
 	o.creds.add(cmd)
 	cmd.Flags().StringVar(&o.apiListen, "api-listen", "127.0.0.1:8080", "address of the API server and /metrics (a free port is used if this one is taken)")
 	o.controller.add(cmd, false)
+	cmd.Flags().BoolVar(&o.registryOpen, "registry-insecure-no-auth", false, "serve the embedded registry without a token (by default it requires the bearer token mlcd up writes to <state-dir>/registry/token)")
 	cmd.Flags().StringVar(&o.registryListen, "registry-listen", "127.0.0.1:5000", "address of the embedded model registry (a free port is used if this one is taken)")
 	return cmd
 }
@@ -132,6 +136,16 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 		listen: o.registryListen,
 		db:     filepath.Join(o.stateDir, "registry", "registry.db"),
 	}
+	tokenFile := ""
+	if !o.registryOpen {
+		// The registry requires a token by default: any local process (or
+		// a page the browser has open) could otherwise move aliases.
+		if tokenFile, regOpts.authToken, err = ensureRegistryToken(o.stateDir); err != nil {
+			_ = stopCluster()
+			return fmt.Errorf("create the registry token: %w", err)
+		}
+		os.Setenv("MLFLOW_TRACKING_TOKEN", regOpts.authToken) // this process's registry clients
+	}
 	regSrv, regLn, err := startRegistry(regOpts, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil && strings.Contains(err.Error(), "cannot listen") {
 		regOpts.listen = "127.0.0.1:0"
@@ -145,6 +159,9 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 	go func() { regErr <- serveUntil(ctx, regSrv, regLn) }()
 	fmt.Fprintf(out, "model registry (MLflow API): http://%s (db %s)\n", regLn.Addr(), regOpts.db)
 	fmt.Fprintf(out, "  export MLFLOW_TRACKING_URI=http://%s\n", regLn.Addr())
+	if tokenFile != "" {
+		fmt.Fprintf(out, "  export MLFLOW_TRACKING_TOKEN=$(cat %s)\n", tokenFile)
+	}
 
 	ctrlErr := make(chan error, 1)
 	if !o.noSync {
@@ -242,4 +259,22 @@ func startSync(ctx context.Context, out io.Writer, cfg *rest.Config, o upOptions
 	fmt.Fprintf(out, "controller syncing: applied %d manifests from %s (path %s); logs in %s\n", n, repoURL, o.path, logFile.Name())
 	fmt.Fprintln(out, "  kubectl get applications -A")
 	return nil
+}
+
+// ensureRegistryToken is the embedded registry's bearer token, kept in
+// <stateDir>/registry/token (0600) across restarts.
+func ensureRegistryToken(stateDir string) (file, token string, err error) {
+	file = filepath.Join(stateDir, "registry", "token")
+	if data, err := os.ReadFile(file); err == nil && len(strings.TrimSpace(string(data))) >= 32 {
+		return file, strings.TrimSpace(string(data)), nil
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return "", "", err
+	}
+	b := make([]byte, 24)
+	if _, err := io.ReadFull(rand.Reader, b); err != nil {
+		return "", "", err
+	}
+	token = hex.EncodeToString(b)
+	return file, token, os.WriteFile(file, []byte(token+"\n"), 0o600)
 }

@@ -34,6 +34,9 @@ type Options struct {
 	// NoGitNotes turns off the deployment notes (refs/notes/mlcd) written
 	// to a governed app's repository once it runs a commit healthy.
 	NoGitNotes bool
+	// CommitterName and CommitterEmail commit mlcd's writes (reverts,
+	// promotions, notes); default "mlcd" <mlcd@localhost>.
+	CommitterName, CommitterEmail string
 	// Egress is the policy for every request a tenant's analysis metric
 	// aims (web, Prometheus, golden sets): the zero policy reaches public
 	// addresses only.

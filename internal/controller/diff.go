@@ -49,7 +49,7 @@ func (r *ApplicationReconciler) Diff(ctx context.Context, app *v1alpha1.Applicat
 	}
 	if gov != nil {
 		_ = r.resolve(ctx, gov)
-		stampLineage(st.Objects, gov, sha)
+		stampLineage(st.Objects, gov)
 	}
 	// status.resources is writable by whoever may write the app: only
 	// inventory objects the project permits are read, and only those the

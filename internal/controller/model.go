@@ -171,8 +171,12 @@ func isWorkload(o *unstructured.Unstructured) bool {
 	return false
 }
 
-// stampLineage annotates workloads with model, version, run and commit.
-func stampLineage(objs []*unstructured.Unstructured, g *governed, sha string) {
+// stampLineage annotates workloads with model, version and registry run:
+// values that change only when the model's version does. No per-commit
+// value is stamped (as Argo CD's tracking annotation carries no revision):
+// a commit that does not change an app's render writes none of its objects.
+// Which commit deployed the version is the app's history (lineage).
+func stampLineage(objs []*unstructured.Unstructured, g *governed) {
 	for _, o := range objs {
 		if !isWorkload(o) {
 			continue
@@ -183,7 +187,6 @@ func stampLineage(objs []*unstructured.Unstructured, g *governed, sha string) {
 		}
 		ann[v1alpha1.AnnotationModel] = g.policy.Spec.RegisteredModel
 		ann[v1alpha1.AnnotationModelVersion] = g.version
-		ann[v1alpha1.AnnotationGitSHA] = sha
 		if g.reg != nil && g.reg.RunID != "" {
 			ann[v1alpha1.AnnotationRunID] = g.reg.RunID
 		}

@@ -66,7 +66,7 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 			// decides whether anything may be applied.
 			log.FromContext(ctx).Info("model version not resolved", "app", app.Namespace+"/"+app.Name, "error", err.Error())
 		}
-		stampLineage(st.Objects, gov, sha)
+		stampLineage(st.Objects, gov)
 	}
 	r.stampShard(st.Objects)
 	if serr := r.watchKinds(ctx, st); serr != nil {

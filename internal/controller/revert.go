@@ -14,6 +14,7 @@ import (
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 	"github.com/mlcd-dev/mlcd/internal/promote"
+	"github.com/mlcd-dev/mlcd/internal/repocreds"
 	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
 
@@ -162,9 +163,9 @@ func (r *ApplicationReconciler) writeRemote(ctx context.Context, app *v1alpha1.A
 	if err := proj.PermitsSource(repoURL); err != nil {
 		return promote.Remote{}, err
 	}
-	creds, err := r.repoCredentials(ctx, proj.Name, repoURL)
+	creds, err := repocreds.LookupWrite(ctx, r.client, r.Options.ControllerNamespace, proj.Name, repoURL)
 	if err != nil {
 		return promote.Remote{}, fmt.Errorf("read repository credentials: %w", err)
 	}
-	return promote.Remote{URL: repoURL, Creds: creds}, nil
+	return promote.Remote{URL: repoURL, Creds: creds, Name: r.Options.CommitterName, Email: r.Options.CommitterEmail}, nil
 }

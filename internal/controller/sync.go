@@ -99,8 +99,11 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 		return ctrl.Result{}, refuse(v1alpha1.ConditionSyncError, false, "sync of %s failed and its retries are exhausted: %s; push a new commit or sync by hand", v1alpha1.ShortSHA(in.sha), app.Status.OperationState.Message)
 	}
 	if in.gov != nil && !outOfSync && app.Status.Health.Status == v1alpha1.HealthHealthy {
-		r.writeBack(ctx, app, in.gov, in.sha)
-		r.recordNote(ctx, app, in.gov, in.src.RepoURL, in.src.TargetRevision, in.sha)
+		// The commit that deployed what runs, not the newest compared one:
+		// a commit that did not change the app writes nothing more.
+		deployed := app.DeployedRevision()
+		r.writeBack(ctx, app, in.gov, deployed)
+		r.recordNote(ctx, app, in.gov, in.src.RepoURL, in.src.TargetRevision, deployed)
 		r.promoteAfterSoak(ctx, app, in.gov, in.src)
 	}
 	if rr := run.rollout; rr != nil && rr.requeue > 0 {
@@ -206,10 +209,12 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 		r.forget(run.key)
 		return nil, serr
 	}
-	// History says which revisions were deployed: a sync of a new
-	// revision, or a requested one, adds an entry; a self-heal of the
-	// revision the newest entry already names does not.
-	if run.newRevision || requested || (op.changed && lastHistoryRevision(app) != in.sha) {
+	// History says which revisions were deployed: a sync that applied a
+	// change of a new revision, or a requested one, adds an entry; a
+	// commit that changed nothing the app renders does not (its newest
+	// entry still names the commit that deployed what runs: lineage), nor
+	// does a self-heal of the revision the newest entry already names.
+	if requested || (op.changed && lastHistoryRevision(app) != in.sha) {
 		app.Status.History = inventory.AppendHistory(app.Status.History, v1alpha1.RevisionHistory{
 			Revision: in.sha, DeployedAt: *app.Status.OperationState.FinishedAt, DeployStartedAt: &app.Status.OperationState.StartedAt, Source: recorded(*in.src),
 			Revisions: in.revs, Sources: multiSources(app, in),

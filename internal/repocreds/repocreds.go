@@ -24,6 +24,11 @@ const (
 	SecretTypeLabel = "argocd.argoproj.io/secret-type"
 	SecretTypeRepo  = "repository"
 	SecretTypeCreds = "repo-creds"
+	// Write credentials (Argo CD's source hydrator): used only for
+	// pushes, when a repository's writes need other credentials than its
+	// reads.
+	SecretTypeRepoWrite  = "repository-write"
+	SecretTypeCredsWrite = "repo-write-creds"
 )
 
 // Lookup finds the credentials for repoURL and an app of project in
@@ -33,11 +38,28 @@ const (
 // preferred over an unscoped one. SSH known hosts not in the Secret come
 // from the namespace's argocd-ssh-known-hosts-cm. No Secret: anonymous.
 func Lookup(ctx context.Context, c client.Reader, namespace, project, repoURL string) (source.Credentials, error) {
+	return lookup(ctx, c, namespace, project, repoURL, false)
+}
+
+// LookupWrite is Lookup for a push: a `repository-write` Secret for the
+// repository (or a `repo-write-creds` template covering it) wins, else the
+// read credentials serve.
+func LookupWrite(ctx context.Context, c client.Reader, namespace, project, repoURL string) (source.Credentials, error) {
+	return lookup(ctx, c, namespace, project, repoURL, true)
+}
+
+func lookup(ctx context.Context, c client.Reader, namespace, project, repoURL string, write bool) (source.Credentials, error) {
 	var list corev1.SecretList
 	if err := c.List(ctx, &list, client.InNamespace(namespace), client.HasLabels{SecretTypeLabel}); err != nil {
 		return source.Credentials{}, err
 	}
-	s := Select(list.Items, project, repoURL)
+	var s *corev1.Secret
+	if write {
+		s = selectOf(list.Items, project, repoURL, SecretTypeRepoWrite, SecretTypeCredsWrite)
+	}
+	if s == nil {
+		s = Select(list.Items, project, repoURL)
+	}
 	if s == nil {
 		return source.Credentials{}, nil
 	}
@@ -57,6 +79,12 @@ func Lookup(ctx context.Context, c client.Reader, namespace, project, repoURL st
 // Select picks the Secret for repoURL and an app of project from secrets
 // (see Lookup); nil when none serves it.
 func Select(secrets []corev1.Secret, project, repoURL string) *corev1.Secret {
+	return selectOf(secrets, project, repoURL, SecretTypeRepo, SecretTypeCreds)
+}
+
+// selectOf is Select over Secrets of the types repoType (one repository)
+// and credsType (a template).
+func selectOf(secrets []corev1.Secret, project, repoURL, repoType, credsType string) *corev1.Secret {
 	var best *corev1.Secret
 	bestRank := -1
 	for i := range secrets {
@@ -68,12 +96,12 @@ func Select(secrets []corev1.Secret, project, repoURL string) *corev1.Secret {
 		url := string(s.Data["url"])
 		rank := 0
 		switch s.Labels[SecretTypeLabel] {
-		case SecretTypeRepo:
+		case repoType:
 			if !source.SameRepo(url, repoURL) {
 				continue
 			}
 			rank = 1 << 20
-		case SecretTypeCreds:
+		case credsType:
 			if !source.CredentialsCover(url, repoURL) {
 				continue
 			}

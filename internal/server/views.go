@@ -122,7 +122,12 @@ func isSHA(s string) bool {
 
 // Lineage is commit → model version → registry run → pods.
 type Lineage struct {
-	Revision  string            `json:"revision"`
+	// Revision is the commit that last changed what the app applies (the
+	// one that deployed what runs); ComparedRevision the commit the app
+	// was last compared at (status.sync.revision), which moves with every
+	// commit to the repository.
+	Revision         string `json:"revision"`
+	ComparedRevision string `json:"comparedRevision,omitempty"`
 	Commit    *RevisionMetadata `json:"commit,omitempty"`
 	Model     string            `json:"model,omitempty"`
 	Version   string            `json:"version,omitempty"`
@@ -148,7 +153,7 @@ func (s *Server) lineage(_ http.ResponseWriter, r *http.Request, who *Identity) 
 	if err != nil {
 		return nil, err
 	}
-	out := &Lineage{Revision: app.Status.Sync.Revision, Model: app.Annotations[v1alpha1.AppAnnotationModel], Version: app.Annotations[v1alpha1.AppAnnotationVersion], Workloads: []Workload{}}
+	out := &Lineage{Revision: app.DeployedRevision(), ComparedRevision: app.Status.Sync.Revision, Model: app.Annotations[v1alpha1.AppAnnotationModel], Version: app.Annotations[v1alpha1.AppAnnotationVersion], Workloads: []Workload{}}
 	if src := app.SourceOf(); src != nil && s.o.Revisions != nil && out.Revision != "" {
 		out.Commit, _ = s.o.Revisions.RevisionMetadata(r.Context(), src.RepoURL, out.Revision)
 	}
@@ -166,7 +171,7 @@ func (s *Server) lineage(_ http.ResponseWriter, r *http.Request, who *Identity) 
 			if d.Annotations[manifest.AppAnnotation] != app.Namespace+"/"+app.Name {
 				continue
 			}
-			w := Workload{Kind: "Deployment", Namespace: d.Namespace, Name: d.Name, Version: d.Annotations[v1alpha1.AnnotationModelVersion], Revision: d.Annotations[v1alpha1.AnnotationGitSHA], RunID: d.Annotations[v1alpha1.AnnotationRunID]}
+			w := Workload{Kind: "Deployment", Namespace: d.Namespace, Name: d.Name, Version: d.Annotations[v1alpha1.AnnotationModelVersion], Revision: out.Revision, RunID: d.Annotations[v1alpha1.AnnotationRunID]}
 			out.RunID = cmp.Or(out.RunID, w.RunID)
 			sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 			if err != nil {
@@ -397,7 +402,7 @@ func (s *Server) writeRemote(ctx context.Context, app *v1alpha1.Application, rep
 	if err := proj.PermitsSource(repoURL); err != nil {
 		return promote.Remote{}, &apiError{http.StatusForbidden, err.Error() + ": nothing is pushed"}
 	}
-	creds, err := repocreds.Lookup(ctx, s.reader(), s.o.Namespace, proj.Name, repoURL)
+	creds, err := repocreds.LookupWrite(ctx, s.reader(), s.o.Namespace, proj.Name, repoURL)
 	if err != nil {
 		return promote.Remote{}, fmt.Errorf("read repository credentials: %w", err)
 	}
