@@ -1,6 +1,7 @@
 package render
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +70,33 @@ func TestFileSizeBound(t *testing.T) {
 	_, err := New().Render(Input{Root: dir, Revision: "abc", AppName: "a", Source: v1alpha1.ApplicationSource{Path: "app"}})
 	if err == nil || !strings.Contains(err.Error(), "file app/weights.bin is 100 MiB, larger than the 16 MiB") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// A render that timed out is not started again for the same inputs (a
+// looping template would otherwise hold a CPU at every reconcile); other
+// inputs still render.
+func TestTimedOutRenderNotRetried(t *testing.T) {
+	defer func(d time.Duration) { renderTimeout = d }(renderTimeout)
+	renderTimeout = 200 * time.Millisecond
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "c", "templates"), 0o755)
+	os.WriteFile(filepath.Join(dir, "c", "Chart.yaml"), []byte("apiVersion: v2\nname: c\nversion: 0.1.0\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "c", "templates", "t.yaml"), []byte(`{{ range $i := 100000000 }}{{ end }}`), 0o644)
+	r := New()
+	in := Input{Root: dir, Revision: "abc", AppName: "a", Source: v1alpha1.ApplicationSource{Path: "c", Helm: &v1alpha1.ApplicationSourceHelm{}}}
+	if _, err := r.Render(in); !errors.Is(err, ErrRenderTimeout) {
+		t.Fatalf("first render: %v", err)
+	}
+	started := time.Now()
+	_, err := r.Render(in)
+	if !errors.Is(err, ErrRenderTimeout) || !strings.Contains(err.Error(), "not rendered again") {
+		t.Fatalf("second render: %v", err)
+	}
+	if took := time.Since(started); took > 50*time.Millisecond {
+		t.Errorf("the same inputs were rendered again (%s)", took)
+	}
+	if n := r.Renders(); n != 0 {
+		t.Errorf("%d renders counted", n)
 	}
 }

@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -108,6 +109,9 @@ func helmTemplate(in Input, dir string) ([]*unstructured.Unstructured, map[strin
 		return nil, nil, fmt.Errorf("chart %s values: %s", chartPath, manifest.OneLine(err))
 	}
 	files, err := renderBounded(chrt, renderVals)
+	if errors.Is(err, ErrRenderTimeout) {
+		return nil, nil, fmt.Errorf("chart %s: %w", chartPath, err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("chart %s: template error: %s", chartPath, manifest.OneLine(err))
 	}
@@ -248,6 +252,9 @@ func resolveDependencies(in Input, c any, chartPath string) error {
 // boundedFuncMap is built once: Helm copies it into each render's own map.
 var boundedFuncMap = sync.OnceValue(boundedFuncs)
 
+// ErrRenderTimeout is a render that ran out of time.
+var ErrRenderTimeout = errors.New("render timed out")
+
 // renderTimeout is RenderTimeout; tests shorten it.
 var renderTimeout = RenderTimeout
 
@@ -269,6 +276,6 @@ func renderBounded(chrt ci.Charter, vals common.Values) (map[string]string, erro
 	case r := <-done:
 		return r.files, r.err
 	case <-t.C:
-		return nil, fmt.Errorf("rendering took longer than %s (a template that loops?)", renderTimeout)
+		return nil, fmt.Errorf("%w: rendering took longer than %s (a template that loops?)", ErrRenderTimeout, renderTimeout)
 	}
 }

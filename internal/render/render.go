@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -61,9 +62,12 @@ type Result struct {
 
 // Renderer renders with a cache.
 type Renderer struct {
-	mu      sync.Mutex
-	cache   map[string]*Result
-	renders atomic.Int64
+	mu    sync.Mutex
+	cache map[string]*Result
+	// timedOut are inputs whose render ran out of time: not started again
+	// until they change (a template that loops would hold a CPU per try).
+	timedOut map[string]error
+	renders  atomic.Int64
 	// Observe, when set, is told of every render performed (not of cache
 	// hits): the source type and how long it took.
 	Observe func(sourceType string, took time.Duration)
@@ -91,10 +95,22 @@ func (r *Renderer) Render(in Input) (*Result, error) {
 	k := cacheKey(in)
 	r.mu.Lock()
 	cached, ok := r.cache[k]
+	timedOut := r.timedOut[k]
 	r.mu.Unlock()
+	if timedOut != nil {
+		return nil, fmt.Errorf("%w (not rendered again until its inputs change)", timedOut)
+	}
 	if !ok {
 		started := time.Now()
 		res, err := r.render(in)
+		if errors.Is(err, ErrRenderTimeout) {
+			r.mu.Lock()
+			if r.timedOut == nil || len(r.timedOut) > 10000 {
+				r.timedOut = map[string]error{}
+			}
+			r.timedOut[k] = err
+			r.mu.Unlock()
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -75,8 +75,9 @@ type Options struct {
 
 // Server is the HTTP API.
 type Server struct {
-	o   Options
-	mux *http.ServeMux
+	o       Options
+	mux     *http.ServeMux
+	streams streamCounts
 }
 
 // New returns a Server.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -26,6 +27,13 @@ func (s *Server) streamApps(w http.ResponseWriter, r *http.Request, who *Identit
 	if !ok {
 		return nil, &apiError{http.StatusInternalServerError, "streaming unsupported"}
 	}
+	// Each token holds at most MaxStreamsPerToken streams: a stream holds
+	// a watch on the API server, and a leaked token (or a page opened in
+	// a loop) must not hold thousands.
+	if !s.streams.acquire(who.Name) {
+		return nil, &apiError{http.StatusTooManyRequests, fmt.Sprintf("token %s already holds %d live streams; close one", who.Name, MaxStreamsPerToken)}
+	}
+	defer s.streams.release(who.Name)
 	// A stream has no request timeout (see handle).
 	ctx := r.Context()
 	wi, err := s.o.Watch(ctx)
@@ -54,5 +62,35 @@ func (s *Server) streamApps(w http.ResponseWriter, r *http.Request, who *Identit
 			fmt.Fprintf(w, "event: application\ndata: %s\n\n", data)
 			flusher.Flush()
 		}
+	}
+}
+
+// MaxStreamsPerToken bounds the live streams one token holds at once.
+const MaxStreamsPerToken = 16
+
+// streamCounts counts the open streams per token name.
+type streamCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *streamCounts) acquire(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	if c.n[name] >= MaxStreamsPerToken {
+		return false
+	}
+	c.n[name]++
+	return true
+}
+
+func (c *streamCounts) release(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[name]--; c.n[name] <= 0 {
+		delete(c.n, name)
 	}
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/server"
 )
 
 // A tenant who may write its Application (status included: Applications
@@ -90,5 +92,54 @@ func TestTenantInventoryReadsNothingBeyondItsApp(t *testing.T) {
 			t.Fatalf("lineage of an app with no Deployment of its own: %v %s", err, lineage)
 		}
 		return
+	}
+}
+
+// A token holds at most MaxStreamsPerToken live streams; another token is
+// not affected, and a closed stream frees its slot.
+func TestStreamsPerTokenBounded(t *testing.T) {
+	e := start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func(token string) (int, func()) {
+		sctx, scancel := context.WithCancel(ctx)
+		req, _ := http.NewRequestWithContext(sctx, http.MethodGet, e.url+"/api/v1/stream/applications", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, func() { scancel(); resp.Body.Close() }
+	}
+	var closers []func()
+	for range server.MaxStreamsPerToken {
+		st, c := open(readonlyToken)
+		closers = append(closers, c)
+		if st != http.StatusOK {
+			t.Fatalf("stream: %d", st)
+		}
+	}
+	if st, c := open(readonlyToken); st != http.StatusTooManyRequests {
+		c()
+		t.Fatalf("stream %d of one token: %d", server.MaxStreamsPerToken+1, st)
+	}
+	if st, c := open(adminToken); st != http.StatusOK {
+		t.Errorf("another token's stream: %d", st)
+	} else {
+		c()
+	}
+	closers[0]()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, c := open(readonlyToken)
+		c()
+		if st == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a closed stream's slot was not freed")
+		}
+	}
+	for _, c := range closers[1:] {
+		c()
 	}
 }
