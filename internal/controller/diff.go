@@ -35,42 +35,30 @@ func (r *ApplicationReconciler) Diff(ctx context.Context, app *v1alpha1.Applicat
 	if ctx, serr = r.target(ctx, app, proj); serr != nil {
 		return nil, serr
 	}
-	sha, serr := r.revision(ctx, app, proj, src)
+	d, serr := r.desiredOf(ctx, app, proj, src)
 	if serr != nil {
 		return nil, serr
-	}
-	st, serr := r.build(ctx, app, proj, *src, sha, nil, "")
-	if serr != nil {
-		return nil, serr
-	}
-	gov, serr := r.governance(ctx, app, st.Root, st.Rendered)
-	if serr != nil {
-		return nil, serr
-	}
-	if gov != nil {
-		_ = r.resolve(ctx, gov)
-		stampLineage(st.Objects, gov)
 	}
 	// status.resources is writable by whoever may write the app: only
 	// inventory objects the project permits are read, and only those the
 	// app's own tracking marks are reported.
 	var stale []*unstructured.Unstructured
-	for _, o := range inventory.Stale(app.Status.Resources, st.Objects) {
+	for _, o := range inventory.Stale(app.Status.Resources, d.objs) {
 		if desired.Permitted(proj, destinationOf(ctx, app), []*unstructured.Unstructured{o}) == nil {
 			stale = append(stale, o)
 		}
 	}
 	owner := app.Namespace + "/" + app.Name
-	r.stampShard(st.Objects)
-	live, serr := r.readLive(ctx, st.Objects, stale)
+	objs := d.objs
+	live, serr := r.readLive(ctx, objs, stale)
 	if serr != nil {
 		return nil, serr
 	}
-	keepShard(st.Objects, live)
-	if err := respectOthers(app, st.Objects, live, false); err != nil {
+	keepShard(objs, live)
+	if err := respectOthers(app, objs, live, false); err != nil {
 		return nil, err
 	}
-	out, err := r.applierOf(ctx).Diff(ctx, st.Objects)
+	out, err := r.applierOf(ctx).Diff(ctx, objs)
 	if err != nil {
 		return nil, err
 	}

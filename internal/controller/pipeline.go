@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -37,43 +38,66 @@ func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Appl
 	if ctx, serr = r.target(ctx, app, proj); serr != nil {
 		return ctrl.Result{}, serr
 	}
-	var sha string
-	var revs []string
-	var st *desired.State
-	if app.Spec.Source == nil && len(app.Spec.Sources) > 1 {
-		if st, revs, serr = r.buildSources(ctx, app, proj); serr != nil {
-			return ctrl.Result{}, serr
-		}
-		sha = strings.Join(revs, ",")
-	} else {
-		if sha, serr = r.revision(ctx, app, proj, src); serr != nil {
-			return ctrl.Result{}, serr
-		}
-		r.noticeHead(ctx, app, src, sha)
-		if st, serr = r.build(ctx, app, proj, *src, sha, nil, ""); serr != nil {
-			return ctrl.Result{}, serr
-		}
-	}
-	app.Status.SourceType = st.Rendered.Type
-	gov, serr := r.governance(ctx, app, st.Root, st.Rendered)
+	d, serr := r.desiredOf(ctx, app, proj, src)
 	if serr != nil {
 		return ctrl.Result{}, serr
 	}
-	markModel(app, gov)
-	if gov != nil {
-		if err := r.resolve(ctx, gov); err != nil && !errors.Is(err, registry.ErrNotFound) {
+	if len(d.revs) == 0 {
+		r.noticeHead(ctx, app, src, d.sha)
+	}
+	app.Status.SourceType = d.st.Rendered.Type
+	markModel(app, d.gov)
+	if serr := r.watchKinds(ctx, d.st); serr != nil {
+		return ctrl.Result{}, serr
+	}
+	return r.sync(ctx, app, syncInput{src: src, sha: d.sha, revs: d.revs, objs: d.objs, hooks: d.hooks, gov: d.gov, root: d.st.Root})
+}
+
+// desiredApp is what Git says an app runs at the revision it resolves:
+// one answer for the sync and for the diffs (the API's and `mlcd app
+// diff`), so a diff predicts the sync — multi-source apps with `$ref`
+// value files, hooks kept apart, lineage and shard labels stamped alike.
+type desiredApp struct {
+	sha   string
+	revs  []string // a multi-source app's revisions, one per source
+	st    *desired.State
+	gov   *governed
+	objs  []*unstructured.Unstructured // resources
+	hooks []*unstructured.Unstructured // hooks, run around the sync
+}
+
+// desiredOf resolves, renders, governs and stamps app's desired state
+// (proj and the target in ctx already checked).
+func (r *ApplicationReconciler) desiredOf(ctx context.Context, app *v1alpha1.Application, proj *v1alpha1.AppProject, src *v1alpha1.ApplicationSource) (*desiredApp, *stepError) {
+	d := &desiredApp{}
+	var serr *stepError
+	if app.Spec.Source == nil && len(app.Spec.Sources) > 1 {
+		if d.st, d.revs, serr = r.buildSources(ctx, app, proj); serr != nil {
+			return nil, serr
+		}
+		d.sha = strings.Join(d.revs, ",")
+	} else {
+		if d.sha, serr = r.revision(ctx, app, proj, src); serr != nil {
+			return nil, serr
+		}
+		if d.st, serr = r.build(ctx, app, proj, *src, d.sha, nil, ""); serr != nil {
+			return nil, serr
+		}
+	}
+	if d.gov, serr = r.governance(ctx, app, d.st.Root, d.st.Rendered); serr != nil {
+		return nil, serr
+	}
+	if d.gov != nil {
+		if err := r.resolve(ctx, d.gov); err != nil && !errors.Is(err, registry.ErrNotFound) {
 			// Without the run id the lineage is incomplete: the gate
 			// decides whether anything may be applied.
 			log.FromContext(ctx).Info("model version not resolved", "app", app.Namespace+"/"+app.Name, "error", err.Error())
 		}
-		stampLineage(st.Objects, gov)
+		stampLineage(d.st.Objects, d.gov)
 	}
-	r.stampShard(st.Objects)
-	if serr := r.watchKinds(ctx, st); serr != nil {
-		return ctrl.Result{}, serr
-	}
-	objs, hooks := splitHooks(st.Objects)
-	return r.sync(ctx, app, syncInput{src: src, sha: sha, revs: revs, objs: objs, hooks: hooks, gov: gov, root: st.Root})
+	r.stampShard(d.st.Objects)
+	d.objs, d.hooks = splitHooks(d.st.Objects)
+	return d, nil
 }
 
 // build is the desired state of one source at rev.
