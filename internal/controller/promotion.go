@@ -73,7 +73,7 @@ func (r *ApplicationReconciler) promoteAfterSoak(ctx context.Context, app *v1alp
 	}
 	err = promote.InClone(ctx, remote, src.TargetRevision, func(dir string) (err error) {
 		res, err = promote.Promote(ctx, promote.Options{
-			Push: promote.Push{Dir: dir}, Model: g.policy.Spec.RegisteredModel, Version: g.version, Env: spec.To,
+			Push: promote.Push{Dir: dir, Signer: remote.Signer}, Model: g.policy.Spec.RegisteredModel, Version: g.version, Env: spec.To,
 			Branch: branch, Direct: direct,
 			Message: fmt.Sprintf("mlcd: %s ran %s Healthy in %s for %s (promotion.after)", g.policy.Spec.RegisteredModel, g.version, g.env.Name, soak),
 		})

@@ -115,7 +115,7 @@ func (r *ApplicationReconciler) revertInGit(ctx context.Context, app *v1alpha1.A
 		return nil, err
 	}
 	err = promote.InClone(ctx, remote, mr.Spec.Branch, func(dir string) (err error) {
-		res, err = promote.Rollback(ctx, promote.RollbackOptions{Push: promote.Push{Dir: dir}, Model: mr.Spec.Model, Env: mr.Spec.Environment, Reason: reason})
+		res, err = promote.Rollback(ctx, promote.RollbackOptions{Push: promote.Push{Dir: dir, Signer: remote.Signer}, Model: mr.Spec.Model, Env: mr.Spec.Environment, Reason: reason})
 		return err
 	})
 	return res, err
@@ -167,5 +167,15 @@ func (r *ApplicationReconciler) writeRemote(ctx context.Context, app *v1alpha1.A
 	if err != nil {
 		return promote.Remote{}, fmt.Errorf("read repository credentials: %w", err)
 	}
-	return promote.Remote{URL: repoURL, Creds: creds, Name: r.Options.CommitterName, Email: r.Options.CommitterEmail}, nil
+	remote := promote.Remote{URL: repoURL, Creds: creds, Name: r.Options.CommitterName, Email: r.Options.CommitterEmail}
+	key, err := repocreds.SigningKey(ctx, r.client, r.Options.ControllerNamespace)
+	if err != nil {
+		return promote.Remote{}, fmt.Errorf("read the signing key: %w", err)
+	}
+	if len(key) > 0 {
+		if remote.Signer, _, err = promote.ParseSigner(key); err != nil {
+			return promote.Remote{}, fmt.Errorf("Secret %s: %w", repocreds.SigningSecret, err)
+		}
+	}
+	return remote, nil
 }

@@ -4,13 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 
-	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5"
-	"golang.org/x/crypto/ssh"
 
-	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
 
 // ApproveOptions describe an approval commit.
@@ -43,20 +39,9 @@ func Approve(ctx context.Context, o ApproveOptions) (*ApproveResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read signing key: %w", err)
 	}
-	var signer git.Signer
-	var signerName string
-	if strings.Contains(string(data), "BEGIN PGP PRIVATE KEY BLOCK") {
-		ring, err := openpgp.ReadArmoredKeyRing(strings.NewReader(string(data)))
-		if err != nil || len(ring) == 0 {
-			return nil, fmt.Errorf("signing key %s is not a readable OpenPGP private key", o.KeyFile)
-		}
-		signer, signerName = gitsource.PGPSigner{Entity: ring[0]}, ring[0].PrimaryKey.KeyIdString()
-	} else {
-		s, err := ssh.ParsePrivateKey(data)
-		if err != nil {
-			return nil, fmt.Errorf("signing key %s is neither an OpenPGP nor an unencrypted OpenSSH private key: %v", o.KeyFile, err)
-		}
-		signer, signerName = gitsource.SSHSigner{Signer: s}, ssh.FingerprintSHA256(s.PublicKey())
+	signer, signerName, err := ParseSigner(data)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", o.KeyFile, err)
 	}
 	head, err := repo.Head()
 	if err != nil {

@@ -1,6 +1,7 @@
 package promote
 
 import (
+	"github.com/go-git/go-git/v5"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -23,6 +24,8 @@ type Remote struct {
 	// Name and Email commit (default "mlcd" and "mlcd@localhost"); never
 	// the host's user.name.
 	Name, Email string
+	// Signer, when set, signs the commits (ParseSigner).
+	Signer git.Signer
 }
 
 // InClone runs fn in a temporary clone of remote at branch ("" or HEAD:

@@ -46,6 +46,9 @@ type Push struct {
 	NoPush bool
 	// Remote to push to. Default origin.
 	Remote string
+	// Signer, when set, signs the commit the workflow makes (mlcd's own
+	// key, so a project's signatureKeys can require it).
+	Signer git.Signer
 }
 
 // push pushes branch from the work tree at root unless NoPush; it returns
@@ -162,7 +165,7 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	if o.Message != "" {
 		msg = strings.Replace(msg, "\n\nModel: ", "\n\n"+o.Message+"\n\nModel: ", 1)
 	}
-	h, err := wt.Commit(msg, &git.CommitOptions{Author: who, Committer: who})
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: who, Committer: who, Signer: o.Signer})
 	if err != nil {
 		return nil, err
 	}

@@ -99,11 +99,11 @@ func Rollback(ctx context.Context, o RollbackOptions) (*RollbackResult, error) {
 			return nil, err
 		}
 	}
-	newHead, err := repo.Head()
+	commit, err := o.sign(root)
 	if err != nil {
 		return nil, err
 	}
-	res := &RollbackResult{Reverted: target.Hash.String(), Commit: newHead.Hash().String(), Subject: firstLine(target.Message), Branch: head.Name().Short()}
+	res := &RollbackResult{Reverted: target.Hash.String(), Commit: commit, Subject: firstLine(target.Message), Branch: head.Name().Short()}
 	res.PushCommand, res.Pushed, err = o.push(ctx, root, head.Name().Short(), "the revert")
 	return res, err
 }

@@ -130,3 +130,21 @@ func FromSecret(s *corev1.Secret) source.Credentials {
 		KnownHosts:            string(s.Data["sshKnownHosts"]),
 	}
 }
+
+// SigningSecret is the Secret of the control-plane namespace whose
+// `signingKey` (an armored OpenPGP or an unencrypted OpenSSH private key)
+// signs the commits mlcd makes, so a project's signatureKeys can require
+// signed reverts and promotions.
+const SigningSecret = "mlcd-signing-key"
+
+// SigningKey is the signing key's data, nil when none is configured.
+func SigningKey(ctx context.Context, c client.Reader, namespace string) ([]byte, error) {
+	var s corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: SigningSecret}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return s.Data["signingKey"], nil
+}

@@ -2,6 +2,9 @@ package server_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,9 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5"
+	"golang.org/x/crypto/ssh"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/mlcd-dev/mlcd/internal/controller"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/registry/registrytest"
+	"github.com/mlcd-dev/mlcd/internal/repocreds"
 	"github.com/mlcd-dev/mlcd/internal/source"
 	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
@@ -63,6 +72,13 @@ func TestRollbackToAPrivateRepository(t *testing.T) {
 		t.Fatal("a refused push moved the branch")
 	}
 	os.Remove(hook)
+	// mlcd signs its commits with the key of the mlcd-signing-key Secret.
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, _ := ssh.MarshalPrivateKey(priv, "mlcd")
+	if err := e.c.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: repocreds.SigningSecret, Namespace: e.ns}, Data: map[string][]byte{"signingKey": pem.EncodeToMemory(block)}}); err != nil {
+		t.Fatal(err)
+	}
+	sshPub, _ := ssh.NewPublicKey(pub)
 	code, body = e.call(http.MethodPost, "/api/v1/applications/fd/rollback", adminToken, strings.NewReader(`{"reason": "latency"}`))
 	if code != http.StatusOK || strings.Contains(body, password) {
 		t.Fatalf("rollback: %d %s", code, body)
@@ -73,6 +89,19 @@ func TestRollbackToAPrivateRepository(t *testing.T) {
 	}
 	if author := gittest.Git(t, repo.Dir, "log", "-1", "--format=%cn <%ce>", "main"); author != "mlcd <mlcd@localhost>" {
 		t.Errorf("committed as %q, want mlcd's own identity", author)
+	}
+	g, err := git.PlainOpen(repo.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	headHash, _ := g.ResolveRevision("main")
+	revert, err := g.CommitObject(*headHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := ssh.FingerprintSHA256(sshPub)
+	if id, err := source.VerifyCommit(revert, map[string]string{fp: string(ssh.MarshalAuthorizedKey(sshPub))}); err != nil || id != fp {
+		t.Errorf("the revert is not signed with mlcd's key: %q %v", id, err)
 	}
 	e.waitApp("fd", "Synced+Healthy at v2.3.1 again", synced("v2.3.1"))
 	for _, path := range []string{"/api/v1/applications/fd", "/api/v1/applications/fd/events", "/api/v1/applications/fd/lineage"} {

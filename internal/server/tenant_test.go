@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,44 @@ func TestStreamsPerTokenBounded(t *testing.T) {
 	}
 	for _, c := range closers[1:] {
 		c()
+	}
+}
+
+// Under --insecure-no-auth a web page the user has open could POST to the
+// API cross-site: a text/plain (or form) POST is refused and does nothing;
+// a JSON one (which needs a preflight the API never answers) works.
+func TestInsecureNoAuthRefusesCrossSitePosts(t *testing.T) {
+	e := start(t)
+	e.createApp("plain", "default", repoWith(t, "plain-cm").URL(), false)
+	srv, err := server.New(server.Options{Client: e.c, Namespace: e.ns, InsecureNoAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	post := func(ct string) int {
+		req, _ := http.NewRequest(http.MethodPost, hs.URL+"/api/v1/applications/plain/sync", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", ct)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"} {
+		if st := post(ct); st != http.StatusUnsupportedMediaType {
+			t.Errorf("%s POST: %d", ct, st)
+		}
+	}
+	a := &v1alpha1.Application{}
+	if err := e.c.Get(context.Background(), types.NamespacedName{Namespace: e.ns, Name: "plain"}, a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Operation != nil {
+		t.Fatalf("a refused POST started a sync: %+v", a.Operation)
+	}
+	if st := post("application/json"); st != http.StatusOK {
+		t.Errorf("JSON POST: %d", st)
 	}
 }

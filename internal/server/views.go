@@ -362,7 +362,7 @@ func (s *Server) rollbackApp(_ http.ResponseWriter, r *http.Request, who *Identi
 	}
 	var res *promote.RollbackResult
 	err = promote.InClone(r.Context(), remote, src.TargetRevision, func(dir string) (err error) {
-		opts.Dir = dir
+		opts.Dir, opts.Signer = dir, remote.Signer
 		res, err = promote.Rollback(r.Context(), opts)
 		return err
 	})
@@ -406,7 +406,17 @@ func (s *Server) writeRemote(ctx context.Context, app *v1alpha1.Application, rep
 	if err != nil {
 		return promote.Remote{}, fmt.Errorf("read repository credentials: %w", err)
 	}
-	return promote.Remote{URL: repoURL, Creds: creds}, nil
+	remote := promote.Remote{URL: repoURL, Creds: creds}
+	key, err := repocreds.SigningKey(ctx, s.reader(), s.o.Namespace)
+	if err != nil {
+		return promote.Remote{}, fmt.Errorf("read the signing key: %w", err)
+	}
+	if len(key) > 0 {
+		if remote.Signer, _, err = promote.ParseSigner(key); err != nil {
+			return promote.Remote{}, fmt.Errorf("Secret %s: %w", repocreds.SigningSecret, err)
+		}
+	}
+	return remote, nil
 }
 
 // listAppSets answers GET /api/v1/applicationsets: the sets of the
