@@ -12,9 +12,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/source"
 	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
 
@@ -164,4 +166,39 @@ func TestSelectCredentials(t *testing.T) {
 			t.Errorf("SelectCredentials(%s, %s) = %q, want %q", c.project, c.url, got, c.want)
 		}
 	}
+}
+
+// privateRemote serves repo over smart HTTP with basic auth (fetch and
+// push need it), stores its repository Secret, and gives the process an
+// empty HOME and no Git configuration, as in a pod: every fetch and write
+// must use the Secret's credentials. It returns the URL and the password,
+// and at the test's end checks that the password appears in no status,
+// event or ModelRollout of the namespace.
+func privateRemote(t *testing.T, h *harness, repo *gittest.Repo) string {
+	t.Helper()
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", home)
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	t.Setenv("GIT_CONFIG_GLOBAL", home+"/none")
+	const password = "private-remote-PLANTED-pw"
+	url := repo.ServeHTTP("mlcd", password)
+	if err := h.c.Create(context.Background(), controller.RepositorySecret(h.ns, url, source.Credentials{Username: "mlcd", Password: password})); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		var apps v1alpha1.ApplicationList
+		var events corev1.EventList
+		var rollouts v1alpha1.ModelRolloutList
+		_ = h.c.List(ctx, &apps, client.InNamespace(h.ns))
+		_ = h.c.List(ctx, &events, client.InNamespace(h.ns))
+		_ = h.c.List(ctx, &rollouts, client.InNamespace(h.ns))
+		for name, v := range map[string]any{"applications": apps.Items, "events": events.Items, "model rollouts": rollouts.Items} {
+			if s := fmt.Sprintf("%+v", v); strings.Contains(s, password) {
+				t.Errorf("the repository password appears in %s", name)
+			}
+		}
+	})
+	return url
 }

@@ -150,7 +150,9 @@ func (h *harness) createYAML(doc string, obj client.Object) {
 // fewer than 10 − maxUnavailable (25%) ready pods. Then v2.3.3 fails its
 // analysis at 10%: 10 pods of v2.3.2 again, the canary gone, a revert
 // commit on the tracked branch, the app Synced to it and Healthy, the
-// registry alias on v2.3.2, and no retry after a controller restart.
+// registry alias on v2.3.2, and no retry after a controller restart. The
+// repository is private (privateRemote): the revert is pushed with its
+// Secret's credentials, nothing of the host's Git configuration.
 func TestCanaryRollout(t *testing.T) {
 	reg := registrytest.Start(t, registry.ServerOptions{})
 	o := controller.Options{PollInterval: time.Minute, Registry: reg.Client}
@@ -171,7 +173,7 @@ func TestCanaryRollout(t *testing.T) {
 	}
 	dest := h.ns + "-canary"
 	h.namespaceGone(t, dest)
-	h.create(app, map[string]string{"{{NAME}}": "fd-canary", "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
+	h.create(app, map[string]string{"{{NAME}}": "fd-canary", "{{REPO}}": privateRemote(t, h, repo), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
 	h.waitSynced("fd-canary", "")
 	h.eventually(60*time.Second, "10 stable pods available", func() (bool, string) {
 		d := h.deployment(dest, "fraud-detection")
@@ -594,8 +596,9 @@ spec:
 	stg, prd := h.ns+"-stg", h.ns+"-prd"
 	h.namespaceGone(t, stg)
 	h.namespaceGone(t, prd)
-	h.create(strings.ReplaceAll(app, "values-production.yaml", "values-staging.yaml"), map[string]string{"{{NAME}}": "fd-stg", "{{REPO}}": repo.URL(), "{{DEST}}": stg, "{{SELFHEAL}}": "true"})
-	h.create(app, map[string]string{"{{NAME}}": "fd-prd", "{{REPO}}": repo.URL(), "{{DEST}}": prd, "{{SELFHEAL}}": "true"})
+	url := privateRemote(t, h, repo) // the promotion is pushed with the Secret's credentials
+	h.create(strings.ReplaceAll(app, "values-production.yaml", "values-staging.yaml"), map[string]string{"{{NAME}}": "fd-stg", "{{REPO}}": url, "{{DEST}}": stg, "{{SELFHEAL}}": "true"})
+	h.create(app, map[string]string{"{{NAME}}": "fd-prd", "{{REPO}}": url, "{{DEST}}": prd, "{{SELFHEAL}}": "true"})
 	h.waitSynced("fd-stg", "")
 	h.waitSynced("fd-prd", "")
 
