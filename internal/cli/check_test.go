@@ -58,7 +58,7 @@ func TestCheckReadsPoliciesFromBase(t *testing.T) {
 	if err == nil {
 		t.Fatalf("check passed:\n%s", out)
 	}
-	for _, want := range []string{"policy changed: models/fraud-detection/mlcd.yaml: deleted", "staging deployment successful"} {
+	for _, want := range []string{"policy changed: models/fraud-detection/mlcd.yaml: deleted", "staging deployment successful", "rendered manifests (argocd):"} {
 		if !strings.Contains(out+err.Error(), want) {
 			t.Errorf("output lacks %q:\n%s\n%v", want, out, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/controller"
 	"github.com/mlcd-dev/mlcd/internal/gate"
+	"github.com/mlcd-dev/mlcd/internal/prdiff"
 	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 )
@@ -22,7 +24,7 @@ import (
 func newModelCheckCmd(reg *registryFlag) *cobra.Command {
 	var base, head, dir, junit, keysFile string
 	var allowPolicyChange bool
-	var kubeconfig, namespace string
+	var kubeconfig, namespace, manifests string
 	cmd := &cobra.Command{
 		Use:   "check --base REV --head REV",
 		Short: "CI check: every model version the diff changes exists, passes its gates and ran in staging",
@@ -73,6 +75,25 @@ never cluster credentials. Exit status 1 names each failed check.`,
 				fmt.Fprintln(out)
 				for _, f := range rep.Findings {
 					failed = append(failed, "infra: "+f.String())
+				}
+			}
+			// What the change does to the rendered manifests (mlcd diff),
+			// so the report shows the gates and the manifest change
+			// together; an app the head cannot render fails the check.
+			if manifests != "" {
+				if _, err := os.Stat(filepath.Join(dir, manifests)); err == nil {
+					res, err := prdiff.Run(cmd.Context(), prdiff.Options{Repo: dir, Base: base, Head: head, Path: manifests})
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "rendered manifests (%s):\n", manifests)
+					writeText(out, res)
+					fmt.Fprintln(out)
+					for _, a := range res.Apps {
+						if a.Status == prdiff.Failed {
+							failed = append(failed, "render "+a.App+": "+a.Error)
+						}
+					}
 				}
 			}
 			for _, pc := range policyChanges {
@@ -147,6 +168,7 @@ never cluster credentials. Exit status 1 names each failed check.`,
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "also read the cluster's ModelPolicies, AppProjects and the Applications' record of versions that ran healthy (rollback exemption) from this cluster")
 	cmd.Flags().StringVar(&namespace, "namespace", "argocd", "the control-plane namespace to read them from (with --kubeconfig)")
 	cmd.Flags().BoolVar(&allowPolicyChange, "allow-policy-change", false, "accept changes to ModelPolicies (mlcd.yaml) and AppProjects in the diff and check against head's policies (after the separate review such a change needs)")
+	cmd.Flags().StringVar(&manifests, "manifests", "argocd", "the directory of Application manifests whose rendered change (as mlcd diff) the report includes; skipped when absent, \"\" to leave out")
 	cmd.Flags().StringVar(&keysFile, "signature-keys", "", "public keys (argocd-gpg-keys-cm manifest or a name: key map) for projects that require signed commits")
 	return cmd
 }

@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/pmezard/go-difflib/difflib"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -109,7 +110,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer os.RemoveAll(cacheDir)
 	d := &differ{
-		ctx: ctx, cache: source.NewCache(source.Options{Dir: cacheDir}), url: "file://" + dir,
+		ctx: ctx, repo: repo, dir: cacheDir,
 		mine: map[string]bool{source.RepoIdentity("file://" + dir): true, source.RepoIdentity(dir): true},
 		key:  maskKey(),
 	}
@@ -159,11 +160,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 type differ struct {
-	ctx   context.Context
-	cache *source.Cache
-	url   string
-	mine  map[string]bool
-	key   []byte
+	ctx  context.Context
+	repo *git.Repository
+	dir  string // where revisions are checked out
+	mine map[string]bool
+	key  []byte
 }
 
 // rendered is one app at one revision: its objects as text, or why not.
@@ -182,13 +183,16 @@ type side struct {
 const maxApps = 10000
 
 func (d *differ) side(rev, path string) (*side, error) {
-	sha, err := d.cache.Resolve(d.ctx, d.url, rev, source.Credentials{}, true)
+	h, err := d.repo.ResolveRevision(plumbing.Revision(rev))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("revision %s: %w", rev, err)
 	}
-	root, err := d.cache.Checkout(d.ctx, d.url, sha)
-	if err != nil {
-		return nil, err
+	sha := h.String()
+	root := filepath.Join(d.dir, sha)
+	if _, err := os.Stat(root); err != nil {
+		if err := source.CheckoutCommit(d.ctx, d.repo, sha, root); err != nil {
+			return nil, err
+		}
 	}
 	s := &side{sha: sha, root: root, apps: map[string]*rendered{}, skipped: map[string]bool{}}
 	queue, err := manifests(root, path)

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
@@ -189,4 +191,23 @@ func unsafe(name string, err error) error {
 		return fmt.Errorf("%w: %s would be written outside the checkout through a symlink", ErrUnsafeTree, name)
 	}
 	return fmt.Errorf("%s: %w", name, err)
+}
+
+// CheckoutCommit writes the tree of commit sha of repo (any go-git
+// repository: a user's clone, say) into dest, with the same refusals and
+// the default bounds as a Cache's checkout.
+func CheckoutCommit(ctx context.Context, repo *git.Repository, sha, dest string) error {
+	commit, err := repo.CommitObject(plumbing.NewHash(sha))
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", sha, err)
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return err
+	}
+	c := NewCache(Options{Dir: dest})
+	return c.materialise(ctx, repo.Storer, tree, dest)
 }
