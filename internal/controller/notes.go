@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,11 +27,33 @@ type notes struct {
 // credentials; a failure is an Event, and the next commit or version is
 // noted again.
 func (r *ApplicationReconciler) recordNote(ctx context.Context, app *v1alpha1.Application, g *governed, repoURL, branch, sha string) {
-	if r.Options.NoGitNotes || g == nil {
+	if g == nil {
 		return
 	}
+	r.writeNote(ctx, app, repoURL, branch, sha, promote.Note{Environment: g.env.Name, Model: g.policy.Spec.RegisteredModel, Version: g.version,
+		Sync: app.Status.Sync.Status, Health: app.Status.Health.Status})
+}
+
+// noteAbort records on the commit whose canary failed that its rollout was
+// aborted (and reverted), so the commit's note says why it does not run.
+func (r *ApplicationReconciler) noteAbort(ctx context.Context, app *v1alpha1.Application, mr *v1alpha1.ModelRollout) {
+	outcome := "aborted"
+	if mr.Status.RevertCommit != "" {
+		outcome = "aborted, reverted by " + v1alpha1.ShortSHA(mr.Status.RevertCommit)
+	}
+	r.writeNote(ctx, app, mr.Spec.RepoURL, mr.Spec.Branch, mr.Spec.Revision, promote.Note{Environment: mr.Spec.Environment, Model: mr.Spec.Model, Version: mr.Spec.CanaryVersion,
+		Health: v1alpha1.HealthDegraded, Rollout: outcome})
+}
+
+// writeNote writes note (app and time filled in) on sha, once per app,
+// commit and note content, in the background.
+func (r *ApplicationReconciler) writeNote(ctx context.Context, app *v1alpha1.Application, repoURL, branch, sha string, note promote.Note) {
+	if r.Options.NoGitNotes || sha == "" || strings.Contains(sha, ",") {
+		return // a multi-source app's revision is no single commit
+	}
 	key := app.Namespace + "/" + app.Name
-	mark := sha + "@" + g.version
+	note.App = key
+	mark := sha + "@" + note.Version + "@" + note.Rollout
 	r.notes.mu.Lock()
 	if r.notes.written == nil {
 		r.notes.written, r.notes.repos = map[string]string{}, map[string]*sync.Mutex{}
@@ -50,8 +73,7 @@ func (r *ApplicationReconciler) recordNote(ctx context.Context, app *v1alpha1.Ap
 	if err != nil {
 		return
 	}
-	note := promote.Note{App: key, Environment: g.env.Name, Model: g.policy.Spec.RegisteredModel, Version: g.version,
-		Sync: app.Status.Sync.Status, Health: app.Status.Health.Status, At: time.Now()}
+	note.At = time.Now()
 	r.remotes.mu.Lock()
 	base := r.remotes.base
 	r.remotes.mu.Unlock()

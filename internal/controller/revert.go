@@ -98,6 +98,7 @@ func (r *ApplicationReconciler) revertIfDue(ctx context.Context, app *v1alpha1.A
 		return
 	}
 	mr.Status.RevertCommit, mr.Status.RevertError = res.Commit, ""
+	r.noteAbort(ctx, app, mr)
 	r.event(app, eventNormal, "Reverted", "pushed %s to %s: reverts %s (%s) after the failed rollout", v1alpha1.ShortSHA(res.Commit), res.Branch, v1alpha1.ShortSHA(res.Reverted), res.Subject)
 	r.refreshSoon(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -221,7 +222,7 @@ func TestCanaryRollout(t *testing.T) {
 	// v2.3.3 fails its analysis at 10%.
 	metric.milli.Store(200)
 	watch = watchReady(h, dest)
-	repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": productionValues("v2.3.3")}).Commit("promote fraud-detection v2.3.3 to production")
+	failedCommit := repo.Write(map[string]string{"models/fraud-detection/values-production.yaml": productionValues("v2.3.3")}).Commit("promote fraud-detection v2.3.3 to production")
 	h.refresh("fd-canary")
 	var failedAt time.Time
 	h.eventually(60*time.Second, "rollout of v2.3.3 aborted", func() (bool, string) {
@@ -253,6 +254,15 @@ func TestCanaryRollout(t *testing.T) {
 		t.Logf("revert committed %s after the failed analysis (commit times have 1s resolution)", took)
 	}
 	h.waitSynced("fd-canary", revert)
+	// The failed commit's note says its rollout was aborted and reverted;
+	// the commit that deployed what runs (v2.3.2's: the revert changed
+	// nothing the abort had not restored) says it runs healthy.
+	h.eventually(30*time.Second, "the notes of the failed and the running commit", func() (bool, string) {
+		failed, _ := exec.Command("git", "-C", repo.Dir, "notes", "--ref=mlcd", "show", failedCommit).CombinedOutput()
+		running, _ := exec.Command("git", "-C", repo.Dir, "notes", "--ref=mlcd", "show", bump).CombinedOutput()
+		return strings.Contains(string(failed), "version: v2.3.3 | health: Degraded | rollout: aborted, reverted by "+revert[:7]) &&
+			strings.Contains(string(running), "version: v2.3.2 | sync: Synced | health: Healthy"), string(failed) + " / " + string(running)
+	})
 	s := h.deployment(dest, "fraud-detection")
 	if !strings.HasSuffix(image(s), ":v2.3.2") || *s.Spec.Replicas != 10 || h.deployment(dest, "fraud-detection-canary") != nil {
 		t.Errorf("after the abort: %s × %d, canary %v", image(s), *s.Spec.Replicas, h.deployment(dest, "fraud-detection-canary") != nil)

@@ -214,12 +214,19 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 	// commit that changed nothing the app renders does not (its newest
 	// entry still names the commit that deployed what runs: lineage), nor
 	// does a self-heal of the revision the newest entry already names.
+	since := lastHistoryRevision(app) // the commits after it are new to the app
 	if requested || (op.changed && lastHistoryRevision(app) != in.sha) {
 		app.Status.History = inventory.AppendHistory(app.Status.History, v1alpha1.RevisionHistory{
 			Revision: in.sha, DeployedAt: *app.Status.OperationState.FinishedAt, DeployStartedAt: &app.Status.OperationState.StartedAt, Source: recorded(*in.src),
 			Revisions: in.revs, Sources: multiSources(app, in),
 		}, app.Spec.RevisionHistoryLimit)
-		if r.recordRevert(ctx, app, in.src.RepoURL, in.sha, lastSyncedBefore(app)) && running != "" && (in.gov == nil || running != in.gov.version) {
+		since = lastSyncedBefore(app)
+	}
+	// A new revision may hold revert commits (a canary's revert changes
+	// nothing the abort had not already restored): they are recorded
+	// whether or not the sync applied anything.
+	if run.newRevision || requested {
+		if r.recordRevert(ctx, app, in.src.RepoURL, in.sha, since) && running != "" && (in.gov == nil || running != in.gov.version) {
 			forgetReverted(app, running)
 		}
 	}
