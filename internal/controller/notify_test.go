@@ -88,3 +88,54 @@ func TestNotificationOnSyncFailedOnceAcrossRestart(t *testing.T) {
 		t.Fatalf("%d notifications (%d badly signed), want exactly 1", len(got), badSig)
 	}
 }
+
+// TestCommitStatusOnDeployed: an app subscribed to on-deployed with a
+// github service gets its synced commit's status set on the GitHub API (a
+// recording stand-in) with the template's state and label, once.
+func TestCommitStatusOnDeployed(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	var bodies []map[string]string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b map[string]string
+		json.NewDecoder(r.Body).Decode(&b)
+		mu.Lock()
+		calls = append(calls, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization"))
+		bodies = append(bodies, b)
+		mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer api.Close()
+	h := start(t, time.Minute)
+	ctx := context.Background()
+	h.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: notify.SecretName, Namespace: h.ns}, StringData: map[string]string{"github-token": "ghp_recorded"}})
+	h.c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: notify.ConfigMapName, Namespace: h.ns}, Data: map[string]string{
+		"service.github": "token: $github-token\nenterpriseBaseURL: " + api.URL + "\n",
+		"template.on-deployed": `message: "{{.app.metadata.name}} deployed"
+github:
+  status:
+    state: success
+    label: "mlcd/{{.app.metadata.name}}: deployed healthy"
+    targetURL: "https://mlcd.example/applications/{{.app.metadata.name}}"
+`,
+	}})
+	repo := gittest.New(t)
+	sha := repo.Write(map[string]string{"manifests/cm.yaml": cm("status-cm")}).Commit("one ConfigMap")
+	doc := strings.Replace(dirApp, "metadata: {name: {{NAME}}, namespace: {{NS}}}", "metadata: {name: {{NAME}}, namespace: {{NS}}, annotations: {notifications.argoproj.io/subscribe.on-deployed.github: \"\"}}", 1)
+	h.create(doc, map[string]string{"{{NAME}}": "staging", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitSynced("staging", sha)
+	h.eventually(30*time.Second, "one commit status", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(calls) == 1, strings.Join(calls, "; ")
+	})
+	time.Sleep(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 1 || !strings.HasSuffix(strings.Fields(calls[0])[1], "/statuses/"+sha) || !strings.HasSuffix(calls[0], "token ghp_recorded") {
+		t.Fatalf("calls: %v", calls)
+	}
+	if b := bodies[0]; b["state"] != "success" || b["context"] != "mlcd/staging: deployed healthy" || b["target_url"] != "https://mlcd.example/applications/staging" {
+		t.Errorf("status body: %v", b)
+	}
+}
