@@ -2,6 +2,9 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -202,4 +205,40 @@ spec:
 	if h.configMapExists(h.ns, "windowed-cm") {
 		t.Error("an app of a project with an unenforced sync window was synced")
 	}
+}
+
+// TestSymlinkOutOfTheRepositoryRefused: a chart whose symlinked directory
+// leads to a file outside the repository (the controller's token, say) is
+// refused at checkout with a condition naming the link; nothing is
+// rendered or applied, what ran before keeps running, and another app of
+// the same repository at that commit is refused too (the tree is refused
+// whole) while an app of another repository keeps syncing.
+func TestSymlinkOutOfTheRepositoryRefused(t *testing.T) {
+	h := start(t, time.Minute)
+	secret := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(secret, []byte("controller-token-PLANTED"), 0o600)
+	repo := gittest.New(t)
+	first := repo.Write(map[string]string{
+		"chart/Chart.yaml":        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leaky}\ndata: {token: {{ .Files.Get \"link/t\" | quote }}}\n",
+	}).Commit("a chart")
+	h.create(strings.Replace(dirApp, "path: manifests", "path: chart", 1), map[string]string{"{{NAME}}": "leaky", "{{REPO}}": repo.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitSynced("leaky", first)
+	repo.Write(map[string]string{"chart/link": "->../shared", "shared/t": "->" + secret}).Commit("link the token in")
+	h.refresh("leaky")
+	h.waitCondition("leaky", v1alpha1.ConditionComparisonError, "symlink shared/t points outside the repository")
+	var live corev1.ConfigMap
+	if err := h.c.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: "leaky"}, &live); err != nil {
+		t.Fatalf("what ran before was removed: %v", err)
+	}
+	if strings.Contains(fmt.Sprint(live.Data), "PLANTED") {
+		t.Fatal("the token outside the repository was rendered")
+	}
+	if a := h.app("leaky"); a.Status.Sync.Status == v1alpha1.SyncStatusSynced {
+		t.Error("Synced over a refused checkout")
+	}
+	other := gittest.New(t)
+	sha := other.Write(map[string]string{"manifests/cm.yaml": cm("other-cm")}).Commit("other")
+	h.create(dirApp, map[string]string{"{{NAME}}": "other", "{{REPO}}": other.URL(), "{{DEST}}": h.ns, "{{PRUNE}}": "true"})
+	h.waitSynced("other", sha)
 }
