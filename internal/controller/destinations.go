@@ -115,33 +115,33 @@ func (r *ApplicationReconciler) target(ctx context.Context, app *v1alpha1.Applic
 	if clusters.IsInCluster(dest) {
 		dest.Server, dest.Name = v1alpha1.InClusterServer, clusters.InClusterName
 		if err := permitsDestination(proj, app.Spec.Destination, dest); err != nil {
-			return ctx, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+			return ctx, failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 		}
 		return context.WithValue(ctx, targetKey{}, &target{applier: r.applier, dest: dest}), nil
 	}
 	c, err := r.clusterFor(ctx, dest)
 	if err != nil {
-		return ctx, fail(v1alpha1.ConditionComparisonError, true, "read cluster Secrets: %s", err)
+		return ctx, failTransient(v1alpha1.ConditionComparisonError, "read cluster Secrets: %s", err)
 	}
 	if c == nil {
-		return ctx, fail(v1alpha1.ConditionInvalidSpecError, false, "destination %s is not a known cluster: add a cluster Secret (label %s: %s, keys name, server, config) to namespace %s, or deploy to %s",
+		return ctx, failPermanent(v1alpha1.ConditionInvalidSpecError, "destination %s is not a known cluster: add a cluster Secret (label %s: %s, keys name, server, config) to namespace %s, or deploy to %s",
 			cmp.Or(dest.Server, dest.Name), clusters.SecretTypeLabel, clusters.SecretType, r.Options.ControllerNamespace, v1alpha1.InClusterServer)
 	}
 	dest.Server, dest.Name = c.Server, c.Name
 	if err := permitsDestination(proj, app.Spec.Destination, dest); err != nil {
-		return ctx, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+		return ctx, failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 	}
 	if proj != nil {
 		if err := c.Permits(app.Spec.Project, dest.Namespace); err != nil {
-			return ctx, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+			return ctx, failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 		}
 	}
 	rem, err := r.connect(ctx, c)
 	if err != nil {
-		return ctx, fail(v1alpha1.ConditionComparisonError, true, "cluster %s: %s", c, err)
+		return ctx, failTransient(v1alpha1.ConditionComparisonError, "cluster %s: %s", c, err)
 	}
 	if msg := rem.down.Load(); msg != nil {
-		return ctx, fail(v1alpha1.ConditionComparisonError, true, "cluster %s is unreachable: %s; nothing is applied or pruned there until it answers", c, *msg)
+		return ctx, failTransient(v1alpha1.ConditionComparisonError, "cluster %s is unreachable: %s; nothing is applied or pruned there until it answers", c, *msg)
 	}
 	return context.WithValue(ctx, targetKey{}, &target{applier: rem.applier, dest: dest, remote: rem, cluster: c}), nil
 }

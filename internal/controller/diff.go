@@ -23,7 +23,7 @@ import (
 func (r *ApplicationReconciler) Diff(ctx context.Context, app *v1alpha1.Application) ([]apply.Result, error) {
 	src := app.SourceOf()
 	if src == nil || src.RepoURL == "" {
-		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "spec.source.repoURL is required")
+		return nil, failPermanent(v1alpha1.ConditionInvalidSpecError, "spec.source.repoURL is required")
 	}
 	proj, serr := r.projectOf(ctx, app)
 	if serr != nil {

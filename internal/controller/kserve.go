@@ -151,7 +151,7 @@ func (r *ApplicationReconciler) steerInferenceServices(ctx context.Context, run 
 			rr.requeue = time.Second
 		}
 		if _, err := r.applierOf(ctx).Apply(ctx, []*unstructured.Unstructured{out}, nil); err != nil {
-			return fail(v1alpha1.ConditionSyncError, true, "InferenceService %s: %s", w.Name, err)
+			return failTransient(v1alpha1.ConditionSyncError, "InferenceService %s: %s", w.Name, err)
 		}
 	}
 	return nil

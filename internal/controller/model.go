@@ -55,15 +55,15 @@ type modelState struct {
 func (r *ApplicationReconciler) governance(ctx context.Context, app *v1alpha1.Application, root string, rendered *render.Result) (*governed, *stepError) {
 	var list v1alpha1.ModelPolicyList
 	if err := r.client.List(ctx, &list, client.InNamespace(r.Options.ControllerNamespace)); err != nil && !meta.IsNoMatchError(err) {
-		return nil, fail(v1alpha1.ConditionComparisonError, true, "list ModelPolicies: %s", err)
+		return nil, failTransient(v1alpha1.ConditionComparisonError, "list ModelPolicies: %s", err)
 	}
 	reader := checkoutReader(root)
 	m, err := modelpolicy.ForApp(reader, app, list.Items)
 	switch {
 	case errors.Is(err, modelpolicy.ErrNotAnEnvironment):
-		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+		return nil, failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 	case err != nil:
-		return nil, fail(v1alpha1.ConditionComparisonError, false, "%s", err)
+		return nil, failPermanent(v1alpha1.ConditionComparisonError, "%s", err)
 	case m == nil:
 		return nil, nil
 	}
@@ -71,14 +71,14 @@ func (r *ApplicationReconciler) governance(ctx context.Context, app *v1alpha1.Ap
 	// mlcd.yaml naming another team's model moves nothing of it.
 	var projects v1alpha1.AppProjectList
 	if err := r.client.List(ctx, &projects, client.InNamespace(r.Options.ControllerNamespace)); err != nil {
-		return nil, fail(v1alpha1.ConditionComparisonError, true, "list AppProjects: %s", err)
+		return nil, failTransient(v1alpha1.ConditionComparisonError, "list AppProjects: %s", err)
 	}
 	if err := modelpolicy.MayGovern(cmp.Or(app.Spec.Project, v1alpha1.DefaultProject), m.Policy.Spec.RegisteredModel, projects.Items, list.Items); err != nil {
-		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+		return nil, failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 	}
 	version, err := modelpolicy.Version(reader, m, app, rendered.Values)
 	if err != nil {
-		return nil, fail(v1alpha1.ConditionComparisonError, false, "%s", err)
+		return nil, failPermanent(v1alpha1.ConditionComparisonError, "%s", err)
 	}
 	return &governed{policy: m.Policy, env: m.Env, version: version}, nil
 }
@@ -141,13 +141,13 @@ func (r *ApplicationReconciler) gateCheck(ctx context.Context, app *v1alpha1.App
 		return nil
 	}
 	if r.Options.Registry == nil {
-		return refuse(v1alpha1.ConditionModelGate, true, "model %s %s: %s; nothing applied", g.policy.Spec.RegisteredModel, g.version, errNoRegistry)
+		return refuseTransient(v1alpha1.ConditionModelGate, "model %s %s: %s; nothing applied", g.policy.Spec.RegisteredModel, g.version, errNoRegistry)
 	}
 	res, err := gate.Evaluate(ctx, r.Options.Registry, g.policy, g.env.Name, g.version, func(model, env, version string) bool {
 		return model == g.policy.Spec.RegisteredModel && env == g.env.Name && slices.Contains(healthyVersions(app), version)
 	})
 	if err != nil {
-		return refuse(v1alpha1.ConditionModelGate, true, "model %s %s: %s; nothing applied, the running version is kept", g.policy.Spec.RegisteredModel, g.version, err)
+		return refuseTransient(v1alpha1.ConditionModelGate, "model %s %s: %s; nothing applied, the running version is kept", g.policy.Spec.RegisteredModel, g.version, err)
 	}
 	if gr, ok := r.Options.Recorder.(GateRecorder); ok {
 		checks := map[string]bool{}
@@ -157,7 +157,7 @@ func (r *ApplicationReconciler) gateCheck(ctx context.Context, app *v1alpha1.App
 		gr.GateChecked(g.policy.Spec.RegisteredModel, g.env.Name, checks)
 	}
 	if !res.OK() {
-		return refuse(v1alpha1.ConditionModelGate, true, "%s; nothing applied, the running version is kept", res.Summary())
+		return refuseTransient(v1alpha1.ConditionModelGate, "%s; nothing applied, the running version is kept", res.Summary())
 	}
 	return nil
 }

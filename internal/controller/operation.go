@@ -65,7 +65,7 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 	failed := func(err error) *stepError {
 		finish(v1alpha1.PhaseFailed, err.Error())
 		r.event(app, eventWarning, "SyncFailed", "sync to %s failed: %s", v1alpha1.ShortSHA(in.sha), err)
-		return refuse(v1alpha1.ConditionSyncError, true, "%s", err)
+		return refuseTransient(v1alpha1.ConditionSyncError, "%s", err)
 	}
 	if newRevision {
 		r.event(app, eventNormal, "SyncStarted", "syncing %s (%d resources)", v1alpha1.ShortSHA(in.sha), len(in.objs))
@@ -116,7 +116,7 @@ func (r *ApplicationReconciler) operate(ctx context.Context, app *v1alpha1.Appli
 		msg := claimedMessage(claimed)
 		finish(v1alpha1.PhaseSucceeded, fmt.Sprintf("synced all but %d object(s) another application manages (%s)", len(claimed), summarize(results)))
 		r.event(app, eventWarning, "SharedResource", "%s", msg)
-		return nil, refuse(v1alpha1.ConditionSyncError, false, "%s", msg)
+		return nil, refusePermanent(v1alpha1.ConditionSyncError, "%s", msg)
 	}
 	if app.PruneEnabled() {
 		pruned, err := r.pruneStale(ctx, app, op, stale, live)
@@ -196,7 +196,7 @@ func (r *ApplicationReconciler) pruneLast(ctx context.Context, app *v1alpha1.App
 	}
 	pruned, err := r.applierOf(ctx).Prune(ctx, last)
 	if err != nil {
-		return refuse(v1alpha1.ConditionSyncError, true, "%s", err)
+		return refuseTransient(v1alpha1.ConditionSyncError, "%s", err)
 	}
 	gone := map[string]bool{}
 	for _, p := range pruned {

@@ -25,7 +25,7 @@ import (
 func (r *ApplicationReconciler) pipeline(ctx context.Context, app *v1alpha1.Application) (ctrl.Result, *stepError) {
 	src := app.SourceOf()
 	if src == nil || src.RepoURL == "" {
-		return ctrl.Result{}, fail(v1alpha1.ConditionInvalidSpecError, false, "spec.source.repoURL is required")
+		return ctrl.Result{}, failPermanent(v1alpha1.ConditionInvalidSpecError, "spec.source.repoURL is required")
 	}
 	// Project rules before anything is read from Git or written.
 	proj, serr := r.projectOf(ctx, app)
@@ -113,7 +113,7 @@ func (r *ApplicationReconciler) build(ctx context.Context, app *v1alpha1.Applica
 	if src.Chart != "" {
 		creds, err := r.repoCredentials(ctx, proj.Name, src.RepoURL)
 		if err != nil {
-			return nil, fail(v1alpha1.ConditionComparisonError, true, "read repository credentials: %s", err)
+			return nil, failTransient(v1alpha1.ConditionComparisonError, "read repository credentials: %s", err)
 		}
 		in.Credentials = creds
 	}
@@ -122,7 +122,7 @@ func (r *ApplicationReconciler) build(ctx context.Context, app *v1alpha1.Applica
 		return nil, fromDesired(err)
 	}
 	if err := clusterPermits(ctx, st.Objects); err != nil {
-		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+		return nil, failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 	}
 	return st, nil
 }
@@ -148,11 +148,11 @@ func (r *ApplicationReconciler) buildSources(ctx context.Context, app *v1alpha1.
 			continue
 		}
 		if srcs[i].Chart != "" {
-			return nil, nil, fail(v1alpha1.ConditionInvalidSpecError, false, "spec.sources[%d]: a ref source must be a Git repository", i)
+			return nil, nil, failPermanent(v1alpha1.ConditionInvalidSpecError, "spec.sources[%d]: a ref source must be a Git repository", i)
 		}
 		root, err := r.engine.Sources.Checkout(ctx, srcs[i].RepoURL, rev)
 		if err != nil {
-			return nil, nil, fail(v1alpha1.ConditionComparisonError, true, "spec.sources[%d] (ref %s): %s", i, srcs[i].Ref, err)
+			return nil, nil, failTransient(v1alpha1.ConditionComparisonError, "spec.sources[%d] (ref %s): %s", i, srcs[i].Ref, err)
 		}
 		refs[srcs[i].Ref] = root
 	}
@@ -173,7 +173,7 @@ func (r *ApplicationReconciler) buildSources(ctx context.Context, app *v1alpha1.
 		out.Objects = append(out.Objects, st.Objects...)
 	}
 	if out == nil {
-		return nil, nil, fail(v1alpha1.ConditionInvalidSpecError, false, "spec.sources: no source names a path or chart to render")
+		return nil, nil, failPermanent(v1alpha1.ConditionInvalidSpecError, "spec.sources: no source names a path or chart to render")
 	}
 	return out, revs, nil
 }
@@ -184,11 +184,11 @@ func (r *ApplicationReconciler) buildSources(ctx context.Context, app *v1alpha1.
 func (r *ApplicationReconciler) permitted(app *v1alpha1.Application, proj *v1alpha1.AppProject, src *v1alpha1.ApplicationSource) *stepError {
 	for _, s := range app.Spec.Sources {
 		if err := proj.PermitsSource(s.RepoURL); err != nil {
-			return fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+			return failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 		}
 	}
 	if err := proj.PermitsSource(src.RepoURL); err != nil {
-		return fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+		return failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 	}
 	return nil // the destination: target
 }
@@ -200,14 +200,14 @@ func (r *ApplicationReconciler) revision(ctx context.Context, app *v1alpha1.Appl
 	refresh = r.takeRefresh(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}) || refresh
 	creds, err := r.repoCredentials(ctx, proj.Name, src.RepoURL)
 	if err != nil {
-		return "", fail(v1alpha1.ConditionComparisonError, true, "read repository credentials: %s", err)
+		return "", failTransient(v1alpha1.ConditionComparisonError, "read repository credentials: %s", err)
 	}
 	sha, err := r.engine.Resolve(ctx, *src, creds, refresh)
 	if err != nil {
 		return "", fromDesired(err)
 	}
 	if slices.Contains(reverted(app), sha) {
-		return "", fail(v1alpha1.ConditionComparisonError, false, "revision %s was rolled back by a revert commit and is not applied again (stale refresh?); push a new commit to deploy it", v1alpha1.ShortSHA(sha))
+		return "", failPermanent(v1alpha1.ConditionComparisonError, "revision %s was rolled back by a revert commit and is not applied again (stale refresh?); push a new commit to deploy it", v1alpha1.ShortSHA(sha))
 	}
 	if src.Chart != "" {
 		return sha, nil // a chart version: no commit to check
@@ -232,7 +232,7 @@ func (r *ApplicationReconciler) watchKinds(ctx context.Context, st *desired.Stat
 			watch = func(gvk schema.GroupVersionKind) error { return r.watchRemote(t.remote, gvk) }
 		}
 		if err := watch(o.GroupVersionKind()); err != nil {
-			return fail(v1alpha1.ConditionComparisonError, true, "watch %s: %s", o.GetKind(), err)
+			return failTransient(v1alpha1.ConditionComparisonError, "watch %s: %s", o.GetKind(), err)
 		}
 	}
 	return nil
@@ -242,9 +242,9 @@ func (r *ApplicationReconciler) watchKinds(ctx context.Context, st *desired.Stat
 func fromDesired(err error) *stepError {
 	var de *desired.Error
 	if errors.As(err, &de) {
-		return fail(string(de.Reason), de.Transient, "%s", de.Err)
+		return stepFailure(string(de.Reason), de.Transient, v1alpha1.SyncStatusUnknown, "%s", de.Err)
 	}
-	return fail(v1alpha1.ConditionComparisonError, true, "%s", err)
+	return failTransient(v1alpha1.ConditionComparisonError, "%s", err)
 }
 
 // markModel keeps the app's model annotations equal to its governance.

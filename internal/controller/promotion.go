@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -80,7 +81,7 @@ func (r *ApplicationReconciler) promoteAfterSoak(ctx context.Context, app *v1alp
 		return err
 	})
 	switch {
-	case err != nil && strings.Contains(err.Error(), "is already "+g.version):
+	case errors.Is(err, promote.ErrAlreadyAtVersion):
 		app.Annotations[promotedAnnotation] = mark // nothing to promote
 	case err != nil:
 		r.event(app, eventWarning, "PromotionFailed", "promotion of %s %s to %s failed: %s", g.policy.Spec.RegisteredModel, g.version, spec.To, err)

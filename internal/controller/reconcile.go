@@ -77,14 +77,37 @@ type stepError struct {
 
 func (e *stepError) Error() string { return e.msg }
 
-// fail is a comparison that could not complete: sync status Unknown.
-func fail(condition string, transient bool, format string, args ...any) *stepError {
-	return &stepError{condition: condition, transient: transient, sync: v1alpha1.SyncStatusUnknown, msg: fmt.Sprintf(format, args...)}
+// A step fails in one of four ways: the comparison could not complete
+// (sync status Unknown) or the desired state is known but not applied
+// (OutOfSync); and the cause may pass by itself (transient: retried with
+// backoff, a network failure) or needs a change in Git or the app
+// (permanent: retried at the next poll).
+
+// failTransient: the comparison could not complete, and may by itself.
+func failTransient(condition, format string, args ...any) *stepError {
+	return stepFailure(condition, true, v1alpha1.SyncStatusUnknown, format, args...)
 }
 
-// refuse is a desired state that is known but not applied: OutOfSync.
-func refuse(condition string, transient bool, format string, args ...any) *stepError {
-	return &stepError{condition: condition, transient: transient, sync: v1alpha1.SyncStatusOutOfSync, msg: fmt.Sprintf(format, args...)}
+// failPermanent: the comparison cannot complete until Git or the app
+// changes.
+func failPermanent(condition, format string, args ...any) *stepError {
+	return stepFailure(condition, false, v1alpha1.SyncStatusUnknown, format, args...)
+}
+
+// refuseTransient: the desired state is known but not applied yet, for a
+// reason that may pass by itself.
+func refuseTransient(condition, format string, args ...any) *stepError {
+	return stepFailure(condition, true, v1alpha1.SyncStatusOutOfSync, format, args...)
+}
+
+// refusePermanent: the desired state is known and refused until Git or
+// the app changes.
+func refusePermanent(condition, format string, args ...any) *stepError {
+	return stepFailure(condition, false, v1alpha1.SyncStatusOutOfSync, format, args...)
+}
+
+func stepFailure(condition string, transient bool, sync, format string, args ...any) *stepError {
+	return &stepError{condition: condition, transient: transient, sync: sync, msg: fmt.Sprintf(format, args...)}
 }
 
 // Reconcile is the outer shell: load the app, handle deletion, run the

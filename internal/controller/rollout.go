@@ -72,7 +72,7 @@ func (r *ApplicationReconciler) driveRollout(ctx context.Context, app *v1alpha1.
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fail(v1alpha1.ConditionComparisonError, true, "read ModelRollout: %s", err)
+		return failTransient(v1alpha1.ConditionComparisonError, "read ModelRollout: %s", err)
 	}
 	run.rollout = &rolloutRun{mr: mr, held: map[string]bool{}, root: run.in.root}
 	switch g.version {
@@ -138,7 +138,7 @@ func (r *ApplicationReconciler) startRollout(ctx context.Context, app *v1alpha1.
 		if isvc {
 			w, err := stableInferenceService(l)
 			if err != nil {
-				return fail(v1alpha1.ConditionSyncError, false, "InferenceService %s: %s", o.GetName(), err)
+				return failPermanent(v1alpha1.ConditionSyncError, "InferenceService %s: %s", o.GetName(), err)
 			}
 			if prev != nil && active(prev) {
 				for _, pw := range prev.Spec.Workloads {
@@ -190,10 +190,10 @@ func (r *ApplicationReconciler) startRollout(ctx context.Context, app *v1alpha1.
 		// under the same name, the state starts again.
 		mr.ResourceVersion = prev.ResourceVersion
 		if err := r.client.Update(ctx, mr); err != nil {
-			return fail(v1alpha1.ConditionSyncError, true, "replace ModelRollout: %s", err)
+			return failTransient(v1alpha1.ConditionSyncError, "replace ModelRollout: %s", err)
 		}
 	} else if err := r.client.Create(ctx, mr); err != nil {
-		return fail(v1alpha1.ConditionSyncError, true, "create ModelRollout: %s", err)
+		return failTransient(v1alpha1.ConditionSyncError, "create ModelRollout: %s", err)
 	}
 	r.event(app, eventNormal, "RolloutStarted", "canary rollout of %s %s over %s started (%d steps)", mr.Spec.Model, g.version, stable, len(spec.Canary.Steps))
 	run.rollout = &rolloutRun{mr: mr, held: map[string]bool{}, root: run.in.root}
@@ -361,7 +361,7 @@ func (r *ApplicationReconciler) saveRollout(ctx context.Context, before, mr *v1a
 		return nil
 	}
 	if err := r.client.Update(ctx, mr); err != nil {
-		return fail(v1alpha1.ConditionSyncError, true, "write ModelRollout %s: %s", mr.Name, err)
+		return failTransient(v1alpha1.ConditionSyncError, "write ModelRollout %s: %s", mr.Name, err)
 	}
 	return nil
 }
@@ -416,7 +416,7 @@ func (r *ApplicationReconciler) sides(ctx context.Context, run *syncRun) ([]*sid
 		probe.SetName(w.Name + canarySuffix)
 		c, err := r.applierOf(ctx).GetDirect(ctx, probe)
 		if err != nil {
-			return nil, fail(v1alpha1.ConditionComparisonError, true, "read %s: %s", probe.GetName(), err)
+			return nil, failTransient(v1alpha1.ConditionComparisonError, "read %s: %s", probe.GetName(), err)
 		}
 		s.canary = c
 		s.stableSpec, s.stableReady = replicasOf(s.stable)
@@ -479,7 +479,7 @@ func (r *ApplicationReconciler) scale(ctx context.Context, app *v1alpha1.Applica
 	if gpu := gpusPerPod(s.desired); gpu > 0 && newC > s.canarySpec {
 		free, err := r.freeGPUs(ctx, s.desired)
 		if err != nil {
-			return fail(v1alpha1.ConditionSyncError, true, "GPU capacity: %s", err)
+			return failTransient(v1alpha1.ConditionSyncError, "GPU capacity: %s", err)
 		}
 		want := newC - s.canarySpec
 		if fits := int32(free / gpu); fits < want {
@@ -505,12 +505,12 @@ func (r *ApplicationReconciler) scale(ctx context.Context, app *v1alpha1.Applica
 	}
 	if s.canary == nil || newC != s.canarySpec {
 		if err := r.applyCanary(ctx, app, mr, s, newC); err != nil {
-			return fail(v1alpha1.ConditionSyncError, true, "canary %s%s: %s", s.w.Name, canarySuffix, err)
+			return failTransient(v1alpha1.ConditionSyncError, "canary %s%s: %s", s.w.Name, canarySuffix, err)
 		}
 	}
 	if newS != s.stableSpec {
 		if err := r.scaleStable(ctx, run, s, newS); err != nil {
-			return fail(v1alpha1.ConditionSyncError, true, "scale %s: %s", s.w.Name, err)
+			return failTransient(v1alpha1.ConditionSyncError, "scale %s: %s", s.w.Name, err)
 		}
 	}
 	return nil
@@ -595,7 +595,7 @@ func (r *ApplicationReconciler) removeCanaries(ctx context.Context, app *v1alpha
 		full := desiredReplicas(s)
 		if s.stableSpec != full {
 			if err := r.scaleStable(ctx, run, s, full); err != nil {
-				return fail(v1alpha1.ConditionSyncError, true, "scale %s: %s", s.w.Name, err)
+				return failTransient(v1alpha1.ConditionSyncError, "scale %s: %s", s.w.Name, err)
 			}
 		}
 		if s.canary == nil {
@@ -607,7 +607,7 @@ func (r *ApplicationReconciler) removeCanaries(ctx context.Context, app *v1alpha
 			unavail := max(1, scaled(run.rollout.mr.Spec.Strategy.MaxUnavailable, full, false))
 			if target := max(0, min(s.canarySpec, full-unavail-s.stableReady)); target < s.canarySpec {
 				if err := r.applyCanary(ctx, app, run.rollout.mr, s, target); err != nil {
-					return fail(v1alpha1.ConditionSyncError, true, "canary %s%s: %s", s.w.Name, canarySuffix, err)
+					return failTransient(v1alpha1.ConditionSyncError, "canary %s%s: %s", s.w.Name, canarySuffix, err)
 				}
 			}
 		}
@@ -616,7 +616,7 @@ func (r *ApplicationReconciler) removeCanaries(ctx context.Context, app *v1alpha
 			continue
 		}
 		if err := r.clientOf(ctx).Delete(ctx, s.canary); client.IgnoreNotFound(err) != nil {
-			return fail(v1alpha1.ConditionSyncError, true, "delete %s: %s", s.canary.GetName(), err)
+			return failTransient(v1alpha1.ConditionSyncError, "delete %s: %s", s.canary.GetName(), err)
 		}
 		r.event(app, eventNormal, "CanaryRemoved", "deleted %s", s.canary.GetName())
 	}

@@ -23,7 +23,7 @@ func (r *ApplicationReconciler) verifySignature(ctx context.Context, proj *v1alp
 	var cm corev1.ConfigMap
 	err := r.client.Get(ctx, client.ObjectKey{Namespace: r.Options.ControllerNamespace, Name: v1alpha1.GPGKeysConfigMap}, &cm)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fail(v1alpha1.ConditionComparisonError, true, "read signature keys: %s", err)
+		return failTransient(v1alpha1.ConditionComparisonError, "read signature keys: %s", err)
 	}
 	allowed := map[string]string{}
 	var missing []string
@@ -35,14 +35,14 @@ func (r *ApplicationReconciler) verifySignature(ctx context.Context, proj *v1alp
 		}
 	}
 	if len(allowed) == 0 {
-		return fail(v1alpha1.ConditionComparisonError, false, "project %s requires signed commits but none of its keys (%s) is in ConfigMap %s/%s", proj.Name, strings.Join(missing, ", "), r.Options.ControllerNamespace, v1alpha1.GPGKeysConfigMap)
+		return failPermanent(v1alpha1.ConditionComparisonError, "project %s requires signed commits but none of its keys (%s) is in ConfigMap %s/%s", proj.Name, strings.Join(missing, ", "), r.Options.ControllerNamespace, v1alpha1.GPGKeysConfigMap)
 	}
 	commit, err := r.engine.Sources.Commit(ctx, url, sha)
 	if err != nil {
-		return fail(v1alpha1.ConditionComparisonError, true, "%s", err)
+		return failTransient(v1alpha1.ConditionComparisonError, "%s", err)
 	}
 	if _, err := gitsource.VerifyCommit(commit, allowed); err != nil {
-		return fail(v1alpha1.ConditionComparisonError, false, "revision %s is not synced: project %s requires a signature by one of its keys: %s", v1alpha1.ShortSHA(sha), proj.Name, err)
+		return failPermanent(v1alpha1.ConditionComparisonError, "revision %s is not synced: project %s requires a signature by one of its keys: %s", v1alpha1.ShortSHA(sha), proj.Name, err)
 	}
 	return nil
 }

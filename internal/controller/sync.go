@@ -75,7 +75,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	default:
 		var err error
 		if drift, err = r.applierOf(ctx).Diff(ctx, in.objs); err != nil {
-			return ctrl.Result{}, fail(v1alpha1.ConditionComparisonError, true, "%s", err)
+			return ctrl.Result{}, failTransient(v1alpha1.ConditionComparisonError, "%s", err)
 		}
 	}
 	outOfSync := r.observe(app, in, run.live, run.stale, drift, op)
@@ -96,7 +96,7 @@ func (r *ApplicationReconciler) sync(ctx context.Context, app *v1alpha1.Applicat
 	}
 	r.rememberComparison(run, op, drift, outOfSync)
 	if !run.decision.autoSync && run.decision.exhausted && outOfSync {
-		return ctrl.Result{}, refuse(v1alpha1.ConditionSyncError, false, "sync of %s failed and its retries are exhausted: %s; push a new commit or sync by hand", v1alpha1.ShortSHA(in.sha), app.Status.OperationState.Message)
+		return ctrl.Result{}, refusePermanent(v1alpha1.ConditionSyncError, "sync of %s failed and its retries are exhausted: %s; push a new commit or sync by hand", v1alpha1.ShortSHA(in.sha), app.Status.OperationState.Message)
 	}
 	if in.gov != nil && !outOfSync && app.Status.Health.Status == v1alpha1.HealthHealthy {
 		// The commit that deployed what runs, not the newest compared one:
@@ -141,7 +141,7 @@ func (r *ApplicationReconciler) prepare(ctx context.Context, app *v1alpha1.Appli
 	run := &syncRun{in: in, key: types.NamespacedName{Namespace: app.Namespace, Name: app.Name}}
 	run.stale = inventory.Stale(app.Status.Resources, in.objs)
 	if len(in.objs) == 0 && len(app.Status.Resources) > 0 && (auto == nil || !auto.AllowEmpty) {
-		return nil, ctrl.Result{}, refuse(v1alpha1.ConditionSyncError, false, "the source rendered no resources at %s: refusing to prune all %d resources (set syncPolicy.automated.allowEmpty to allow)", v1alpha1.ShortSHA(in.sha), len(app.Status.Resources))
+		return nil, ctrl.Result{}, refusePermanent(v1alpha1.ConditionSyncError, "the source rendered no resources at %s: refusing to prune all %d resources (set syncPolicy.automated.allowEmpty to allow)", v1alpha1.ShortSHA(in.sha), len(app.Status.Resources))
 	}
 	var serr *stepError
 	if run.live, serr = r.readLive(ctx, in.objs, run.stale); serr != nil {
@@ -156,7 +156,7 @@ func (r *ApplicationReconciler) prepare(ctx context.Context, app *v1alpha1.Appli
 		return nil, ctrl.Result{RequeueAfter: run.decision.wait}, nil
 	}
 	if err := respectOthers(app, in.objs, run.live, run.newRevision && run.decision.autoSync); err != nil {
-		return nil, ctrl.Result{}, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+		return nil, ctrl.Result{}, failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 	}
 	run.specHash = hashOf(app.Spec)
 	run.fp = fingerprints(in.objs, run.live)
@@ -174,10 +174,10 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 		// earlier ones (a sync someone asked for runs now).
 		hold, err := r.rollingSyncHold(ctx, app, in.sha)
 		if err != nil {
-			return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+			return nil, failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 		}
 		if hold != "" {
-			return nil, refuse(ConditionRollingSync, true, "%s", hold)
+			return nil, refuseTransient(ConditionRollingSync, "%s", hold)
 		}
 	}
 	if in.gov != nil {
@@ -256,7 +256,7 @@ func (r *ApplicationReconciler) readLive(ctx context.Context, objs, stale []*uns
 		for _, o := range set {
 			l, err := r.applierOf(ctx).Get(ctx, o)
 			if err != nil {
-				return nil, fail(v1alpha1.ConditionComparisonError, true, "read %s %s: %s", o.GetKind(), o.GetName(), err)
+				return nil, failTransient(v1alpha1.ConditionComparisonError, "read %s %s: %s", o.GetKind(), o.GetName(), err)
 			}
 			live[manifest.Key(o)] = l
 		}
@@ -282,7 +282,7 @@ func (r *ApplicationReconciler) confirmMissing(ctx context.Context, app *v1alpha
 		}
 		l, err := r.applierOf(ctx).GetDirect(ctx, o)
 		if err != nil {
-			return fail(v1alpha1.ConditionComparisonError, true, "read %s %s: %s", o.GetKind(), o.GetName(), err)
+			return failTransient(v1alpha1.ConditionComparisonError, "read %s %s: %s", o.GetKind(), o.GetName(), err)
 		}
 		live[key] = l
 	}

@@ -36,18 +36,18 @@ func (r *ApplicationReconciler) projectOf(ctx context.Context, app *v1alpha1.App
 	proj := &v1alpha1.AppProject{}
 	err := r.client.Get(ctx, client.ObjectKey{Namespace: r.Options.ControllerNamespace, Name: name}, proj)
 	if apierrors.IsNotFound(err) {
-		return nil, fail(v1alpha1.ConditionInvalidSpecError, true, "application references project %s which does not exist in the control-plane namespace %s", name, r.Options.ControllerNamespace)
+		return nil, failTransient(v1alpha1.ConditionInvalidSpecError, "application references project %s which does not exist in the control-plane namespace %s", name, r.Options.ControllerNamespace)
 	}
 	if err != nil {
-		return nil, fail(v1alpha1.ConditionComparisonError, true, "read project %s: %s", name, err)
+		return nil, failTransient(v1alpha1.ConditionComparisonError, "read project %s: %s", name, err)
 	}
 	if app.Namespace != r.Options.ControllerNamespace {
 		if err := proj.PermitsSourceNamespace(app.Namespace); err != nil {
-			return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+			return nil, failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 		}
 	}
 	if err := proj.Unenforced(); err != nil {
-		return nil, fail(v1alpha1.ConditionInvalidSpecError, false, "%s", err)
+		return nil, failPermanent(v1alpha1.ConditionInvalidSpecError, "%s", err)
 	}
 	return proj, nil
 }

@@ -72,7 +72,7 @@ func (r *ApplicationReconciler) startPhased(ctx context.Context, app *v1alpha1.A
 	if !must {
 		drift, err := r.applierOf(ctx).Diff(ctx, in.objs)
 		if err != nil {
-			return nil, fail(v1alpha1.ConditionComparisonError, true, "%s", err)
+			return nil, failTransient(v1alpha1.ConditionComparisonError, "%s", err)
 		}
 		if len(drift) == 0 && len(run.stale) == 0 {
 			return &operation{actions: map[string]apply.Action{}, replies: map[string]*unstructured.Unstructured{}}, nil
@@ -84,7 +84,7 @@ func (r *ApplicationReconciler) startPhased(ctx context.Context, app *v1alpha1.A
 	if _, claimed := r.unclaimed(ctx, app, in.objs, run.live); len(claimed) > 0 {
 		msg := claimedMessage(claimed)
 		r.event(app, eventWarning, "SharedResource", "%s", msg)
-		return nil, refuse(v1alpha1.ConditionSyncError, false, "%s", msg)
+		return nil, refusePermanent(v1alpha1.ConditionSyncError, "%s", msg)
 	}
 	state := &v1alpha1.OperationState{Phase: v1alpha1.PhaseRunning, StartedAt: metav1.Now(), Operation: app.Operation,
 		SyncResult: &v1alpha1.SyncOperationResult{Revision: in.sha}}
@@ -266,7 +266,7 @@ func (r *ApplicationReconciler) runHooks(ctx context.Context, app *v1alpha1.Appl
 			if res == nil {
 				created, err := r.createHook(ctx, o)
 				if err != nil {
-					return "", "", fail(v1alpha1.ConditionSyncError, true, "%s hook %s %s: %s", phase, o.GetKind(), o.GetName(), err)
+					return "", "", failTransient(v1alpha1.ConditionSyncError, "%s hook %s %s: %s", phase, o.GetKind(), o.GetName(), err)
 				}
 				if !created {
 					pending = append(pending, fmt.Sprintf("%s %s (deleting the previous one)", o.GetKind(), o.GetName()))
@@ -282,7 +282,7 @@ func (r *ApplicationReconciler) runHooks(ctx context.Context, app *v1alpha1.Appl
 			if res.HookPhase == v1alpha1.PhaseRunning {
 				live, err := r.applierOf(ctx).GetDirect(ctx, o)
 				if err != nil {
-					return "", "", fail(v1alpha1.ConditionSyncError, true, "%s hook %s: %s", phase, o.GetName(), err)
+					return "", "", failTransient(v1alpha1.ConditionSyncError, "%s hook %s: %s", phase, o.GetName(), err)
 				}
 				res.HookPhase, res.Message = hookPhase(live)
 			}
@@ -390,7 +390,7 @@ func (r *ApplicationReconciler) failPhased(ctx context.Context, app *v1alpha1.Ap
 	}
 	r.endPhased(ctx, app, run, v1alpha1.PhaseFailed, msg)
 	r.event(app, eventWarning, "SyncFailed", "sync to %s failed: %s", v1alpha1.ShortSHA(run.in.sha), msg)
-	return refuse(v1alpha1.ConditionSyncError, false, "%s", msg)
+	return refusePermanent(v1alpha1.ConditionSyncError, "%s", msg)
 }
 
 // endPhased finishes the operation and applies the hooks' delete

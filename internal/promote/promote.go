@@ -69,6 +69,10 @@ func (p Push) push(ctx context.Context, root, branch, what string) (string, bool
 	return cmd, true, nil
 }
 
+// ErrAlreadyAtVersion: the environment already names the version (nothing
+// to promote).
+var ErrAlreadyAtVersion = errors.New("nothing to promote")
+
 // Result says what Promote did.
 type Result struct {
 	Branch, Commit, File, From, PushCommand string
@@ -115,7 +119,7 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("no ModelPolicy (mlcd.yaml) for model %s has an environment %s", o.Model, o.Env)
 	}
 	if dep.Version == o.Version {
-		return nil, fmt.Errorf("%s in %s is already %s", o.Model, o.Env, o.Version)
+		return nil, fmt.Errorf("%w: %s in %s is already %s", ErrAlreadyAtVersion, o.Model, o.Env, o.Version)
 	}
 	key := dep.Policy.Spec.VersionKey
 	root := wt.Filesystem.Root()
