@@ -52,9 +52,11 @@ func (s *Server) appEvents(_ http.ResponseWriter, r *http.Request, who *Identity
 		return nil, err
 	}
 	type event struct {
-		Type, Reason, Note string
-		Time               time.Time
-		Count              int32
+		Type   string    `json:"type"`
+		Reason string    `json:"reason"`
+		Note   string    `json:"note"`
+		Time   time.Time `json:"time"`
+		Count  int32     `json:"count"`
 	}
 	var out []event
 	for _, e := range list.Items {
@@ -126,25 +128,32 @@ type Lineage struct {
 	// one that deployed what runs); ComparedRevision the commit the app
 	// was last compared at (status.sync.revision), which moves with every
 	// commit to the repository.
-	Revision         string `json:"revision"`
-	ComparedRevision string `json:"comparedRevision,omitempty"`
-	Commit    *RevisionMetadata `json:"commit,omitempty"`
-	Model     string            `json:"model,omitempty"`
-	Version   string            `json:"version,omitempty"`
-	RunID     string            `json:"runID,omitempty"`
-	Workloads []Workload        `json:"workloads"`
+	Revision         string            `json:"revision"`
+	ComparedRevision string            `json:"comparedRevision,omitempty"`
+	Commit           *RevisionMetadata `json:"commit,omitempty"`
+	Model            string            `json:"model,omitempty"`
+	Version          string            `json:"version,omitempty"`
+	RunID            string            `json:"runID,omitempty"`
+	Workloads        []Workload        `json:"workloads"`
 }
 
 // Workload is one model-serving workload and its pods.
 type Workload struct {
-	Kind, Namespace, Name, Version, Revision, RunID string
-	Pods                                            []Pod
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Revision  string `json:"revision"`
+	RunID     string `json:"runID"`
+	Pods      []Pod  `json:"pods"`
 }
 
 // Pod is a pod of a workload.
 type Pod struct {
-	Name, Phase, Node string
-	Ready             bool
+	Name  string `json:"name"`
+	Phase string `json:"phase"`
+	Node  string `json:"node"`
+	Ready bool   `json:"ready"`
 }
 
 // lineage answers GET …/lineage.

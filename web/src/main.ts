@@ -195,7 +195,7 @@ async function appPage(ns: string, name: string) {
     treeCard(st.resources ?? []),
     diffCard(ns, name),
     historyCard(ns, name, st.history ?? []),
-    section("Events", "events-h", table(["Time", "Type", "Reason", "Message"], (events.items ?? []).slice(0, 30).map((e: Json) => [new Date(e.Time).toLocaleString(), e.Type, e.Reason, e.Note]))),
+    section("Events", "events-h", table(["Time", "Type", "Reason", "Message"], (events.items ?? []).slice(0, 30).map((e: Json) => [new Date(e.time).toLocaleString(), e.type, e.reason, e.note]))),
   );
 }
 
@@ -331,7 +331,7 @@ function lineageCard(l: Json): HTMLElement {
       h("li", {}, h("strong", {}, "Commit "), commit),
       l.model ? h("li", {}, h("strong", {}, "Model version "), `${l.model} ${l.version}`) : null,
       l.runID ? h("li", {}, h("strong", {}, "Registry run "), l.runID) : null,
-      h("li", {}, h("strong", {}, "Pods "), ...(l.workloads ?? []).map((w: Json) => h("div", {}, `${w.Name} (${w.Version || "no version"}): ${(w.Pods ?? []).filter((p: Json) => p.Ready).length}/${(w.Pods ?? []).length} ready`))),
+      h("li", {}, h("strong", {}, "Pods "), ...(l.workloads ?? []).map((w: Json) => h("div", {}, `${w.name} (${w.version || "no version"}): ${(w.pods ?? []).filter((p: Json) => p.ready).length}/${(w.pods ?? []).length} ready`))),
     ),
   );
 }
