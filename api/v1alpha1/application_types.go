@@ -4,6 +4,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"strings"
 )
 
 // Application is Argo CD's Application: a source in Git rendered and synced
@@ -376,6 +377,34 @@ type ResourceResult struct {
 	HookType  string `json:"hookType,omitempty"`
 	HookPhase string `json:"hookPhase,omitempty"`
 	SyncPhase string `json:"syncPhase,omitempty"`
+}
+
+// maxHealthyVersions bounds the HealthyVersionsAnnotation record.
+const maxHealthyVersions = 20
+
+// HealthyVersions reads the HealthyVersionsAnnotation record: the model
+// versions the app ran Synced and Healthy, oldest first.
+func (a *Application) HealthyVersions() []string {
+	v := a.Annotations[HealthyVersionsAnnotation]
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+// SetHealthyVersions writes the record (the newest 20; none: removed).
+func (a *Application) SetHealthyVersions(list []string) {
+	if len(list) > maxHealthyVersions {
+		list = list[len(list)-maxHealthyVersions:]
+	}
+	if a.Annotations == nil {
+		a.Annotations = map[string]string{}
+	}
+	if len(list) == 0 {
+		delete(a.Annotations, HealthyVersionsAnnotation)
+		return
+	}
+	a.Annotations[HealthyVersionsAnnotation] = strings.Join(list, ",")
 }
 
 // DeployedRevision is the commit that last changed what the app applies:

@@ -63,6 +63,9 @@ const (
 	AnnotationModelProjects = "mlcd.io/projects"
 )
 
+// CanarySuffix names a canary workload: <stable name>-canary.
+const CanarySuffix = "-canary"
+
 // ConditionModelGate is set when a model version may not be deployed.
 const ConditionModelGate = "ModelGateFailed"
 

@@ -359,8 +359,8 @@ func readClusterPolicies(ctx context.Context, kubeconfig, namespace string) (clu
 	ran := map[string]bool{}
 	for _, a := range apps.Items {
 		model, env := a.Annotations[v1alpha1.AppAnnotationModel], a.Annotations[v1alpha1.AppAnnotationEnvironment]
-		for _, v := range strings.Split(a.Annotations[v1alpha1.HealthyVersionsAnnotation], ",") {
-			if v != "" && model != "" {
+		for _, v := range a.HealthyVersions() {
+			if model != "" {
 				ran[model+"\x00"+env+"\x00"+v] = true
 			}
 		}

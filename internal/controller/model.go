@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -144,7 +143,7 @@ func (r *ApplicationReconciler) gateCheck(ctx context.Context, app *v1alpha1.App
 		return refuseTransient(v1alpha1.ConditionModelGate, "model %s %s: %s; nothing applied", g.policy.Spec.RegisteredModel, g.version, errNoRegistry)
 	}
 	res, err := gate.Evaluate(ctx, r.Options.Registry, g.policy, g.env.Name, g.version, func(model, env, version string) bool {
-		return model == g.policy.Spec.RegisteredModel && env == g.env.Name && slices.Contains(healthyVersions(app), version)
+		return model == g.policy.Spec.RegisteredModel && env == g.env.Name && slices.Contains(app.HealthyVersions(), version)
 	})
 	if err != nil {
 		return refuseTransient(v1alpha1.ConditionModelGate, "model %s %s: %s; nothing applied, the running version is kept", g.policy.Spec.RegisteredModel, g.version, err)
@@ -207,8 +206,8 @@ func (r *ApplicationReconciler) writeBack(ctx context.Context, app *v1alpha1.App
 	r.models.mu.Unlock()
 	// The record on the app is kept whatever the registry's cache says: a
 	// status write that lost a conflict must not lose it.
-	if !slices.Contains(healthyVersions(app), g.version) {
-		setHealthyVersions(app, append(healthyVersions(app), g.version))
+	if !slices.Contains(app.HealthyVersions(), g.version) {
+		app.SetHealthyVersions(append(app.HealthyVersions(), g.version))
 	}
 	if done {
 		return
@@ -228,30 +227,6 @@ func (r *ApplicationReconciler) writeBack(ctx context.Context, app *v1alpha1.App
 	r.models.mu.Lock()
 	r.models.writtenBack[appKey] = mark
 	r.models.mu.Unlock()
-}
-
-const maxHealthyVersions = 20
-
-func healthyVersions(app *v1alpha1.Application) []string {
-	v := app.Annotations[v1alpha1.HealthyVersionsAnnotation]
-	if v == "" {
-		return nil
-	}
-	return strings.Split(v, ",")
-}
-
-func setHealthyVersions(app *v1alpha1.Application, list []string) {
-	if len(list) > maxHealthyVersions {
-		list = list[len(list)-maxHealthyVersions:]
-	}
-	if app.Annotations == nil {
-		app.Annotations = map[string]string{}
-	}
-	if len(list) == 0 {
-		delete(app.Annotations, v1alpha1.HealthyVersionsAnnotation)
-		return
-	}
-	app.Annotations[v1alpha1.HealthyVersionsAnnotation] = strings.Join(list, ",")
 }
 
 // runningVersion is the model version the live workloads carry ("" when
@@ -278,8 +253,8 @@ func runningVersion(objs []*unstructured.Unstructured, live liveSet) string {
 // forgetReverted drops a version that a revert undid from the app's
 // record of healthy versions: it is no longer exempt.
 func forgetReverted(app *v1alpha1.Application, version string) {
-	list := healthyVersions(app)
+	list := app.HealthyVersions()
 	if i := slices.Index(list, version); i >= 0 {
-		setHealthyVersions(app, slices.Delete(list, i, i+1))
+		app.SetHealthyVersions(slices.Delete(list, i, i+1))
 	}
 }

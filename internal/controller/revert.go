@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -20,8 +19,6 @@ import (
 
 const maxReverted = 20
 
-var revertRE = regexp.MustCompile(`This reverts commit ([0-9a-f]{40})`)
-
 // recordRevert notes the commits that revert commits between the last
 // synced revision (exclusive) and sha undid (an approval commit may sit on
 // top of the revert). It reports whether it found any.
@@ -33,8 +30,8 @@ func (r *ApplicationReconciler) recordRevert(ctx context.Context, app *v1alpha1.
 	list := reverted(app)
 	added := false
 	for i := 0; i < 50 && c != nil && c.Hash.String() != since; i++ {
-		if m := revertRE.FindStringSubmatch(c.Message); m != nil && !slices.Contains(list, m[1]) {
-			list = append(list, m[1])
+		if sha, ok := promote.RevertedBy(c.Message); ok && !slices.Contains(list, sha) {
+			list = append(list, sha)
 			added = true
 		}
 		if c.NumParents() == 0 {

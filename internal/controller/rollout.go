@@ -24,7 +24,7 @@ import (
 // The canary side of a rollout: `<name>-canary`, told apart from the
 // stable pods by this label in its selector and pod template.
 const (
-	canarySuffix     = "-canary"
+	canarySuffix     = v1alpha1.CanarySuffix
 	canaryLabel      = "mlcd.io/rollout-side"
 	rolloutManager   = "mlcd-rollout"
 	backgroundRun    = "background"

@@ -50,9 +50,9 @@ func TestCommitStatus(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
 	cfg, err := ParseConfig(map[string]string{
-		"service.github":      "token: $gh-token\nenterpriseBaseURL: " + srv.URL,
-		"service.github.app":  "appID: 12345\ninstallationID: 678\nprivateKey: $gh-key\nenterpriseBaseURL: " + srv.URL,
-		"service.gitlab":      "token: $gl-token\nbaseURL: " + srv.URL,
+		"service.github":     "token: $gh-token\nenterpriseBaseURL: " + srv.URL,
+		"service.github.app": "appID: 12345\ninstallationID: 678\nprivateKey: $gh-key\nenterpriseBaseURL: " + srv.URL,
+		"service.gitlab":     "token: $gl-token\nbaseURL: " + srv.URL,
 		"template.on-deployed": `message: "{{.app.metadata.name}} is running {{.app.status.sync.revision}}"
 github:
   status:

@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/go-git/go-git/v5"
-
 )
 
 // ApproveOptions describe an approval commit.

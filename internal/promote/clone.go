@@ -1,10 +1,10 @@
 package promote
 
 import (
-	"github.com/go-git/go-git/v5"
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/go-git/go-git/v5"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -394,3 +394,13 @@ spec:
 		t.Fatalf("changes %+v %v", changes, err)
 	}
 }
+
+func TestRevertMessageRoundTrip(t *testing.T) {
+	sha := "0123456789abcdef0123456789abcdef01234567"
+	if got, ok := promote.RevertedBy(promote.RevertMessage("Promote fd v2", sha, "latency")); !ok || got != sha {
+		t.Fatalf("RevertedBy = %q, %v", got, ok)
+	}
+	if _, ok := promote.RevertedBy("Promote fd v3\n\nno revert here"); ok {
+		t.Fatal("an ordinary message read as a revert")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
@@ -93,7 +94,7 @@ func Rollback(ctx context.Context, o RollbackOptions) (*RollbackResult, error) {
 		return nil, fmt.Errorf("reverting %s (%s) conflicts with later commits; nothing was changed: %w", target.Hash.String()[:7], firstLine(target.Message), err)
 	}
 	if o.Reason != "" {
-		msg := fmt.Sprintf("Revert %q\n\nThis reverts commit %s.\n\n%s\n", firstLine(target.Message), target.Hash.String(), o.Reason)
+		msg := RevertMessage(firstLine(target.Message), target.Hash.String(), o.Reason)
 		if err := gitCmd(ctx, root, "commit", "-q", "-m", msg); err != nil {
 			_ = gitCmd(ctx, root, "revert", "--abort")
 			return nil, err
@@ -211,4 +212,22 @@ func matcher(repo *git.Repository, o RollbackOptions) (func(parent, c *object.Co
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return line
+}
+
+// RevertMessage is the message of a revert commit mlcd makes (git revert's
+// own shape, with the reason): RevertedBy reads the commit back from it.
+func RevertMessage(subject, sha, reason string) string {
+	return fmt.Sprintf("Revert %q\n\nThis reverts commit %s.\n\n%s\n", subject, sha, reason)
+}
+
+var revertRE = regexp.MustCompile(`This reverts commit ([0-9a-f]{40})`)
+
+// RevertedBy is the commit a revert commit's message says it reverts
+// (mlcd's and git revert's own); ok is false for any other message.
+func RevertedBy(message string) (sha string, ok bool) {
+	m := revertRE.FindStringSubmatch(message)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
 }

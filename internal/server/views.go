@@ -170,7 +170,7 @@ func (s *Server) lineage(_ http.ResponseWriter, r *http.Request, who *Identity) 
 		if rs.Group != "apps" || rs.Kind != "Deployment" || rs.Health == nil {
 			continue
 		}
-		for _, name := range []string{rs.Name, rs.Name + "-canary"} {
+		for _, name := range []string{rs.Name, rs.Name + v1alpha1.CanarySuffix} {
 			var d appsv1.Deployment
 			if err := s.reader().Get(r.Context(), client.ObjectKey{Namespace: rs.Namespace, Name: name}, &d); err != nil {
 				continue
