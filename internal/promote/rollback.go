@@ -11,6 +11,8 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
 
 // RollbackOptions name what to roll back: a model's environment, or an
@@ -114,21 +116,7 @@ func Rollback(ctx context.Context, o RollbackOptions) (*RollbackResult, error) {
 func matcher(repo *git.Repository, o RollbackOptions) (func(parent, c *object.Commit) (bool, error), string, error) {
 	if o.Path != "" {
 		dir := path.Clean(o.Path)
-		return func(parent, c *object.Commit) (bool, error) {
-			patch, err := parent.Patch(c)
-			if err != nil {
-				return false, err
-			}
-			for _, fp := range patch.FilePatches() {
-				from, to := fp.Files()
-				for _, f := range []interface{ Path() string }{from, to} {
-					if f != nil && (dir == "." || f.Path() == dir || strings.HasPrefix(f.Path(), dir+"/")) {
-						return true, nil
-					}
-				}
-			}
-			return false, nil
-		}, "path " + dir, nil
+		return touches(dir), "path " + dir, nil
 	}
 	if o.App != "" {
 		tree, _, err := TreeAt(repo, "HEAD")
@@ -158,25 +146,7 @@ func matcher(repo *git.Repository, o RollbackOptions) (func(parent, c *object.Co
 			return nil, "", fmt.Errorf("no Application %s in the repository", o.App)
 		}
 		what := fmt.Sprintf("application %s (%s or %s)", o.App, appPath, appFile)
-		return func(parent, c *object.Commit) (bool, error) {
-			patch, err := parent.Patch(c)
-			if err != nil {
-				return false, err
-			}
-			for _, fp := range patch.FilePatches() {
-				from, to := fp.Files()
-				for _, f := range []interface{ Path() string }{from, to} {
-					if f == nil {
-						continue
-					}
-					p := f.Path()
-					if p == appFile || p == appPath || strings.HasPrefix(p, appPath+"/") {
-						return true, nil
-					}
-				}
-			}
-			return false, nil
-		}, what, nil
+		return touches(appPath, appFile), what, nil
 	}
 	key := o.Model + "/" + o.Env
 	what := fmt.Sprintf("the version of %s in %s", o.Model, o.Env)
@@ -230,4 +200,24 @@ func RevertedBy(message string) (sha string, ok bool) {
 		return "", false
 	}
 	return m[1], true
+}
+
+// touches is a matcher for commits that change a file under one of paths
+// (source.TreeChanges and AnyUnder: the controller's own answer).
+func touches(paths ...string) func(parent, c *object.Commit) (bool, error) {
+	return func(parent, c *object.Commit) (bool, error) {
+		from, err := parent.Tree()
+		if err != nil {
+			return false, err
+		}
+		to, err := c.Tree()
+		if err != nil {
+			return false, err
+		}
+		files, err := gitsource.TreeChanges(from, to)
+		if err != nil {
+			return false, err
+		}
+		return gitsource.AnyUnder(paths, files), nil
+	}
 }

@@ -385,9 +385,20 @@ func (c *Cache) ChangedFiles(url, from, to string) ([]string, bool) {
 			return nil, false
 		}
 	}
-	changes, err := object.DiffTree(trees[0], trees[1])
-	if err != nil || len(changes) > maxChangedFiles {
+	files, err := TreeChanges(trees[0], trees[1])
+	if err != nil || len(files) > maxChangedFiles {
 		return nil, false
+	}
+	return files, true
+}
+
+// TreeChanges lists the paths that differ between two trees (added,
+// removed or modified files): the one answer to "what did this change
+// touch", with AnyUnder for "under these paths".
+func TreeChanges(from, to *object.Tree) ([]string, error) {
+	changes, err := object.DiffTree(from, to)
+	if err != nil {
+		return nil, err
 	}
 	var files []string
 	seen := map[string]bool{}
@@ -399,7 +410,7 @@ func (c *Cache) ChangedFiles(url, from, to string) ([]string, bool) {
 			}
 		}
 	}
-	return files, true
+	return files, nil
 }
 
 // maxChangedFiles bounds ChangedFiles: a larger change concerns every
