@@ -168,14 +168,7 @@ or deleted.`,
 				if set.Namespace == "" {
 					set.Namespace = v1alpha1.DefaultControlPlaneNamespace
 				}
-				params, err := appset.Generate(set, appset.Inputs{Repos: repos, Clusters: []appset.Cluster{appset.InCluster}})
-				if err != nil {
-					return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
-				}
-				if err := appset.CheckSize(set, len(params)); err != nil {
-					return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
-				}
-				apps, err := appset.Render(set, params)
+				apps, _, err := appset.Apps(set, appset.Inputs{Repos: repos, Clusters: []appset.Cluster{appset.InCluster}})
 				if err != nil {
 					return fmt.Errorf("ApplicationSet %s: %w", set.Name, err)
 				}

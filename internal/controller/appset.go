@@ -78,31 +78,24 @@ func (r *ApplicationSetReconciler) sync(ctx context.Context, set *v1alpha1.Appli
 	ar := r.apps
 	poll := ctrl.Result{RequeueAfter: ar.jitter(ar.Options.PollInterval)}
 	clusterList, err := ar.clusterList(ctx)
-	var params []appset.Params
+	var apps []*v1alpha1.Application
+	var params int
 	if err == nil {
-		params, err = appset.Generate(set, appset.Inputs{Repos: &setRepos{ctx: ctx, r: ar, refresh: refresh, set: set}, Clusters: clusterList})
+		apps, params, err = appset.Apps(set, appset.Inputs{Repos: &setRepos{ctx: ctx, r: ar, refresh: refresh, set: set}, Clusters: clusterList})
 	}
 	if err != nil {
 		setAppSetCondition(set, v1alpha1.AppSetConditionErrorOccurred, "True", "ApplicationGenerationFromParamsError", err.Error()+"; existing applications are kept")
 		setAppSetCondition(set, v1alpha1.AppSetConditionParametersGenerated, "False", "ErrorOccurred", err.Error())
 		ar.event(set, eventWarning, "GenerationFailed", "%s; existing applications are kept", err)
-		return ctrl.Result{}, err // transient (Git, clusters): backoff
-	}
-	if err := appset.CheckSize(set, len(params)); err != nil {
-		setAppSetCondition(set, v1alpha1.AppSetConditionErrorOccurred, "True", "ApplicationGenerationFromParamsError", err.Error()+"; existing applications are kept")
-		setAppSetCondition(set, v1alpha1.AppSetConditionParametersGenerated, "False", "ErrorOccurred", err.Error())
-		ar.event(set, eventWarning, "GenerationFailed", "%s; existing applications are kept", err)
+		var ge *appset.GeneratorError
+		if params == 0 || errors.As(err, &ge) {
+			return ctrl.Result{}, err // transient (Git, clusters): backoff
+		}
+		// The size bound or the template: until the set or its inputs change.
 		ar.requeueAfter(client.ObjectKeyFromObject(set), poll.RequeueAfter)
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
-	apps, err := appset.Render(set, params)
-	if err != nil {
-		setAppSetCondition(set, v1alpha1.AppSetConditionErrorOccurred, "True", "ApplicationGenerationFromParamsError", err.Error()+"; existing applications are kept")
-		setAppSetCondition(set, v1alpha1.AppSetConditionParametersGenerated, "False", "ErrorOccurred", err.Error())
-		ar.requeueAfter(client.ObjectKeyFromObject(set), poll.RequeueAfter)
-		return ctrl.Result{}, reconcile.TerminalError(err)
-	}
-	setAppSetCondition(set, v1alpha1.AppSetConditionParametersGenerated, "True", "ParametersGenerated", fmt.Sprintf("%d parameter sets", len(params)))
+	setAppSetCondition(set, v1alpha1.AppSetConditionParametersGenerated, "True", "ParametersGenerated", fmt.Sprintf("%d parameter sets", params))
 	msg, err := r.apply(ctx, set, apps)
 	if err != nil {
 		setAppSetCondition(set, v1alpha1.AppSetConditionErrorOccurred, "True", "ApplicationSetUpdateError", err.Error())

@@ -319,14 +319,8 @@ func generate(root string, o *unstructured.Unstructured) ([]*v1alpha1.Applicatio
 	if set.Namespace == "" {
 		set.Namespace = v1alpha1.DefaultControlPlaneNamespace
 	}
-	params, err := appset.Generate(set, appset.Inputs{Repos: localTree(root), Clusters: []appset.Cluster{appset.InCluster}})
-	if err != nil {
-		return nil, err
-	}
-	if err := appset.CheckSize(set, len(params)); err != nil {
-		return nil, err
-	}
-	return appset.Render(set, params)
+	apps, _, err := appset.Apps(set, appset.Inputs{Repos: localTree(root), Clusters: []appset.Cluster{appset.InCluster}})
+	return apps, err
 }
 
 // render is app's objects at this side's revision; skip when a source is
