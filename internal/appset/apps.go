@@ -2,6 +2,7 @@ package appset
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 )
@@ -24,4 +25,26 @@ func Apps(set *v1alpha1.ApplicationSet, in Inputs) (apps []*v1alpha1.Application
 		return nil, len(ps), fmt.Errorf("template: %w", err)
 	}
 	return apps, len(ps), nil
+}
+
+// DefaultMaxApplications bounds how many Applications one set may
+// generate; the annotation MaxApplicationsAnnotation raises or lowers it.
+// A generator that multiplies by mistake (a matrix over the wrong
+// directory) is reported instead of flooding the cluster.
+const DefaultMaxApplications = 5000
+
+// MaxApplicationsAnnotation on a set overrides DefaultMaxApplications.
+const MaxApplicationsAnnotation = "mlcd.io/max-applications"
+
+// CheckSize refuses a generation of n parameter sets beyond the set's
+// bound, naming it and how to raise it.
+func CheckSize(set *v1alpha1.ApplicationSet, n int) error {
+	limit := DefaultMaxApplications
+	if v, err := strconv.Atoi(set.Annotations[MaxApplicationsAnnotation]); err == nil && v > 0 {
+		limit = v
+	}
+	if n > limit {
+		return fmt.Errorf("the generators yield %d applications, more than the %d this set may create (annotation %s raises it)", n, limit, MaxApplicationsAnnotation)
+	}
+	return nil
 }

@@ -17,7 +17,6 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -485,26 +484,4 @@ func normalize(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// DefaultMaxApplications bounds how many Applications one set may
-// generate; the annotation MaxApplicationsAnnotation raises or lowers it.
-// A generator that multiplies by mistake (a matrix over the wrong
-// directory) is reported instead of flooding the cluster.
-const DefaultMaxApplications = 5000
-
-// MaxApplicationsAnnotation on a set overrides DefaultMaxApplications.
-const MaxApplicationsAnnotation = "mlcd.io/max-applications"
-
-// CheckSize refuses a generation of n parameter sets beyond the set's
-// bound, naming it and how to raise it.
-func CheckSize(set *v1alpha1.ApplicationSet, n int) error {
-	limit := DefaultMaxApplications
-	if v, err := strconv.Atoi(set.Annotations[MaxApplicationsAnnotation]); err == nil && v > 0 {
-		limit = v
-	}
-	if n > limit {
-		return fmt.Errorf("the generators yield %d applications, more than the %d this set may create (annotation %s raises it)", n, limit, MaxApplicationsAnnotation)
-	}
-	return nil
 }
