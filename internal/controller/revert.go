@@ -161,19 +161,7 @@ func (r *ApplicationReconciler) writeRemote(ctx context.Context, app *v1alpha1.A
 	if err := proj.PermitsSource(repoURL); err != nil {
 		return promote.Remote{}, err
 	}
-	creds, err := repocreds.LookupWrite(ctx, r.client, r.Options.ControllerNamespace, proj.Name, repoURL)
-	if err != nil {
-		return promote.Remote{}, fmt.Errorf("read repository credentials: %w", err)
-	}
-	remote := promote.Remote{URL: repoURL, Creds: creds, Name: r.Options.CommitterName, Email: r.Options.CommitterEmail}
-	key, err := repocreds.SigningKey(ctx, r.client, r.Options.ControllerNamespace)
-	if err != nil {
-		return promote.Remote{}, fmt.Errorf("read the signing key: %w", err)
-	}
-	if len(key) > 0 {
-		if remote.Signer, _, err = promote.ParseSigner(key); err != nil {
-			return promote.Remote{}, fmt.Errorf("Secret %s: %w", repocreds.SigningSecret, err)
-		}
-	}
-	return remote, nil
+	remote, err := repocreds.WriteRemote(ctx, r.client, r.Options.ControllerNamespace, proj.Name, repoURL)
+	remote.Name, remote.Email = r.Options.CommitterName, r.Options.CommitterEmail
+	return remote, err
 }

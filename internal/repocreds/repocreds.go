@@ -10,12 +10,14 @@ package repocreds
 
 import (
 	"context"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
@@ -136,6 +138,28 @@ func FromSecret(s *corev1.Secret) source.Credentials {
 // signs the commits mlcd makes, so a project's signatureKeys can require
 // signed reverts and promotions.
 const SigningSecret = "mlcd-signing-key"
+
+// WriteRemote is where a push for an app of project goes: repoURL with its
+// write credentials (LookupWrite) and, when the SigningSecret exists, the
+// key that signs mlcd's commits. The caller has checked that the project
+// allows repoURL.
+func WriteRemote(ctx context.Context, c client.Reader, namespace, project, repoURL string) (promote.Remote, error) {
+	creds, err := LookupWrite(ctx, c, namespace, project, repoURL)
+	if err != nil {
+		return promote.Remote{}, fmt.Errorf("read repository credentials: %w", err)
+	}
+	remote := promote.Remote{URL: repoURL, Creds: creds}
+	key, err := SigningKey(ctx, c, namespace)
+	if err != nil {
+		return promote.Remote{}, fmt.Errorf("read the signing key: %w", err)
+	}
+	if len(key) > 0 {
+		if remote.Signer, _, err = promote.ParseSigner(key); err != nil {
+			return promote.Remote{}, fmt.Errorf("Secret %s: %w", SigningSecret, err)
+		}
+	}
+	return remote, nil
+}
 
 // SigningKey is the signing key's data, nil when none is configured.
 func SigningKey(ctx context.Context, c client.Reader, namespace string) ([]byte, error) {

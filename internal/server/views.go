@@ -411,21 +411,7 @@ func (s *Server) writeRemote(ctx context.Context, app *v1alpha1.Application, rep
 	if err := proj.PermitsSource(repoURL); err != nil {
 		return promote.Remote{}, &apiError{http.StatusForbidden, err.Error() + ": nothing is pushed"}
 	}
-	creds, err := repocreds.LookupWrite(ctx, s.reader(), s.o.Namespace, proj.Name, repoURL)
-	if err != nil {
-		return promote.Remote{}, fmt.Errorf("read repository credentials: %w", err)
-	}
-	remote := promote.Remote{URL: repoURL, Creds: creds}
-	key, err := repocreds.SigningKey(ctx, s.reader(), s.o.Namespace)
-	if err != nil {
-		return promote.Remote{}, fmt.Errorf("read the signing key: %w", err)
-	}
-	if len(key) > 0 {
-		if remote.Signer, _, err = promote.ParseSigner(key); err != nil {
-			return promote.Remote{}, fmt.Errorf("Secret %s: %w", repocreds.SigningSecret, err)
-		}
-	}
-	return remote, nil
+	return repocreds.WriteRemote(ctx, s.reader(), s.o.Namespace, proj.Name, repoURL)
 }
 
 // listAppSets answers GET /api/v1/applicationsets: the sets of the
