@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,9 +16,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
+	"github.com/mlcd-dev/mlcd/internal/controller"
+	"github.com/mlcd-dev/mlcd/internal/localcluster/clustertest"
 	"github.com/mlcd-dev/mlcd/internal/server"
+	"github.com/mlcd-dev/mlcd/internal/source/gittest"
 )
 
 // A tenant who may write its Application (status included: Applications
@@ -181,5 +187,59 @@ func TestInsecureNoAuthRefusesCrossSitePosts(t *testing.T) {
 	}
 	if st := post("application/json"); st != http.StatusOK {
 		t.Errorf("JSON POST: %d", st)
+	}
+}
+
+// A tenant writes its app's mlcd.io/model annotations to name another
+// team's model: POST …/rollback refuses it (the model is mapped to another
+// project) and pushes nothing. No controller runs here, so the forged
+// annotations stay as written.
+func TestRollbackRefusesAnotherProjectsModel(t *testing.T) {
+	ctx := context.Background()
+	env := clustertest.Get(t)
+	ns := env.Namespace(t)
+	c, err := client.New(env.Config, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range []string{
+		"metadata: {name: team-a}\nspec: {sourceRepos: ['*'], destinations: [{server: '*', namespace: '*'}]}\n",
+		"metadata: {name: team-b, annotations: {mlcd.io/models: fraud-detection}}\nspec: {sourceRepos: ['*'], destinations: [{server: '*', namespace: '*'}]}\n",
+	} {
+		p := &v1alpha1.AppProject{}
+		if err := yaml.Unmarshal([]byte(doc), p); err != nil {
+			t.Fatal(err)
+		}
+		p.Namespace = ns
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo := repoWith(t, "a-cm")
+	gittest.Git(t, repo.Dir, "config", "receive.denyCurrentBranch", "updateInstead")
+	app := &v1alpha1.Application{}
+	yaml.Unmarshal([]byte(fmt.Sprintf(dirApp, "team-a-app", ns, "team-a", repo.URL(), ns, false)), app)
+	app.Annotations = map[string]string{v1alpha1.AppAnnotationModel: "fraud-detection", v1alpha1.AppAnnotationEnvironment: "production"}
+	if err := c.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Options{Client: c, Namespace: ns, InsecureNoAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	head := gittest.Git(t, repo.Dir, "rev-parse", "main")
+	resp, err := http.Post(hs.URL+"/api/v1/applications/team-a-app/rollback", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "mapped to project(s) team-b") {
+		t.Errorf("rollback naming another project's model: %d %s", resp.StatusCode, body)
+	}
+	if now := gittest.Git(t, repo.Dir, "rev-parse", "main"); now != head {
+		t.Error("a commit was pushed")
 	}
 }

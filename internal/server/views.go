@@ -14,11 +14,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
+	"github.com/mlcd-dev/mlcd/internal/modelpolicy"
 	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/registry"
 	"github.com/mlcd-dev/mlcd/internal/repocreds"
@@ -361,6 +363,12 @@ func (s *Server) rollbackApp(_ http.ResponseWriter, r *http.Request, who *Identi
 	}
 	opts := promote.RollbackOptions{Reason: reason}
 	if m, e := app.Annotations[v1alpha1.AppAnnotationModel], app.Annotations[v1alpha1.AppAnnotationEnvironment]; m != "" && e != "" {
+		// The annotations are the controller's record, but whoever writes
+		// the app can write them too: the model must be one the app's
+		// project may govern.
+		if err := s.mayGovern(r.Context(), app, m); err != nil {
+			return nil, err
+		}
 		opts.Model, opts.Env = m, e
 	} else {
 		opts.Path = src.Path
@@ -387,6 +395,24 @@ func (s *Server) rollbackApp(_ http.ResponseWriter, r *http.Request, who *Identi
 		return nil, err
 	}
 	return RollbackResult{Reverted: res.Reverted, Commit: res.Commit, Subject: res.Subject, Branch: res.Branch}, nil
+}
+
+// mayGovern refuses a model the app's project is not mapped to
+// (modelpolicy.MayGovern over the control-plane namespace's AppProjects
+// and ModelPolicies).
+func (s *Server) mayGovern(ctx context.Context, app *v1alpha1.Application, model string) error {
+	var projects v1alpha1.AppProjectList
+	if err := s.reader().List(ctx, &projects, client.InNamespace(s.o.Namespace)); err != nil {
+		return err
+	}
+	var policies v1alpha1.ModelPolicyList
+	if err := s.reader().List(ctx, &policies, client.InNamespace(s.o.Namespace)); err != nil && !meta.IsNoMatchError(err) {
+		return err
+	}
+	if err := modelpolicy.MayGovern(cmp.Or(app.Spec.Project, v1alpha1.DefaultProject), model, projects.Items, policies.Items); err != nil {
+		return &apiError{http.StatusForbidden, err.Error() + ": nothing is pushed"}
+	}
+	return nil
 }
 
 // writeRemote is the app's repository to push to, once the app's
