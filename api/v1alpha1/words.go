@@ -24,6 +24,11 @@ const (
 	// this app ran Synced and Healthy and that no revert undid: mlcd's own
 	// record, which exempts a rollback from the staging requirement.
 	HealthyVersionsAnnotation = "mlcd.io/healthy-versions"
+	// HealthyVersionsConfigMap in the control-plane namespace is the
+	// record itself, one key per app ("<namespace>.<name>"): tenants who
+	// can write their Applications cannot write it. The annotation is a
+	// copy for people.
+	HealthyVersionsConfigMap = "mlcd-healthy-versions"
 )
 
 // Finalizers on an Application, as Argo CD names them: with one of them

@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -356,11 +358,17 @@ func readClusterPolicies(ctx context.Context, kubeconfig, namespace string) (clu
 		return out, fmt.Errorf("list Applications: %w", err)
 	}
 	out.policies, out.projects = mps.Items, projs.Items
+	// The record lives in the control-plane namespace (the apps'
+	// annotations are copies their writers could forge).
+	var record corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: v1alpha1.HealthyVersionsConfigMap}, &record); err != nil && !apierrors.IsNotFound(err) {
+		return out, fmt.Errorf("read %s in %s: %w", v1alpha1.HealthyVersionsConfigMap, namespace, err)
+	}
 	ran := map[string]bool{}
 	for _, a := range apps.Items {
 		model, env := a.Annotations[v1alpha1.AppAnnotationModel], a.Annotations[v1alpha1.AppAnnotationEnvironment]
-		for _, v := range a.HealthyVersions() {
-			if model != "" {
+		for _, v := range strings.Split(record.Data[a.Namespace+"."+a.Name], ",") {
+			if v != "" && model != "" {
 				ran[model+"\x00"+env+"\x00"+v] = true
 			}
 		}

@@ -142,8 +142,12 @@ func (r *ApplicationReconciler) gateCheck(ctx context.Context, app *v1alpha1.App
 	if r.Options.Registry == nil {
 		return refuseTransient(v1alpha1.ConditionModelGate, "model %s %s: %s; nothing applied", g.policy.Spec.RegisteredModel, g.version, errNoRegistry)
 	}
+	healthy, err := r.healthyRecord(ctx, app)
+	if err != nil {
+		return refuseTransient(v1alpha1.ConditionModelGate, "model %s %s: read %s: %s", g.policy.Spec.RegisteredModel, g.version, v1alpha1.HealthyVersionsConfigMap, err)
+	}
 	res, err := gate.Evaluate(ctx, r.Options.Registry, g.policy, g.env.Name, g.version, func(model, env, version string) bool {
-		return model == g.policy.Spec.RegisteredModel && env == g.env.Name && slices.Contains(app.HealthyVersions(), version)
+		return model == g.policy.Spec.RegisteredModel && env == g.env.Name && slices.Contains(healthy, version)
 	})
 	if err != nil {
 		return refuseTransient(v1alpha1.ConditionModelGate, "model %s %s: %s; nothing applied, the running version is kept", g.policy.Spec.RegisteredModel, g.version, err)
@@ -206,8 +210,8 @@ func (r *ApplicationReconciler) writeBack(ctx context.Context, app *v1alpha1.App
 	r.models.mu.Unlock()
 	// The record on the app is kept whatever the registry's cache says: a
 	// status write that lost a conflict must not lose it.
-	if !slices.Contains(app.HealthyVersions(), g.version) {
-		app.SetHealthyVersions(append(app.HealthyVersions(), g.version))
+	if err := r.recordHealthy(ctx, app, g.version); err != nil {
+		log.FromContext(ctx).Error(err, "healthy version not recorded", "app", appKey, "version", g.version)
 	}
 	if done {
 		return
@@ -248,13 +252,4 @@ func runningVersion(objs []*unstructured.Unstructured, live liveSet) string {
 		v = lv
 	}
 	return v
-}
-
-// forgetReverted drops a version that a revert undid from the app's
-// record of healthy versions: it is no longer exempt.
-func forgetReverted(app *v1alpha1.Application, version string) {
-	list := app.HealthyVersions()
-	if i := slices.Index(list, version); i >= 0 {
-		app.SetHealthyVersions(slices.Delete(list, i, i+1))
-	}
 }

@@ -278,3 +278,29 @@ spec:
 		return err == nil, fmt.Sprint(err)
 	})
 }
+
+// TestHealthyRecordNotForgeable: a tenant who writes its Application can
+// add a version to the mlcd.io/healthy-versions annotation, but the record
+// the rollback exemption reads lives in the control-plane namespace: the
+// gate still refuses a version that never ran where production requires.
+func TestHealthyRecordNotForgeable(t *testing.T) {
+	reg := registrytest.Start(t, registry.ServerOptions{})
+	h := startWith(t, time.Minute, reg.Client)
+	repo := modelRepo(t)
+	sha := repo.Write(map[string]string{
+		"models/fraud-detection/mlcd.yaml":              policy,
+		"models/fraud-detection/values-production.yaml": "model:\n  version: v2.3.5\n  replicas: 1\nautoscaling:\n  enabled: false\n",
+	}).Commit("v2.3.5 straight to production")
+	registrytest.Register(t, reg.Client, "fraud-detection", "v2.3.5", map[string]float64{"auc": 0.95})
+	dest := h.ns + "-prod"
+	h.namespaceGone(t, dest)
+	doc := strings.Replace(app, "metadata: {name: {{NAME}}, namespace: {{NS}}}", "metadata: {name: {{NAME}}, namespace: {{NS}}, annotations: {mlcd.io/healthy-versions: v2.3.5}}", 1)
+	h.create(doc, map[string]string{"{{NAME}}": "fd-production", "{{REPO}}": repo.URL(), "{{DEST}}": dest, "{{SELFHEAL}}": "true"})
+	h.waitCondition("fd-production", v1alpha1.ConditionModelGate, "staging")
+	if h.deployment(dest, "fraud-detection") != nil {
+		t.Fatal("a forged healthy-versions annotation exempted v2.3.5 from the staging requirement")
+	}
+	if a := h.app("fd-production"); a.Status.Sync.Revision == sha && a.Status.Sync.Status == v1alpha1.SyncStatusSynced {
+		t.Error("Synced over a refused version")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
@@ -227,7 +228,9 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 	// whether or not the sync applied anything.
 	if run.newRevision || requested {
 		if r.recordRevert(ctx, app, in.src.RepoURL, in.sha, since) && running != "" && (in.gov == nil || running != in.gov.version) {
-			forgetReverted(app, running)
+			if err := r.forgetReverted(ctx, app, running); err != nil {
+				log.FromContext(ctx).Error(err, "reverted version still recorded healthy", "app", app.Namespace+"/"+app.Name, "version", running)
+			}
 		}
 	}
 	if op.created != nil {
