@@ -14,7 +14,6 @@ import (
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 	"github.com/mlcd-dev/mlcd/internal/promote"
 	"github.com/mlcd-dev/mlcd/internal/repocreds"
-	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
 
 const maxReverted = 20
@@ -140,28 +139,10 @@ func (r *ApplicationReconciler) takeRefresh(key types.NamespacedName) bool {
 	return ok
 }
 
-// writeRemote is where a write for app goes: repoURL must be the app's
-// own source repository and one its project (read again now) allows, and
-// the push carries that repository's credentials for the project.
+// writeRemote is where a write for app goes (repocreds.WriteRemote),
+// committed as the controller's configured identity.
 func (r *ApplicationReconciler) writeRemote(ctx context.Context, app *v1alpha1.Application, repoURL string) (promote.Remote, error) {
-	own := false
-	for _, s := range append([]v1alpha1.ApplicationSource{}, app.Spec.Sources...) {
-		own = own || gitsource.SameRepo(s.RepoURL, repoURL)
-	}
-	if src := app.SourceOf(); src != nil && gitsource.SameRepo(src.RepoURL, repoURL) {
-		own = true
-	}
-	if !own {
-		return promote.Remote{}, fmt.Errorf("repository %s is not the application's own source: nothing is pushed there", gitsource.RedactURL(repoURL))
-	}
-	proj, serr := r.projectOf(ctx, app)
-	if serr != nil {
-		return promote.Remote{}, serr
-	}
-	if err := proj.PermitsSource(repoURL); err != nil {
-		return promote.Remote{}, err
-	}
-	remote, err := repocreds.WriteRemote(ctx, r.client, r.Options.ControllerNamespace, proj.Name, repoURL)
+	remote, err := repocreds.WriteRemote(ctx, r.client, r.Options.ControllerNamespace, app, repoURL)
 	remote.Name, remote.Email = r.Options.CommitterName, r.Options.CommitterEmail
 	return remote, err
 }

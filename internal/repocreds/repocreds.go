@@ -9,8 +9,11 @@
 package repocreds
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -139,12 +142,42 @@ func FromSecret(s *corev1.Secret) source.Credentials {
 // signed reverts and promotions.
 const SigningSecret = "mlcd-signing-key"
 
-// WriteRemote is where a push for an app of project goes: repoURL with its
-// write credentials (LookupWrite) and, when the SigningSecret exists, the
-// key that signs mlcd's commits. The caller has checked that the project
-// allows repoURL.
-func WriteRemote(ctx context.Context, c client.Reader, namespace, project, repoURL string) (promote.Remote, error) {
-	creds, err := LookupWrite(ctx, c, namespace, project, repoURL)
+// ErrWriteRefused is a write the app's project (or the app itself) does
+// not allow: nothing is pushed.
+var ErrWriteRefused = errors.New("nothing is pushed")
+
+// WriteRemote is where a push for app goes: repoURL must be one of the
+// app's own sources and one its project — read now, from namespace (the
+// control-plane namespace) — allows for the app's namespace; the push
+// carries the repository's write credentials (LookupWrite) and, when the
+// SigningSecret exists, the key that signs mlcd's commits. The controller
+// (reverts, promotions, notes) and the API (rollback) both ask it; a
+// refusal wraps ErrWriteRefused.
+func WriteRemote(ctx context.Context, c client.Reader, namespace string, app *v1alpha1.Application, repoURL string) (promote.Remote, error) {
+	sources := app.Spec.Sources
+	if app.Spec.Source != nil {
+		sources = append([]v1alpha1.ApplicationSource{*app.Spec.Source}, sources...)
+	}
+	if !slices.ContainsFunc(sources, func(s v1alpha1.ApplicationSource) bool { return source.SameRepo(s.RepoURL, repoURL) }) {
+		return promote.Remote{}, fmt.Errorf("repository %s is not the application's own source: %w", source.RedactURL(repoURL), ErrWriteRefused)
+	}
+	name := cmp.Or(app.Spec.Project, v1alpha1.DefaultProject)
+	proj := &v1alpha1.AppProject{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, proj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return promote.Remote{}, fmt.Errorf("project %s does not exist: %w", name, ErrWriteRefused)
+		}
+		return promote.Remote{}, err
+	}
+	if app.Namespace != namespace {
+		if err := proj.PermitsSourceNamespace(app.Namespace); err != nil {
+			return promote.Remote{}, fmt.Errorf("%w: %w", err, ErrWriteRefused)
+		}
+	}
+	if err := proj.PermitsSource(repoURL); err != nil {
+		return promote.Remote{}, fmt.Errorf("%w: %w", err, ErrWriteRefused)
+	}
+	creds, err := LookupWrite(ctx, c, namespace, proj.Name, repoURL)
 	if err != nil {
 		return promote.Remote{}, fmt.Errorf("read repository credentials: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -13,7 +14,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -415,29 +415,14 @@ func (s *Server) mayGovern(ctx context.Context, app *v1alpha1.Application, model
 	return nil
 }
 
-// writeRemote is the app's repository to push to, once the app's
-// project (read now, from the control-plane namespace) allows the app's
-// namespace and repository, with that repository's credentials for the
-// project: an app whose repoURL names a repository outside its project
-// never gets a commit pushed there.
+// writeRemote is the app's repository to push to (repocreds.WriteRemote):
+// a write its project does not allow is 403, and nothing is pushed.
 func (s *Server) writeRemote(ctx context.Context, app *v1alpha1.Application, repoURL string) (promote.Remote, error) {
-	name := cmp.Or(app.Spec.Project, v1alpha1.DefaultProject)
-	proj := &v1alpha1.AppProject{}
-	if err := s.reader().Get(ctx, client.ObjectKey{Namespace: s.o.Namespace, Name: name}, proj); err != nil {
-		if apierrors.IsNotFound(err) {
-			return promote.Remote{}, &apiError{http.StatusForbidden, fmt.Sprintf("project %s does not exist: nothing is pushed", name)}
-		}
-		return promote.Remote{}, err
+	remote, err := repocreds.WriteRemote(ctx, s.reader(), s.o.Namespace, app, repoURL)
+	if errors.Is(err, repocreds.ErrWriteRefused) {
+		return promote.Remote{}, &apiError{http.StatusForbidden, err.Error()}
 	}
-	if app.Namespace != s.o.Namespace {
-		if err := proj.PermitsSourceNamespace(app.Namespace); err != nil {
-			return promote.Remote{}, &apiError{http.StatusForbidden, err.Error() + ": nothing is pushed"}
-		}
-	}
-	if err := proj.PermitsSource(repoURL); err != nil {
-		return promote.Remote{}, &apiError{http.StatusForbidden, err.Error() + ": nothing is pushed"}
-	}
-	return repocreds.WriteRemote(ctx, s.reader(), s.o.Namespace, proj.Name, repoURL)
+	return remote, err
 }
 
 // listAppSets answers GET /api/v1/applicationsets: the sets of the
