@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"github.com/mlcd-dev/mlcd/internal/egress"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -24,8 +23,10 @@ import (
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/apply"
 	"github.com/mlcd-dev/mlcd/internal/desired"
+	"github.com/mlcd-dev/mlcd/internal/egress"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 	"github.com/mlcd-dev/mlcd/internal/registry"
+	"github.com/mlcd-dev/mlcd/internal/repocreds"
 	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
 
@@ -260,7 +261,7 @@ func (r *ApplicationReconciler) pollAfter(repoURL string) time.Duration {
 // repoCredentials for repoURL and an app of project, from the
 // control-plane namespace.
 func (r *ApplicationReconciler) repoCredentials(ctx context.Context, project, repoURL string) (gitsource.Credentials, error) {
-	return r.credentials(ctx, r.Options.ControllerNamespace, project, repoURL)
+	return repocreds.Lookup(ctx, r.client, r.Options.ControllerNamespace, project, repoURL)
 }
 
 func ptr[T any](v T) *T { return &v }

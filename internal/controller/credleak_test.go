@@ -134,40 +134,6 @@ spec:
 	}
 }
 
-// SelectCredentials matches parsed URLs and honours a Secret's project.
-func TestSelectCredentials(t *testing.T) {
-	sec := func(name, typ, url, project string) corev1.Secret {
-		s := corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"argocd.argoproj.io/secret-type": typ}}, Data: map[string][]byte{"url": []byte(url)}}
-		if project != "" {
-			s.Data["project"] = []byte(project)
-		}
-		return s
-	}
-	secrets := []corev1.Secret{
-		sec("corp", "repo-creds", "https://git.corp.example", ""),
-		sec("corp-team", "repo-creds", "https://git.corp.example/team", ""),
-		sec("team-a-only", "repo-creds", "https://git.corp.example/team", "team-a"),
-		sec("exact", "repository", "https://git.corp.example/team/app.git", ""),
-	}
-	for _, c := range []struct{ project, url, want string }{
-		{"default", "https://git.corp.example/other/x", "corp"},
-		{"default", "https://git.corp.example/team/x", "corp-team"},
-		{"team-a", "https://git.corp.example/team/x", "team-a-only"},
-		{"default", "https://git.corp.example/team/app", "exact"},
-		{"default", "https://git.corp.example@127.0.0.1:8080/team/x", ""},
-		{"default", "https://git.corp.example.evil.example/team/x", ""},
-		{"default", "https://git.corp.example/team-evil/x", "corp"},
-	} {
-		got := ""
-		if s := controller.SelectCredentials(secrets, c.project, c.url); s != nil {
-			got = s.Name
-		}
-		if got != c.want {
-			t.Errorf("SelectCredentials(%s, %s) = %q, want %q", c.project, c.url, got, c.want)
-		}
-	}
-}
-
 // privateRemote serves repo over smart HTTP with basic auth (fetch and
 // push need it), stores its repository Secret, and gives the process an
 // empty HOME and no Git configuration, as in a pod: every fetch and write

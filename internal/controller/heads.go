@@ -13,7 +13,7 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/desired"
-	"github.com/mlcd-dev/mlcd/internal/webhook"
+	gitsource "github.com/mlcd-dev/mlcd/internal/source"
 )
 
 // A reconcile whose fetch finds a new commit wakes, ahead of every other
@@ -31,7 +31,7 @@ type heads struct {
 
 // headKey names what a source follows: its repository and target revision.
 func headKey(src *v1alpha1.ApplicationSource) string {
-	return webhook.NormalizeURL(src.RepoURL) + "@" + src.TargetRevision
+	return gitsource.RepoIdentity(src.RepoURL) + "@" + src.TargetRevision
 }
 
 // urgentPriority puts a woken app ahead of polls and watch events.

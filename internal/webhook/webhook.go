@@ -185,11 +185,6 @@ func (h *Handler) settings(ctx context.Context) (map[string]string, int64, error
 	return secrets, maxBytes, nil
 }
 
-// NormalizeURL makes repository URLs comparable: no scheme, user, ".git"
-// or trailing slash, lower case, and scp-style SSH ("git@host:org/repo")
-// as "host/org/repo".
-func NormalizeURL(u string) string { return source.RepoIdentity(u) }
-
 // Matches reports whether a push concerns app: same repository, its
 // target revision is the pushed branch (HEAD or empty: the default
 // branch), and, when the app lists manifest-generate-paths and the push
@@ -199,10 +194,10 @@ func Matches(app *v1alpha1.Application, p *Push) bool {
 	if src == nil {
 		return false
 	}
-	repo := NormalizeURL(src.RepoURL)
+	repo := source.RepoIdentity(src.RepoURL)
 	same := false
 	for _, u := range p.URLs {
-		if u != "" && NormalizeURL(u) == repo {
+		if u != "" && source.RepoIdentity(u) == repo {
 			same = true
 		}
 	}

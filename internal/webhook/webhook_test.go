@@ -13,9 +13,10 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/registry"
+	"github.com/mlcd-dev/mlcd/internal/source"
 )
 
-func TestNormalizeURL(t *testing.T) {
+func TestRepoIdentityMatchesPushURLs(t *testing.T) {
 	same := []string{
 		"https://github.com/Company/ml-deployments.git",
 		"https://github.com/company/ml-deployments",
@@ -25,11 +26,11 @@ func TestNormalizeURL(t *testing.T) {
 		"ssh://git@github.com:22/company/ml-deployments.git",
 	}
 	for _, u := range same {
-		if got := NormalizeURL(u); got != "github.com/company/ml-deployments" {
+		if got := source.RepoIdentity(u); got != "github.com/company/ml-deployments" {
 			t.Errorf("%s -> %s", u, got)
 		}
 	}
-	if NormalizeURL("https://github.com/company/other") == NormalizeURL(same[0]) {
+	if source.RepoIdentity("https://github.com/company/other") == source.RepoIdentity(same[0]) {
 		t.Error("different repositories compare equal")
 	}
 }
