@@ -379,32 +379,46 @@ type ResourceResult struct {
 	SyncPhase string `json:"syncPhase,omitempty"`
 }
 
-// maxHealthyVersions bounds the HealthyVersionsAnnotation record.
+// maxHealthyVersions bounds the healthy-versions record.
 const maxHealthyVersions = 20
 
-// HealthyVersions reads the HealthyVersionsAnnotation record: the model
-// versions the app ran Synced and Healthy, oldest first.
-func (a *Application) HealthyVersions() []string {
-	v := a.Annotations[HealthyVersionsAnnotation]
+// ParseHealthyVersions reads a healthy-versions record (the annotation's
+// value, or the app's key in HealthyVersionsConfigMap): versions, oldest
+// first.
+func ParseHealthyVersions(v string) []string {
 	if v == "" {
 		return nil
 	}
 	return strings.Split(v, ",")
 }
 
-// SetHealthyVersions writes the record (the newest 20; none: removed).
-func (a *Application) SetHealthyVersions(list []string) {
+// FormatHealthyVersions writes a record: the newest 20, comma-separated.
+func FormatHealthyVersions(list []string) string {
 	if len(list) > maxHealthyVersions {
 		list = list[len(list)-maxHealthyVersions:]
 	}
+	return strings.Join(list, ",")
+}
+
+// HealthyVersionsKey is the app's key in HealthyVersionsConfigMap:
+// "<namespace>.<name>" (namespaces hold no dots).
+func HealthyVersionsKey(namespace, name string) string { return namespace + "." + name }
+
+// HealthyVersions reads the HealthyVersionsAnnotation copy of the record.
+func (a *Application) HealthyVersions() []string {
+	return ParseHealthyVersions(a.Annotations[HealthyVersionsAnnotation])
+}
+
+// SetHealthyVersions writes the annotation copy (none: removed).
+func (a *Application) SetHealthyVersions(list []string) {
 	if a.Annotations == nil {
 		a.Annotations = map[string]string{}
 	}
-	if len(list) == 0 {
+	if v := FormatHealthyVersions(list); v != "" {
+		a.Annotations[HealthyVersionsAnnotation] = v
+	} else {
 		delete(a.Annotations, HealthyVersionsAnnotation)
-		return
 	}
-	a.Annotations[HealthyVersionsAnnotation] = strings.Join(list, ",")
 }
 
 // DeployedRevision is the commit that last changed what the app applies:

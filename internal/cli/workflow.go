@@ -367,8 +367,8 @@ func readClusterPolicies(ctx context.Context, kubeconfig, namespace string) (clu
 	ran := map[string]bool{}
 	for _, a := range apps.Items {
 		model, env := a.Annotations[v1alpha1.AppAnnotationModel], a.Annotations[v1alpha1.AppAnnotationEnvironment]
-		for _, v := range strings.Split(record.Data[a.Namespace+"."+a.Name], ",") {
-			if v != "" && model != "" {
+		for _, v := range v1alpha1.ParseHealthyVersions(record.Data[v1alpha1.HealthyVersionsKey(a.Namespace, a.Name)]) {
+			if model != "" {
 				ran[model+"\x00"+env+"\x00"+v] = true
 			}
 		}

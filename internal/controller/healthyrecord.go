@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,10 +21,6 @@ import (
 // forge it. The app's mlcd.io/healthy-versions annotation is kept as a copy
 // for people and the UI; no decision reads it.
 
-// healthyKey is the app's key in the record: "<namespace>.<name>"
-// (namespaces hold no dots).
-func healthyKey(app *v1alpha1.Application) string { return app.Namespace + "." + app.Name }
-
 // healthyRecord is the app's recorded healthy versions.
 func (r *ApplicationReconciler) healthyRecord(ctx context.Context, app *v1alpha1.Application) ([]string, error) {
 	var cm corev1.ConfigMap
@@ -36,14 +31,7 @@ func (r *ApplicationReconciler) healthyRecord(ctx context.Context, app *v1alpha1
 	if err != nil {
 		return nil, err
 	}
-	return splitVersions(cm.Data[healthyKey(app)]), nil
-}
-
-func splitVersions(v string) []string {
-	if v == "" {
-		return nil
-	}
-	return strings.Split(v, ",")
+	return v1alpha1.ParseHealthyVersions(cm.Data[v1alpha1.HealthyVersionsKey(app.Namespace, app.Name)]), nil
 }
 
 // setHealthyRecord writes the app's list into the record (its key only:
@@ -51,18 +39,18 @@ func splitVersions(v string) []string {
 // app.
 func (r *ApplicationReconciler) setHealthyRecord(ctx context.Context, app *v1alpha1.Application, list []string) error {
 	app.SetHealthyVersions(list)
-	list = app.HealthyVersions() // bounded as the annotation is
-	var value any = strings.Join(list, ",")
-	if len(list) == 0 {
-		value = nil
+	key, value := v1alpha1.HealthyVersionsKey(app.Namespace, app.Name), v1alpha1.FormatHealthyVersions(list)
+	var patchValue any = value
+	if value == "" {
+		patchValue = nil // removes the key
 	}
-	patch, _ := json.Marshal(map[string]any{"data": map[string]any{healthyKey(app): value}})
+	patch, _ := json.Marshal(map[string]any{"data": map[string]any{key: patchValue}})
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: r.Options.ControllerNamespace, Name: v1alpha1.HealthyVersionsConfigMap}}
 	err := r.client.Patch(ctx, cm, client.RawPatch("application/merge-patch+json", patch))
 	if apierrors.IsNotFound(err) {
 		cm.Data = map[string]string{}
-		if len(list) > 0 {
-			cm.Data[healthyKey(app)] = strings.Join(list, ",")
+		if value != "" {
+			cm.Data[key] = value
 		}
 		err = r.client.Create(ctx, cm)
 		if apierrors.IsAlreadyExists(err) {
@@ -75,19 +63,18 @@ func (r *ApplicationReconciler) setHealthyRecord(ctx context.Context, app *v1alp
 	return nil
 }
 
-// recordHealthy adds version to the app's record.
+// recordHealthy adds version to the app's record; when the record has it
+// already only the annotation copy is mended (no write).
 func (r *ApplicationReconciler) recordHealthy(ctx context.Context, app *v1alpha1.Application, version string) error {
 	list, err := r.healthyRecord(ctx, app)
 	if err != nil {
 		return err
 	}
-	if slices.Contains(list, version) && slices.Contains(app.HealthyVersions(), version) {
+	if slices.Contains(list, version) {
+		app.SetHealthyVersions(list)
 		return nil
 	}
-	if !slices.Contains(list, version) {
-		list = append(list, version)
-	}
-	return r.setHealthyRecord(ctx, app, list)
+	return r.setHealthyRecord(ctx, app, append(list, version))
 }
 
 // forgetReverted drops a version a revert undid from the app's record: it
@@ -99,7 +86,7 @@ func (r *ApplicationReconciler) forgetReverted(ctx context.Context, app *v1alpha
 	}
 	i := slices.Index(list, version)
 	if i < 0 {
-		app.SetHealthyVersions(slices.DeleteFunc(app.HealthyVersions(), func(v string) bool { return v == version }))
+		app.SetHealthyVersions(list)
 		return nil
 	}
 	return r.setHealthyRecord(ctx, app, slices.Delete(list, i, i+1))
