@@ -216,12 +216,11 @@ func (r *ApplicationReconciler) syncOperation(ctx context.Context, app *v1alpha1
 	// entry still names the commit that deployed what runs: lineage), nor
 	// does a self-heal of the revision the newest entry already names.
 	since := lastHistoryRevision(app) // the commits after it are new to the app
-	if requested || (op.changed && lastHistoryRevision(app) != in.sha) {
+	if requested || (op.changed && since != in.sha) {
 		app.Status.History = inventory.AppendHistory(app.Status.History, v1alpha1.RevisionHistory{
 			Revision: in.sha, DeployedAt: *app.Status.OperationState.FinishedAt, DeployStartedAt: &app.Status.OperationState.StartedAt, Source: recorded(*in.src),
 			Revisions: in.revs, Sources: multiSources(app, in),
 		}, app.Spec.RevisionHistoryLimit)
-		since = lastSyncedBefore(app)
 	}
 	// A new revision may hold revert commits (a canary's revert changes
 	// nothing the abort had not already restored): they are recorded
@@ -342,14 +341,6 @@ func decide(app *v1alpha1.Application, sha string) syncDecision {
 func lastSyncedRevision(app *v1alpha1.Application) string {
 	if op := app.Status.OperationState; op != nil && op.SyncResult != nil {
 		return op.SyncResult.Revision
-	}
-	return ""
-}
-
-// lastSyncedBefore is the revision of the history entry before the newest.
-func lastSyncedBefore(app *v1alpha1.Application) string {
-	if n := len(app.Status.History); n > 1 {
-		return app.Status.History[n-2].Revision
 	}
 	return ""
 }
