@@ -2,7 +2,8 @@
 // are compared or applied: fields an Application's ignoreDifferences names
 // (JSON pointers, jq path expressions, fields owned by named field
 // managers), Argo CD's system-level defaults, and the replicas of
-// workloads that an autoscaler scales. It is pure: values in, values out.
+// workloads that an autoscaler scales; and it masks Secret values in the
+// diffs people read (Masker). It is pure: values in, values out.
 package diff
 
 import (

@@ -10,10 +10,6 @@ package prdiff
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
@@ -29,6 +25,7 @@ import (
 
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/appset"
+	"github.com/mlcd-dev/mlcd/internal/diff"
 	"github.com/mlcd-dev/mlcd/internal/manifest"
 	"github.com/mlcd-dev/mlcd/internal/render"
 	"github.com/mlcd-dev/mlcd/internal/source"
@@ -112,7 +109,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	d := &differ{
 		ctx: ctx, repo: repo, dir: cacheDir,
 		mine: map[string]bool{source.RepoIdentity("file://" + dir): true, source.RepoIdentity(dir): true},
-		key:  maskKey(),
+		// Random per run: a mask shows whether a value changed between the
+		// two revisions, and cannot be brute-forced from a PR comment.
+		masker: diff.NewMasker(),
 	}
 	if origin != "" {
 		d.mine[source.RepoIdentity(origin)] = true
@@ -160,11 +159,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 }
 
 type differ struct {
-	ctx  context.Context
-	repo *git.Repository
-	dir  string // where revisions are checked out
-	mine map[string]bool
-	key  []byte
+	ctx    context.Context
+	repo   *git.Repository
+	dir    string // where revisions are checked out
+	mine   map[string]bool
+	masker *diff.Masker
 }
 
 // rendered is one app at one revision: its objects as text, or why not.
@@ -363,9 +362,7 @@ func (d *differ) text(objs []*unstructured.Unstructured) string {
 	docs := make([]doc, 0, len(objs))
 	for _, o := range objs {
 		c := o.DeepCopy()
-		if c.GetKind() == "Secret" && c.GroupVersionKind().Group == "" {
-			d.maskSecret(c)
-		}
+		d.masker.Secret(c)
 		data, err := yaml.Marshal(c.Object)
 		if err != nil {
 			data = []byte(err.Error())
@@ -386,29 +383,6 @@ func qualified(o *unstructured.Unstructured) string {
 		return ns + "/" + o.GetName()
 	}
 	return o.GetName()
-}
-
-func (d *differ) maskSecret(o *unstructured.Unstructured) {
-	for _, field := range []string{"data", "stringData"} {
-		m, ok, _ := unstructured.NestedMap(o.Object, field)
-		if !ok {
-			continue
-		}
-		for k, v := range m {
-			h := hmac.New(sha256.New, d.key)
-			fmt.Fprint(h, v)
-			m[k] = "++++++++ (" + hex.EncodeToString(h.Sum(nil)[:8]) + ")"
-		}
-		_ = unstructured.SetNestedMap(o.Object, m, field)
-	}
-}
-
-// maskKey is random per run: a mask shows whether a value changed between
-// the two revisions, and cannot be brute-forced from a PR comment.
-func maskKey() []byte {
-	k := make([]byte, 32)
-	_, _ = rand.Read(k)
-	return k
 }
 
 func unified(a, b, app string) string {

@@ -1,10 +1,6 @@
 package server
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +8,8 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	mlcddiff "github.com/mlcd-dev/mlcd/internal/diff"
 )
 
 // ObjectDiff is one object a sync would change.
@@ -99,9 +97,7 @@ func clean(o *unstructured.Unstructured) (string, error) {
 		delete(ann, "kubectl.kubernetes.io/last-applied-configuration")
 		c.SetAnnotations(ann)
 	}
-	if c.GetKind() == "Secret" && c.GroupVersionKind().Group == "" {
-		maskSecret(c)
-	}
+	masker.Secret(c)
 	data, err := yaml.Marshal(c.Object)
 	if err != nil {
 		return "", errors.New("render object as YAML: " + err.Error())
@@ -109,37 +105,6 @@ func clean(o *unstructured.Unstructured) (string, error) {
 	return string(data), nil
 }
 
-// maskSecret replaces every value of data and stringData with a mask that
-// still shows whether it changed (Argo CD masks the same way).
-func maskSecret(o *unstructured.Unstructured) {
-	for _, field := range []string{"data", "stringData"} {
-		m, ok, _ := unstructured.NestedMap(o.Object, field)
-		if !ok {
-			continue
-		}
-		for k, v := range m {
-			m[k] = mask(fmt.Sprint(v))
-		}
-		_ = unstructured.SetNestedMap(o.Object, m, field)
-	}
-}
-
-// maskKey keys mask: random per process, so a mask can be compared with
-// another of the same server but not brute-forced offline (an unkeyed hash
-// of a short password can be).
-var maskKey = func() []byte {
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		panic(err)
-	}
-	return k
-}()
-
-// mask is a fixed-length token per value: equal values mask equally, so a
-// diff still shows which changed, and nothing of the value can be read
-// back (HMAC-SHA256 under maskKey, truncated).
-func mask(v string) string {
-	m := hmac.New(sha256.New, maskKey)
-	m.Write([]byte(v))
-	return "++++++++ (" + hex.EncodeToString(m.Sum(nil)[:8]) + ")"
-}
+// masker hides Secret values in the API's diffs; its key lives as long
+// as the server, so masks compare within it.
+var masker = mlcddiff.NewMasker()
