@@ -20,6 +20,8 @@ import (
 	"text/template"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/mlcd-dev/mlcd/api/v1alpha1"
 	"github.com/mlcd-dev/mlcd/internal/source"
 )
@@ -45,7 +47,7 @@ func commitStatusService(kind, name, v string, resolve func(string) string) (Ser
 		EnterpriseBaseURL string `json:"enterpriseBaseURL"`
 		BaseURL           string `json:"baseURL"`
 	}
-	if err := yamlUnmarshal([]byte(v), &s); err != nil {
+	if err := yaml.Unmarshal([]byte(v), &s); err != nil {
 		return Service{}, err
 	}
 	svc := Service{Name: name, Kind: kind, Token: resolve(s.Token), PrivateKey: resolve(s.PrivateKey),

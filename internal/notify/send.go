@@ -188,7 +188,6 @@ func templateData(app *v1alpha1.Application, ev Event) map[string]any {
 	return map[string]any{"app": generic, "event": ev}
 }
 
-func yamlUnmarshal(data []byte, v any) error { return yaml.Unmarshal(data, v) }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
