@@ -188,7 +188,6 @@ func templateData(app *v1alpha1.Application, ev Event) map[string]any {
 	return map[string]any{"app": generic, "event": ev}
 }
 
-
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 // Send delivers one notification, retrying transient failures.
